@@ -1,0 +1,88 @@
+// Package metrics defines the edge node's Prometheus metrics. One *Metrics
+// is created per node with the registerer it should register on, and passed
+// to the components that update it; nothing here is global.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics holds every collector of an edge node. Safe for concurrent use.
+type Metrics struct {
+	Connections     prometheus.Gauge
+	ConnectionsOpen prometheus.Counter
+	Closes          *prometheus.CounterVec // by reason label
+	AuthFailures    *prometheus.CounterVec // by reason
+	Rooms           prometheus.Gauge
+	NATSSubs        prometheus.Gauge
+	NATSConnected   prometheus.Gauge
+	NATSReconnects  prometheus.Counter
+	EventsIn        prometheus.Counter
+	EventsInvalid   prometheus.Counter
+	EventsDropped   *prometheus.CounterVec // by reason, before reaching a client queue
+	Deliveries      prometheus.Counter     // events queued to clients
+	FramesOut       prometheus.Counter
+	BytesOut        prometheus.Counter
+	MessagesIn      prometheus.Counter
+	DeliveryLatency prometheus.Histogram
+}
+
+// New creates the collectors and registers them on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventedge_connections", Help: "WebSocket connections open now (authenticated or not).",
+		}),
+		ConnectionsOpen: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventedge_connections_opened_total", Help: "WebSocket connections accepted.",
+		}),
+		Closes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventedge_connections_closed_total", Help: "WebSocket connections closed, by reason.",
+		}, []string{"reason"}),
+		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventedge_auth_failures_total", Help: "Refused tokens, by reason.",
+		}, []string{"reason"}),
+		Rooms: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventedge_rooms", Help: "Rooms with at least one local subscriber.",
+		}),
+		NATSSubs: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventedge_nats_subscriptions", Help: "NATS subscriptions held for rooms.",
+		}),
+		NATSConnected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventedge_nats_connected", Help: "1 while the node is connected to NATS.",
+		}),
+		NATSReconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventedge_nats_reconnects_total", Help: "Reconnections to NATS.",
+		}),
+		EventsIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventedge_events_in_total", Help: "Events received from NATS.",
+		}),
+		EventsInvalid: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventedge_events_invalid_total", Help: "Events from NATS that failed to decode or validate (logged, not delivered).",
+		}),
+		EventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventedge_events_dropped_total", Help: "Events not delivered to a client, by reason.",
+		}, []string{"reason"}),
+		Deliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventedge_deliveries_total", Help: "Event messages queued to clients.",
+		}),
+		FramesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventedge_frames_out_total", Help: "WebSocket frames written to clients.",
+		}),
+		BytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventedge_bytes_out_total", Help: "Payload bytes written to clients.",
+		}),
+		MessagesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventedge_client_messages_total", Help: "Messages received from clients.",
+		}),
+		DeliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "eventedge_delivery_latency_seconds",
+			Help:    "From the event's timestamp to the completed write of the frame carrying it.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+	}
+	reg.MustRegister(m.Connections, m.ConnectionsOpen, m.Closes, m.AuthFailures, m.Rooms, m.NATSSubs,
+		m.NATSConnected, m.NATSReconnects, m.EventsIn, m.EventsInvalid, m.EventsDropped, m.Deliveries,
+		m.FramesOut, m.BytesOut, m.MessagesIn, m.DeliveryLatency)
+	return m
+}

@@ -1,0 +1,278 @@
+// Package node assembles an edge node from its parts — the NATS broker (or
+// an embedded NATS server), the room hub, the WebSocket server and the admin
+// listener — and runs its lifecycle: Start binds and serves, Shutdown stops
+// in order (readiness off, listeners closed, clients closed with 1012, NATS
+// drained, embedded server stopped).
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/eventedge/eventedge/proto/events"
+
+	"github.com/eventedge/eventedge/services/edge/internal/auth"
+	"github.com/eventedge/eventedge/services/edge/internal/broker"
+	"github.com/eventedge/eventedge/services/edge/internal/hub"
+	"github.com/eventedge/eventedge/services/edge/internal/metrics"
+	"github.com/eventedge/eventedge/services/edge/internal/server"
+	"github.com/eventedge/eventedge/services/edge/internal/session"
+)
+
+// Options configures a node. Zero fields take the defaults of the
+// component they belong to.
+type Options struct {
+	// Name identifies the node to clients (welcome) and in logs. Default:
+	// the host name.
+	Name string
+	// Addr is the public listener (WebSocket). Default ":8080".
+	Addr string
+	// AdminAddr is the admin listener (/metrics, /healthz, /readyz).
+	// Default ":9090".
+	AdminAddr string
+	// NATSURL is the NATS server to use. Empty: start an embedded server.
+	NATSURL string
+	// Embedded configures the embedded NATS server used when NATSURL is
+	// empty.
+	Embedded broker.EmbeddedOptions
+	// Stream configures the EVENTS stream the node ensures.
+	Stream events.StreamConfig
+	// Auth configures token verification. A key is required.
+	Auth auth.Options
+	// Server configures the WebSocket endpoint.
+	Server server.Options
+	// Session configures each connection.
+	Session session.Options
+	// Hub configures the fan-out.
+	Hub hub.Options
+	// ShutdownTimeout bounds Shutdown's wait for clients to close. Default 10s.
+	ShutdownTimeout time.Duration
+}
+
+// Node is one edge node.
+type Node struct {
+	// static after New
+	opts     Options
+	log      zerolog.Logger
+	registry *prometheus.Registry
+	m        *metrics.Metrics
+	verifier *auth.Verifier
+
+	// set by Start
+	embedded  *natsserver.Server
+	broker    *broker.Broker
+	hub       *hub.Hub
+	ws        *server.Server
+	public    *http.Server
+	admin     *http.Server
+	publicLn  net.Listener
+	adminLn   net.Listener
+	serveWG   sync.WaitGroup // the two Serve goroutines
+	serveErr  chan error
+	draining  atomic.Bool
+	shutdown  sync.Once
+	shutdownE error
+}
+
+// New validates opts and returns a node ready to Start.
+func New(opts Options, log zerolog.Logger) (*Node, error) {
+	if opts.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("node name: %w", err)
+		}
+		opts.Name = h
+	}
+	if opts.Addr == "" {
+		opts.Addr = ":8080"
+	}
+	if opts.AdminAddr == "" {
+		opts.AdminAddr = ":9090"
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 10 * time.Second
+	}
+	if err := opts.Stream.Validate(); err != nil {
+		return nil, err
+	}
+	v, err := auth.NewVerifier(opts.Auth)
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Node{
+		opts:     opts,
+		log:      log.With().Str("node", opts.Name).Logger(),
+		registry: reg,
+		m:        metrics.New(reg),
+		verifier: v,
+		serveErr: make(chan error, 2),
+	}, nil
+}
+
+// Start binds the listeners, connects to NATS (starting the embedded server
+// first when configured) and serves in the background. On error, whatever
+// was started is stopped.
+func (n *Node) Start() (err error) {
+	defer func() {
+		if err != nil {
+			if n.hub != nil {
+				n.hub.Close()
+			}
+			n.stopNATS()
+		}
+	}()
+	url := n.opts.NATSURL
+	if url == "" {
+		if n.embedded, err = broker.StartEmbedded(n.opts.Embedded); err != nil {
+			return err
+		}
+		url = n.embedded.ClientURL()
+		n.log.Info().Str("url", url).Str("store", n.opts.Embedded.StoreDir).Msg("embedded NATS with JetStream started")
+	}
+	n.broker, err = broker.Connect(broker.Options{URL: url, Name: "edge-" + n.opts.Name, Stream: n.opts.Stream}, n.log, n.m)
+	if err != nil {
+		return err
+	}
+	n.hub = hub.New(n.broker.NC, n.opts.Hub, n.log, n.m)
+	env := &session.Env{
+		Node:     n.opts.Name,
+		Hub:      n.hub,
+		Verifier: n.verifier,
+		Metrics:  n.m,
+		Log:      n.log,
+		Options:  n.opts.Session.WithDefaults(),
+	}
+	n.ws = server.New(env, n.opts.Server)
+
+	if n.publicLn, err = net.Listen("tcp", n.opts.Addr); err != nil {
+		return fmt.Errorf("listen %s: %w", n.opts.Addr, err)
+	}
+	if n.adminLn, err = net.Listen("tcp", n.opts.AdminAddr); err != nil {
+		n.publicLn.Close()
+		return fmt.Errorf("listen admin %s: %w", n.opts.AdminAddr, err)
+	}
+	n.public = &http.Server{Handler: n.ws, ReadHeaderTimeout: 10 * time.Second}
+	n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	n.serve(n.public, n.publicLn)
+	n.serve(n.admin, n.adminLn)
+	n.log.Info().Str("addr", n.publicLn.Addr().String()).Str("admin", n.adminLn.Addr().String()).Msg("edge node serving")
+	return nil
+}
+
+func (n *Node) serve(srv *http.Server, ln net.Listener) {
+	n.serveWG.Add(1)
+	go func() {
+		defer n.serveWG.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.serveErr <- err
+		}
+	}()
+}
+
+// Addr returns the public listener's address (after Start).
+func (n *Node) Addr() net.Addr { return n.publicLn.Addr() }
+
+// AdminAddr returns the admin listener's address (after Start).
+func (n *Node) AdminAddr() net.Addr { return n.adminLn.Addr() }
+
+// Embedded returns the embedded NATS server, nil when an external one is used.
+func (n *Node) Embedded() *natsserver.Server { return n.embedded }
+
+// Registry returns the node's metrics registry.
+func (n *Node) Registry() *prometheus.Registry { return n.registry }
+
+// Metrics returns the node's metrics.
+func (n *Node) Metrics() *metrics.Metrics { return n.m }
+
+// Verifier returns the node's token verifier.
+func (n *Node) Verifier() *auth.Verifier { return n.verifier }
+
+// Errors reports a listener that failed while serving.
+func (n *Node) Errors() <-chan error { return n.serveErr }
+
+// Ready returns nil when the node should receive new clients.
+func (n *Node) Ready() error {
+	if n.draining.Load() {
+		return errors.New("draining")
+	}
+	if n.broker == nil {
+		return errors.New("starting")
+	}
+	return n.broker.Ready()
+}
+
+func (n *Node) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{Registry: n.registry}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := n.Ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+// Shutdown stops the node: readiness off, the public listener closed,
+// clients closed with 1012, the hub and NATS connection drained, the
+// embedded server stopped, the admin listener closed last. It waits at most
+// ShutdownTimeout for clients. Safe to call more than once.
+func (n *Node) Shutdown() error {
+	n.shutdown.Do(func() { n.shutdownE = n.doShutdown() })
+	return n.shutdownE
+}
+
+func (n *Node) doShutdown() error {
+	n.draining.Store(true)
+	n.log.Info().Int("clients", n.ws.Sessions()).Msg("shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), n.opts.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	// Stop accepting; hijacked WebSocket connections are not affected.
+	if err := n.public.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("public listener: %w", err))
+	}
+	if err := n.ws.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("close clients: %w", err))
+	}
+	n.hub.Close()
+	n.stopNATS()
+	if err := n.admin.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("admin listener: %w", err))
+	}
+	n.serveWG.Wait()
+	n.log.Info().Msg("stopped")
+	return errors.Join(errs...)
+}
+
+func (n *Node) stopNATS() {
+	if n.broker != nil {
+		n.broker.Close()
+	}
+	if n.embedded != nil {
+		n.embedded.Shutdown()
+		n.embedded.WaitForShutdown()
+	}
+}

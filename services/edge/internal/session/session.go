@@ -1,0 +1,412 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/eventedge/eventedge/proto/events"
+	"github.com/eventedge/eventedge/proto/room"
+
+	"github.com/eventedge/eventedge/services/edge/internal/auth"
+	"github.com/eventedge/eventedge/services/edge/internal/hub"
+	"github.com/eventedge/eventedge/services/edge/internal/metrics"
+	"github.com/eventedge/eventedge/services/edge/internal/protocol"
+)
+
+// Env is what sessions share: the node's components.
+type Env struct {
+	Node     string
+	Hub      *hub.Hub
+	Verifier *auth.Verifier
+	Metrics  *metrics.Metrics
+	Log      zerolog.Logger
+	Options  Options // with defaults applied by New
+}
+
+// Info describes the connection, from the upgrade request.
+type Info struct {
+	ID         string
+	RemoteAddr string
+	UserAgent  string
+	// HeaderToken is the bearer token of the Authorization header, if any.
+	HeaderToken string
+}
+
+// item is one queued message.
+type item struct {
+	data []byte
+	// ts is the event timestamp for event messages (zero for others): the
+	// writer observes delivery latency from it.
+	ts time.Time
+}
+
+// Session is one client connection. Create with New, then call Run once.
+type Session struct {
+	// static after construction
+	env   *Env
+	opts  Options
+	conn  *websocket.Conn
+	info  Info
+	log   zerolog.Logger
+	start time.Time
+	wake  chan struct{} // cap 1: the writer has something to do
+
+	claims   atomic.Pointer[auth.Claims] // nil until authenticated
+	deviceID atomic.Pointer[string]
+
+	// owned by the reader (Run)
+	subs      map[string]*hub.Subscription // by room name
+	authTimer *time.Timer
+	expTimer  *time.Timer
+
+	mu         sync.Mutex
+	queue      []item                // guarded by mu
+	queueBytes int                   // guarded by mu
+	reason     *protocol.CloseReason // guarded by mu; set once: the session is closing
+	pingTimer  *time.Timer           // guarded by mu
+	pingWG     sync.WaitGroup        // a ping in flight
+	done       bool                  // guarded by mu: Run is tearing down; no new pings
+}
+
+// New returns a session for an accepted connection.
+func New(env *Env, conn *websocket.Conn, info Info) *Session {
+	s := &Session{
+		env:   env,
+		opts:  env.Options.WithDefaults(),
+		conn:  conn,
+		info:  info,
+		start: time.Now(),
+		wake:  make(chan struct{}, 1),
+		subs:  make(map[string]*hub.Subscription),
+	}
+	s.log = env.Log.With().Str("session", info.ID).Str("remote", info.RemoteAddr).Logger()
+	return s
+}
+
+// ID returns the session id.
+func (s *Session) ID() string { return s.info.ID }
+
+// Claims returns the current claims, nil before authentication. It
+// implements hub.Sink.
+func (s *Session) Claims() *auth.Claims { return s.claims.Load() }
+
+// Close asks the session to end with reason; Run returns once it has. Safe
+// to call from any goroutine, any number of times: the first reason wins.
+func (s *Session) Close(reason *protocol.CloseReason) {
+	s.mu.Lock()
+	if s.reason == nil {
+		s.reason = reason
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *Session) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Deliver queues an event for the client. It never blocks; when the queue
+// is full the session is closed as a slow consumer. It implements hub.Sink.
+func (s *Session) Deliver(o *hub.Outbound) {
+	s.mu.Lock()
+	if s.reason != nil {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.queue) >= s.opts.QueueMessages || s.queueBytes+len(o.Data) > s.opts.QueueBytes {
+		s.reason = protocol.ReasonSlowConsumer
+		s.mu.Unlock()
+		s.env.Metrics.EventsDropped.WithLabelValues("slow_consumer").Inc()
+		s.signal()
+		return
+	}
+	s.queue = append(s.queue, item{data: o.Data, ts: o.Timestamp})
+	s.queueBytes += len(o.Data)
+	s.mu.Unlock()
+	s.signal()
+}
+
+// send queues a control message (reply, welcome, pong). Control messages
+// are small and bounded by the client's own command rate; they are not
+// subject to the slow-consumer limit.
+func (s *Session) send(data []byte) {
+	s.mu.Lock()
+	if s.reason != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.queue = append(s.queue, item{data: data})
+	s.queueBytes += len(data)
+	s.mu.Unlock()
+	s.signal()
+}
+
+// Run serves the connection until it ends and returns why. The caller must
+// not use the connection afterwards.
+func (s *Session) Run(ctx context.Context) *protocol.CloseReason {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var writerDone sync.WaitGroup
+	writerDone.Add(1)
+	go func() {
+		defer writerDone.Done()
+		s.writeLoop(ctx)
+	}()
+
+	if s.info.HeaderToken != "" {
+		s.authenticate(nil, s.info.HeaderToken, "", "")
+	} else {
+		s.authTimer = time.AfterFunc(s.opts.AuthTimeout, func() {
+			if s.Claims() == nil {
+				s.env.Metrics.AuthFailures.WithLabelValues("timeout").Inc()
+				s.Close(protocol.Unauthenticated("no auth message within " + s.opts.AuthTimeout.String()))
+			}
+		})
+	}
+	s.schedulePing()
+
+	s.readLoop(ctx)
+
+	// Teardown: stop timers, leave rooms, let the writer finish the close.
+	if s.authTimer != nil {
+		s.authTimer.Stop()
+	}
+	if s.expTimer != nil {
+		s.expTimer.Stop()
+	}
+	for _, sub := range s.subs {
+		s.env.Hub.Leave(sub)
+	}
+	s.mu.Lock()
+	s.done = true
+	if s.pingTimer != nil {
+		s.pingTimer.Stop()
+	}
+	if s.reason == nil {
+		s.reason = protocol.ReasonPeerClosed
+	}
+	reason := s.reason
+	s.mu.Unlock()
+	s.signal()
+	writerDone.Wait()
+	cancel()
+	_ = s.conn.CloseNow()
+	s.pingWG.Wait()
+	s.logClose(reason)
+	return reason
+}
+
+func (s *Session) logClose(r *protocol.CloseReason) {
+	ev := s.log.Info().Str("reason", r.Label).Int("code", int(r.Code)).Dur("duration", time.Since(s.start))
+	if c := s.Claims(); c != nil {
+		ev = ev.Str("user", c.Subject)
+	}
+	ev.Msg("connection closed")
+}
+
+// readLoop reads until the connection fails or closes.
+func (s *Session) readLoop(ctx context.Context) {
+	for {
+		typ, data, err := s.conn.Read(ctx)
+		if err != nil {
+			s.noteReadError(err)
+			return
+		}
+		if s.closing() {
+			continue // keep reading so the close handshake completes
+		}
+		if typ != websocket.MessageText {
+			s.Close(protocol.ProtocolViolation("binary frames are not part of protocol v1 (JSON)"))
+			continue
+		}
+		protocol.Split(data, func(msg []byte) bool {
+			s.env.Metrics.MessagesIn.Inc()
+			s.handle(ctx, msg)
+			return !s.closing()
+		})
+	}
+}
+
+func (s *Session) noteReadError(err error) {
+	var ce websocket.CloseError
+	switch {
+	case errors.As(err, &ce) && ce.Code == websocket.StatusMessageTooBig:
+		s.Close(protocol.ReasonTooBig)
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		s.Close(protocol.ReasonTooBig)
+	default:
+		s.Close(protocol.ReasonPeerClosed)
+	}
+}
+
+func (s *Session) closing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reason != nil
+}
+
+// handle executes one client message.
+func (s *Session) handle(ctx context.Context, data []byte) {
+	msg, err := protocol.Decode(data)
+	if err != nil {
+		var de *protocol.DecodeError
+		if errors.As(err, &de) && de.ID != nil {
+			s.send(protocol.EncodeError(de.ID, protocol.CodeBadRequest, de.Reason))
+			return
+		}
+		s.Close(protocol.ProtocolViolation(err.Error()))
+		return
+	}
+	authed := s.Claims() != nil
+	switch msg.Op {
+	case protocol.OpAuth:
+		s.authenticate(msg.ID, msg.Token, msg.DeviceID, msg.ClientVersion)
+	case protocol.OpPing:
+		s.send(protocol.EncodePong(msg.ID))
+	case protocol.OpSubscribe, protocol.OpUnsubscribe:
+		if !authed {
+			s.send(protocol.EncodeError(msg.ID, protocol.CodeUnauthorized, "authenticate first: send {\"op\":\"auth\",\"token\":…}"))
+			return
+		}
+		if msg.Op == protocol.OpSubscribe {
+			s.subscribe(ctx, msg)
+		} else {
+			s.unsubscribe(msg)
+		}
+	}
+}
+
+// authenticate handles the first authentication (from the header or the
+// first auth message) and later token refreshes.
+func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string) {
+	claims, err := s.env.Verifier.Verify(token)
+	prev := s.Claims()
+	if err != nil {
+		reason := auth.ReasonOf(err)
+		s.env.Metrics.AuthFailures.WithLabelValues(string(reason)).Inc()
+		if prev == nil {
+			s.Close(protocol.Unauthenticated(err.Error()))
+			return
+		}
+		// A failed refresh leaves the current, still valid token in force.
+		s.send(protocol.EncodeError(id, protocol.CodeUnauthorized, err.Error()))
+		return
+	}
+	if prev != nil && claims.Subject != prev.Subject {
+		s.env.Metrics.AuthFailures.WithLabelValues(string(auth.ReasonSubjectDiffs)).Inc()
+		s.send(protocol.EncodeError(id, protocol.CodeUnauthorized, "token refresh: sub differs from the session's user"))
+		return
+	}
+	s.claims.Store(claims)
+	s.armExpiry(claims)
+	if prev != nil {
+		s.send(protocol.EncodeRefreshed(id, claims.ExpiresAt))
+		s.recheckSubscriptions(claims)
+		return
+	}
+	if s.authTimer != nil {
+		s.authTimer.Stop()
+	}
+	if deviceID != "" {
+		s.deviceID.Store(&deviceID)
+	}
+	s.log = s.log.With().Str("user", claims.Subject).Logger()
+	s.send(protocol.EncodeWelcome(s.info.ID, s.env.Node, claims.Subject, claims.ExpiresAt))
+	s.log.Info().Str("node", s.env.Node).Str("device", deviceID).Str("client_version", clientVersion).
+		Str("user_agent", s.info.UserAgent).Msg("connection authenticated")
+}
+
+// armExpiry closes the session with 4001 when the token expires, unless a
+// refresh replaces it first.
+func (s *Session) armExpiry(c *auth.Claims) {
+	if s.expTimer != nil {
+		s.expTimer.Stop()
+	}
+	d := time.Until(c.ExpiresAt) + s.env.Verifier.Leeway()
+	s.expTimer = time.AfterFunc(d, func() {
+		if cur := s.Claims(); cur == c {
+			s.env.Metrics.AuthFailures.WithLabelValues(string(auth.ReasonExpired)).Inc()
+			s.Close(protocol.Unauthenticated("token expired"))
+		}
+	})
+}
+
+// recheckSubscriptions leaves the rooms the refreshed claims no longer allow.
+func (s *Session) recheckSubscriptions(c *auth.Claims) {
+	for name, sub := range s.subs {
+		if err := c.CanJoin(sub.Room()); err != nil {
+			s.env.Hub.Leave(sub)
+			delete(s.subs, name)
+			s.send(protocol.EncodeUnsubscribed(name, "forbidden"))
+		}
+	}
+}
+
+func (s *Session) subscribe(ctx context.Context, msg *protocol.ClientMessage) {
+	r, err := room.Parse(msg.Room)
+	if err != nil {
+		s.send(protocol.EncodeError(msg.ID, protocol.CodeBadRequest, err.Error()))
+		return
+	}
+	for _, t := range msg.Events {
+		if !events.KnownType(t) {
+			s.send(protocol.EncodeError(msg.ID, protocol.CodeBadRequest, fmt.Sprintf("events: unknown event type %q", clip(t))))
+			return
+		}
+	}
+	if err := s.Claims().CanJoin(r); err != nil {
+		s.send(protocol.EncodeError(msg.ID, protocol.CodeForbidden, err.Error()))
+		return
+	}
+	name := r.String()
+	if sub, ok := s.subs[name]; ok {
+		sub.SetEvents(msg.Events)
+		s.send(protocol.EncodeOK(msg.ID))
+		return
+	}
+	if len(s.subs) >= s.opts.MaxSubscriptions {
+		s.send(protocol.EncodeError(msg.ID, protocol.CodeBadRequest, fmt.Sprintf("subscription limit reached: at most %d rooms per connection", s.opts.MaxSubscriptions)))
+		return
+	}
+	sub := hub.NewSubscription(r, s, msg.Events)
+	if err := s.env.Hub.Join(ctx, sub, func() { s.send(protocol.EncodeOK(msg.ID)) }); err != nil {
+		s.log.Error().Err(err).Str("room", name).Msg("join room")
+		s.send(protocol.EncodeError(msg.ID, protocol.CodeInternal, "could not subscribe; try again"))
+		return
+	}
+	s.subs[name] = sub
+}
+
+func (s *Session) unsubscribe(msg *protocol.ClientMessage) {
+	r, err := room.Parse(msg.Room)
+	if err != nil {
+		s.send(protocol.EncodeError(msg.ID, protocol.CodeBadRequest, err.Error()))
+		return
+	}
+	sub, ok := s.subs[r.String()]
+	if !ok {
+		s.send(protocol.EncodeError(msg.ID, protocol.CodeNotFound, "not subscribed to "+r.String()))
+		return
+	}
+	s.env.Hub.Leave(sub)
+	delete(s.subs, r.String())
+	s.send(protocol.EncodeOK(msg.ID))
+}
+
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
