@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"mime"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -47,8 +48,9 @@ const (
 
 // Limits enforced by Validate.
 const (
-	// MaxEventBytes is the largest encoded event (NATS' default max_payload).
-	MaxEventBytes = 1 << 20
+	// MaxEventBytes is the largest encoded event: NATS' default max_payload
+	// (1 MiB, which counts headers too) less 4 KiB for the headers.
+	MaxEventBytes = 1<<20 - 4<<10
 	MaxIDLen      = 128
 	MaxMetadata   = 32
 	MaxMetaKeyLen = 64
@@ -173,11 +175,39 @@ func Validate(ev *pb.Event) error {
 	return validatePayload(ev)
 }
 
+// checkTimes reports the first set timestamp that is out of range.
+func checkTimes(field string, ts ...*timestamppb.Timestamp) error {
+	for _, t := range ts {
+		if t != nil {
+			if err := t.CheckValid(); err != nil {
+				return invalid("%s: %v", field, err)
+			}
+		}
+	}
+	return nil
+}
+
+func validateTask(field string, t *pb.Task) error {
+	if t == nil {
+		return nil
+	}
+	if _, ok := pb.TaskStatus_name[int32(t.Status)]; !ok {
+		return invalid("%s.status %d: unknown", field, t.Status)
+	}
+	if p := t.Progress; math.IsNaN(p) || p < 0 || p > 1 {
+		return invalid("%s.progress %v: want 0..1", field, p)
+	}
+	return checkTimes(field+" timestamps", t.CreatedAt, t.UpdatedAt)
+}
+
 func validatePayload(ev *pb.Event) error {
 	switch p := ev.Payload.(type) {
 	case *pb.Event_TaskCreated:
 		if p.TaskCreated.GetTask() == nil {
 			return invalid("taskCreated.task: missing")
+		}
+		if err := validateTask("taskCreated.task", p.TaskCreated.Task); err != nil {
+			return err
 		}
 		if !room.ValidID(p.TaskCreated.Task.GetId()) {
 			return invalid("taskCreated.task.id %q: want 1-%d characters of A-Z a-z 0-9 _ -", clip(p.TaskCreated.Task.GetId()), room.MaxIDLen)
@@ -185,6 +215,9 @@ func validatePayload(ev *pb.Event) error {
 	case *pb.Event_TaskUpdated:
 		if !room.ValidID(p.TaskUpdated.GetTaskId()) {
 			return invalid("taskUpdated.taskId %q: want 1-%d characters of A-Z a-z 0-9 _ -", clip(p.TaskUpdated.GetTaskId()), room.MaxIDLen)
+		}
+		if err := validateTask("taskUpdated.changes", p.TaskUpdated.Changes); err != nil {
+			return err
 		}
 	case *pb.Event_TaskDeleted:
 		if !room.ValidID(p.TaskDeleted.GetTaskId()) {
@@ -198,9 +231,29 @@ func validatePayload(ev *pb.Event) error {
 		if pr := tp.GetProgress(); math.IsNaN(pr) || pr < 0 || pr > 1 {
 			return invalid("taskProgress.progress %v: want 0..1", pr)
 		}
+		for _, l := range tp.GetLogs() {
+			if _, ok := pb.LogStream_name[int32(l.GetStream())]; !ok {
+				return invalid("taskProgress.logs.stream %d: unknown", l.GetStream())
+			}
+			if err := checkTimes("taskProgress.logs.timestamp", l.GetTimestamp()); err != nil {
+				return err
+			}
+		}
 	case *pb.Event_SystemStatus:
-		if p.SystemStatus.GetStatus() == pb.HealthStatus_HEALTH_STATUS_UNSPECIFIED {
+		st := p.SystemStatus.GetStatus()
+		if st == pb.HealthStatus_HEALTH_STATUS_UNSPECIFIED {
 			return invalid("systemStatus.status: missing")
+		}
+		if _, ok := pb.HealthStatus_name[int32(st)]; !ok {
+			return invalid("systemStatus.status %d: unknown", st)
+		}
+		for _, a := range p.SystemStatus.GetAlerts() {
+			if _, ok := pb.Severity_name[int32(a.GetSeverity())]; !ok {
+				return invalid("systemStatus.alerts.severity %d: unknown", a.GetSeverity())
+			}
+			if err := checkTimes("systemStatus.alerts.since", a.GetSince()); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -244,31 +297,50 @@ func MarshalJSON(ev *pb.Event) ([]byte, error) { return protojson.Marshal(ev) }
 var ErrTooLarge = errors.New("event too large")
 
 // Decode decodes a NATS message body by its Content-Type header value
-// (application/json: protojson; empty or application/protobuf: protobuf),
-// fills defaults with Normalize and validates it. Unknown JSON fields are an
-// error, so a typo in a publisher's JSON is not silently dropped.
+// (application/json: protojson; empty or application/protobuf: protobuf)
+// and validates it. Only the type may be left out (it is derived from the
+// payload): a stored event without an id or timestamp is invalid, since
+// every reader must see the same event. Unknown JSON fields are an error, so
+// a typo in a publisher's JSON is not silently dropped. Every error wraps
+// ErrInvalid or ErrTooLarge: retrying cannot fix it.
 func Decode(body []byte, contentType string) (*pb.Event, error) {
 	if len(body) > MaxEventBytes {
 		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, len(body), MaxEventBytes)
 	}
 	ev := &pb.Event{}
-	switch contentType {
+	switch mediaType(contentType) {
 	case "", ContentTypeProtobuf:
 		if err := proto.Unmarshal(body, ev); err != nil {
-			return nil, fmt.Errorf("decode protobuf event: %w", err)
+			return nil, invalid("protobuf body: %v", err)
 		}
 	case ContentTypeJSON:
 		if err := protojson.Unmarshal(body, ev); err != nil {
-			return nil, fmt.Errorf("decode JSON event: %w", err)
+			return nil, invalid("JSON body: %v", err)
 		}
 	default:
-		return nil, fmt.Errorf("decode event: unsupported Content-Type %q (want %s or %s)", clip(contentType), ContentTypeProtobuf, ContentTypeJSON)
+		return nil, invalid("unsupported Content-Type %q (want %s or %s)", clip(contentType), ContentTypeProtobuf, ContentTypeJSON)
 	}
-	Normalize(ev)
+	if ev.Type == "" {
+		ev.Type = TypeOf(ev)
+	}
 	if err := Validate(ev); err != nil {
 		return nil, err
 	}
 	return ev, nil
+}
+
+// mediaType returns the media type of a Content-Type value without
+// parameters ("application/json; charset=utf-8" → "application/json").
+func mediaType(ct string) string {
+	switch ct {
+	case "", ContentTypeProtobuf, ContentTypeJSON:
+		return ct
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return ct
+	}
+	return mt
 }
 
 func newEvent(r room.Room, actor string) *pb.Event {

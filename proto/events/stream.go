@@ -20,7 +20,7 @@ const StreamName = "EVENTS"
 // edge uses the pair to deliver each room without gaps.
 const (
 	HeaderSequence     = jetstream.SequenceHeader // "Nats-Sequence": stream sequence of this event
-	HeaderLastSequence = "Nats-Last-Sequence"      // previous stream sequence on the same subject (0: none)
+	HeaderLastSequence = "Nats-Last-Sequence"     // previous stream sequence on the same subject (0: none)
 )
 
 // StreamConfig configures the EVENTS stream. The zero value of each field
@@ -80,8 +80,8 @@ func (c StreamConfig) Validate() error {
 		return fmt.Errorf("stream max bytes %d: must be positive or 0 (unlimited)", c.MaxBytes)
 	case c.Duplicates < 0 || c.Duplicates > c.MaxAge:
 		return fmt.Errorf("stream duplicate window %s: must be positive and at most the max age %s", c.Duplicates, c.MaxAge)
-	case c.Replicas < 1 || c.Replicas > 5:
-		return fmt.Errorf("stream replicas %d: must be 1 to 5", c.Replicas)
+	case c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5:
+		return fmt.Errorf("stream replicas %d: must be 1, 3 or 5", c.Replicas)
 	}
 	return nil
 }
@@ -107,7 +107,7 @@ func (c StreamConfig) JetStreamConfig() jetstream.StreamConfig {
 		MaxMsgsPerSubject: c.MaxMsgsPerSubject,
 		MaxBytes:          maxBytes,
 		MaxMsgs:           -1,
-		MaxMsgSize:        MaxEventBytes,
+		MaxMsgSize:        1 << 20, // NATS' max_payload: body and headers
 		Discard:           jetstream.DiscardOld,
 		Duplicates:        c.Duplicates,
 		Replicas:          c.Replicas,

@@ -3,7 +3,9 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 )
 
 // Client ops.
@@ -82,6 +84,9 @@ func salvageID(data []byte) *uint64 {
 }
 
 func jsonReason(err error) string {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return "invalid JSON: unexpected end of message"
+	}
 	switch e := err.(type) {
 	case *json.SyntaxError:
 		return fmt.Sprintf("invalid JSON at byte %d", e.Offset)

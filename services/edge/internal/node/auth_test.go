@@ -1,0 +1,220 @@
+package node_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/eventedge/eventedge/services/edge/client"
+	"github.com/eventedge/eventedge/services/edge/internal/auth"
+	"github.com/eventedge/eventedge/services/edge/internal/edgetest"
+	"github.com/eventedge/eventedge/services/edge/internal/node"
+	"github.com/eventedge/eventedge/services/edge/internal/session"
+)
+
+// dialErr dials with opts and returns the close error the server answered
+// with; it fails the test if the connection was accepted.
+func dialErr(t *testing.T, url string, opts client.Options) *client.CloseError {
+	t.Helper()
+	c, err := client.Dial(ctxT(t), url, opts)
+	if err == nil {
+		c.Close()
+		t.Fatalf("dial succeeded; want a close")
+	}
+	var ce *client.CloseError
+	if !errors.As(err, &ce) {
+		t.Fatalf("dial error %v (%T); want a close error", err, err)
+	}
+	return ce
+}
+
+func signHS(t *testing.T, claims jwt.MapClaims, secret []byte) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestAuthOutcomes(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) {
+		o.Auth.Issuer = "eventedge-test"
+		o.Auth.Audience = "dashboards"
+	})
+	now := time.Now()
+	base := func() jwt.MapClaims {
+		return jwt.MapClaims{"sub": "u1", "iss": "eventedge-test", "aud": "dashboards", "exp": now.Add(time.Hour).Unix(), "permissions": []string{"tasks:read"}}
+	}
+	secret := []byte(edgetest.Secret)
+	with := func(k string, v any) string {
+		c := base()
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+		return signHS(t, c, secret)
+	}
+	none := func() string {
+		enc := base64.RawURLEncoding
+		h := enc.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
+		p := enc.EncodeToString([]byte(`{"sub":"u1","iss":"eventedge-test","aud":"dashboards","exp":` + itoa(now.Add(time.Hour).Unix()) + `}`))
+		return h + "." + p + "."
+	}()
+
+	t.Run("valid via auth message", func(t *testing.T) {
+		c, err := client.Dial(ctxT(t), e.URL, client.Options{Token: signHS(t, base(), secret), DeviceID: "d1", ClientVersion: "1.0.0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if c.Welcome().User != "u1" {
+			t.Fatalf("welcome %+v", c.Welcome())
+		}
+		if got := c.Welcome().ExpiresAt.Unix(); got != now.Add(time.Hour).Unix() {
+			t.Fatalf("expiresAt %d, want %d", got, now.Add(time.Hour).Unix())
+		}
+	})
+	t.Run("valid via Authorization header", func(t *testing.T) {
+		c, err := client.Dial(ctxT(t), e.URL, client.Options{Token: signHS(t, base(), secret), HeaderAuth: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Subscribe(ctxT(t), "user:u1"); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	cases := []struct {
+		name, token, reason string
+	}{
+		{"expired", with("exp", now.Add(-time.Minute).Unix()), "expired"},
+		{"missing exp", with("exp", nil), "missing_exp"},
+		{"not yet valid", with("nbf", now.Add(time.Hour).Unix()), "not_yet_valid"},
+		{"bad signature", signHS(t, base(), []byte("another-secret-of-enough-length-0123456789")), "bad_signature"},
+		{"alg none", none, "bad_algorithm"},
+		{"wrong issuer", with("iss", "someone-else"), "wrong_issuer"},
+		{"wrong audience", with("aud", "other-app"), "wrong_audience"},
+		{"garbage", "not-a-jwt", "malformed"},
+		{"bad sub", with("sub", "u.1"), "bad_claims"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, header := range []bool{false, true} {
+				ce := dialErr(t, e.URL, client.Options{Token: tc.token, HeaderAuth: header})
+				if ce.Code != 4001 || !strings.Contains(ce.Reason, tc.reason) {
+					t.Fatalf("header=%v: close %d %q; want 4001 containing %q", header, ce.Code, ce.Reason, tc.reason)
+				}
+				if strings.Contains(ce.Reason, tc.token) {
+					t.Fatalf("close reason echoes the token")
+				}
+			}
+		})
+	}
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+func TestAuthHSTokenAgainstRSAKeyRefused(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	n := edgetest.StartNATS(t)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) { o.Auth = auth.Options{PublicKeyPEM: pubPEM} })
+
+	claims := jwt.MapClaims{"sub": "u1", "exp": time.Now().Add(time.Hour).Unix()}
+	// The classic confusion attack: HS256 "signed" with the public key.
+	forged := signHS(t, claims, pubPEM)
+	ce := dialErr(t, e.URL, client.Options{Token: forged})
+	if ce.Code != 4001 || !strings.Contains(ce.Reason, "bad_algorithm") {
+		t.Fatalf("close %d %q; want 4001 bad_algorithm", ce.Code, ce.Reason)
+	}
+	// A real RS256 token works.
+	good, err := jwt.NewWithClaims(jwt.SigningMethodRS256, claims).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(ctxT(t), e.URL, client.Options{Token: good})
+	if err != nil {
+		t.Fatalf("RS256 token refused: %v", err)
+	}
+	c.Close()
+}
+
+func TestAuthTimeout(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) { o.Session = session.Options{AuthTimeout: 300 * time.Millisecond} })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, e.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	_, _, err = ws.Read(ctx)
+	if s := websocket.CloseStatus(err); s != 4001 {
+		t.Fatalf("read error %v; want close 4001", err)
+	}
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || !strings.Contains(ce.Reason, "no auth message") {
+		t.Fatalf("close reason %q", ce.Reason)
+	}
+}
+
+func TestTokenRefresh(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	e := edgetest.StartEdge(t, n, nil)
+	c := edgetest.Dial(t, e, edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, time.Hour))
+	exp, err := c.Refresh(ctxT(t), edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, 2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(exp); d < 110*time.Minute {
+		t.Fatalf("refreshed expiry in %s; want about 2h", d)
+	}
+	// Another user's token cannot take over the session.
+	_, err = c.Refresh(ctxT(t), edgetest.Token(t, "u2", nil, nil, time.Hour))
+	var re *client.ReplyError
+	if !errors.As(err, &re) || re.Code != "unauthorized" {
+		t.Fatalf("refresh as another user: %v; want unauthorized", err)
+	}
+	// The session goes on.
+	if _, err := c.Ping(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTokenExpiryClosesConnection(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) { o.Auth.Leeway = -1 })
+	c := edgetest.Dial(t, e, edgetest.Token(t, "u1", nil, nil, 1500*time.Millisecond))
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("connection outlived its token")
+	}
+	var ce *client.CloseError
+	if !errors.As(c.Err(), &ce) || ce.Code != 4001 || !strings.Contains(ce.Reason, "expired") {
+		t.Fatalf("closed with %v; want 4001 token expired", c.Err())
+	}
+}

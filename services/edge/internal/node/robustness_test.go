@@ -1,0 +1,258 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
+	"github.com/eventedge/eventedge/proto/events"
+	"github.com/eventedge/eventedge/proto/room"
+
+	"github.com/eventedge/eventedge/services/edge/client"
+	"github.com/eventedge/eventedge/services/edge/internal/edgetest"
+	"github.com/eventedge/eventedge/services/edge/internal/node"
+)
+
+// TestNATSRestartKeepsClients: NATS goes away while clients are connected;
+// the edge keeps them, resubscribes when NATS is back, and later events
+// arrive.
+func TestNATSRestartKeepsClients(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	_, js := n.Connect(t)
+	e := edgetest.StartEdge(t, n, nil)
+	c := edgetest.Dial(t, e, edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, time.Hour))
+	if err := c.Subscribe(ctxT(t), "project:p1"); err != nil {
+		t.Fatal(err)
+	}
+	first := events.TaskDeleted(room.Project("p1"), "u1", "t1")
+	edgetest.Publish(t, js, first)
+	if m := edgetest.NextEvent(t, c, 5*time.Second); m.Event.ID != first.Id {
+		t.Fatalf("got %s", m.Raw)
+	}
+
+	n.Stop()
+	edgetest.Eventually(t, 10*time.Second, func() bool { return e.Ready() != nil }, "edge not ready while NATS is down")
+	code, body := edgetest.Get(t, e.AdminURL+"/readyz")
+	if code != 503 || !strings.Contains(body, "NATS") {
+		t.Fatalf("/readyz while NATS is down: %d %q", code, body)
+	}
+	// The client is still connected and served.
+	if _, err := c.Ping(ctxT(t)); err != nil {
+		t.Fatalf("client lost while NATS was down: %v", err)
+	}
+
+	n.Start()
+	edgetest.Eventually(t, 15*time.Second, func() bool { return e.Ready() == nil }, "edge ready after NATS restart")
+	later := events.TaskDeleted(room.Project("p1"), "u1", "t2")
+	// The publisher's own connection reconnects too; retry until it does.
+	edgetest.Eventually(t, 10*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := events.Publish(ctx, js, later)
+		return err == nil
+	}, "publish after NATS restart")
+	if m := edgetest.NextEvent(t, c, 10*time.Second); m.Event.ID != later.Id {
+		t.Fatalf("after restart got %s", m.Raw)
+	}
+}
+
+// rawConn authenticates a plain WebSocket connection, for sending frames
+// the client package would never send.
+func rawConn(t *testing.T, e *edgetest.Edge) *websocket.Conn {
+	t.Helper()
+	ctx := ctxT(t)
+	ws, _, err := websocket.Dial(ctx, e.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	tok := edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, time.Hour)
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"op":"auth","token":"`+tok+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := ws.Read(ctx); err != nil || !strings.Contains(string(msg), `"welcome"`) {
+		t.Fatalf("auth: %s %v", msg, err)
+	}
+	return ws
+}
+
+func readMsg(t *testing.T, ws *websocket.Conn) string {
+	t.Helper()
+	_, msg, err := ws.Read(ctxT(t))
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return string(msg)
+}
+
+func readClose(t *testing.T, ws *websocket.Conn) websocket.CloseError {
+	t.Helper()
+	for {
+		_, msg, err := ws.Read(ctxT(t))
+		if err == nil {
+			t.Logf("before close: %s", msg)
+			continue
+		}
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) {
+			t.Fatalf("read error %v; want a close frame", err)
+		}
+		return ce
+	}
+}
+
+// TestBadInputIsAnsweredAndIsolated: malformed messages, unknown ops and
+// oversize frames get the specified reply or close, and a bystander in the
+// same room keeps receiving events.
+func TestBadInputIsAnsweredAndIsolated(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	_, js := n.Connect(t)
+	e := edgetest.StartEdge(t, n, nil)
+	bystander := edgetest.Dial(t, e, edgetest.Token(t, "b", []string{"tasks:read"}, []string{"p1"}, time.Hour))
+	if err := bystander.Subscribe(ctxT(t), "project:p1"); err != nil {
+		t.Fatal(err)
+	}
+
+	replies := []struct{ send, want string }{
+		{`{"op":"frobnicate","id":1}`, `{"op":"reply","id":1,"ok":false,"error":{"code":"bad_request","message":"unknown op \"frobnicate\""}}`},
+		{`{"op":"subscribe","id":2,"room":"project:p1","colour":"red"}`, `"id":2,"ok":false,"error":{"code":"bad_request","message":"malformed message: json: unknown field \"colour\""}`},
+		{`{"op":"subscribe","id":3}`, `"id":3,"ok":false,"error":{"code":"bad_request","message":"subscribe: room is required"}`},
+		{`{"op":"subscribe","id":4,"room":"project:p1.>"}`, `"id":4,"ok":false,"error":{"code":"bad_request"`},
+		{`{"op":"unsubscribe","id":5,"room":"project:p1"}`, `"id":5,"ok":false,"error":{"code":"not_found"`},
+		{`{"op":"ping","id":6}`, `{"op":"pong","id":6}`},
+	}
+	ws := rawConn(t, e)
+	for _, r := range replies {
+		if err := ws.Write(ctxT(t), websocket.MessageText, []byte(r.send)); err != nil {
+			t.Fatal(err)
+		}
+		if got := readMsg(t, ws); !strings.Contains(got, r.want) {
+			t.Fatalf("sent %s\n got %s\nwant %s", r.send, got, r.want)
+		}
+	}
+
+	closes := []struct {
+		name   string
+		typ    websocket.MessageType
+		send   string
+		code   websocket.StatusCode
+		reason string
+	}{
+		{"invalid JSON without id", websocket.MessageText, `{"op":`, 4400, "invalid JSON"},
+		{"unknown op without id", websocket.MessageText, `{"op":"frobnicate"}`, 4400, "unknown op"},
+		{"binary frame", websocket.MessageBinary, "\x00\x01", 4400, "binary"},
+		{"oversize frame", websocket.MessageText, `{"op":"ping","pad":"` + strings.Repeat("x", 70<<10) + `"}`, 1009, ""},
+	}
+	for _, tc := range closes {
+		t.Run(tc.name, func(t *testing.T) {
+			ws := rawConn(t, e)
+			if err := ws.Write(ctxT(t), tc.typ, []byte(tc.send)); err != nil {
+				t.Fatal(err)
+			}
+			ce := readClose(t, ws)
+			if ce.Code != tc.code || !strings.Contains(ce.Reason, tc.reason) {
+				t.Fatalf("close %d %q; want %d containing %q", ce.Code, ce.Reason, tc.code, tc.reason)
+			}
+		})
+	}
+
+	// The bystander saw none of it.
+	ev := events.TaskCreated(room.Project("p1"), "u1", &pb.Task{Id: "t1"})
+	edgetest.Publish(t, js, ev)
+	if m := edgetest.NextEvent(t, bystander, 5*time.Second); m.Event.ID != ev.Id {
+		t.Fatalf("bystander got %s", m.Raw)
+	}
+	if _, err := bystander.Ping(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCommandsBeforeAuth: commands before auth are refused without closing.
+func TestCommandsBeforeAuth(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	e := edgetest.StartEdge(t, n, nil)
+	ws, _, err := websocket.Dial(ctxT(t), e.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if err := ws.Write(ctxT(t), websocket.MessageText, []byte(`{"op":"subscribe","id":1,"room":"global"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := readMsg(t, ws); !strings.Contains(got, `"code":"unauthorized"`) {
+		t.Fatalf("got %s", got)
+	}
+}
+
+// TestOriginCheck: a page from a foreign origin cannot open a connection
+// (cross-site WebSocket hijacking); the same host and configured origins can.
+func TestOriginCheck(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) { o.Server.AllowedOrigins = []string{"dash.example.com"} })
+	tok := edgetest.Token(t, "u1", nil, nil, time.Hour)
+	dial := func(origin string) error {
+		c, err := client.Dial(ctxT(t), e.URL, client.Options{Token: tok, Header: map[string][]string{"Origin": {origin}}})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := dial("https://evil.example.net"); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("foreign origin: %v; want HTTP 403", err)
+	}
+	if err := dial("https://dash.example.com"); err != nil {
+		t.Fatalf("allowed origin: %v", err)
+	}
+	if err := dial("http://" + e.Addr().String()); err != nil {
+		t.Fatalf("same host: %v", err)
+	}
+}
+
+// TestAdminEndpoints: /healthz, /readyz and /metrics on the admin listener.
+func TestAdminEndpoints(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	_, js := n.Connect(t)
+	e := edgetest.StartEdge(t, n, nil)
+	c := edgetest.Dial(t, e, edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, time.Hour))
+	if err := c.Subscribe(ctxT(t), "project:p1"); err != nil {
+		t.Fatal(err)
+	}
+	edgetest.Publish(t, js, events.TaskDeleted(room.Project("p1"), "u1", "t1"))
+	edgetest.NextEvent(t, c, 5*time.Second)
+	_ = dialErr(t, e.URL, client.Options{Token: "bad"})
+
+	if code, body := edgetest.Get(t, e.AdminURL+"/healthz"); code != 200 || body != "ok\n" {
+		t.Fatalf("/healthz %d %q", code, body)
+	}
+	if code, body := edgetest.Get(t, e.AdminURL+"/readyz"); code != 200 {
+		t.Fatalf("/readyz %d %q", code, body)
+	}
+	var body string
+	edgetest.Eventually(t, 5*time.Second, func() bool {
+		_, body = edgetest.Get(t, e.AdminURL+"/metrics")
+		return strings.Contains(body, "eventedge_delivery_latency_seconds_count 1")
+	}, "delivery latency observed once")
+	for _, want := range []string{
+		"eventedge_connections 1",
+		"eventedge_rooms 1",
+		"eventedge_nats_subscriptions 1",
+		"eventedge_events_in_total 1",
+		"eventedge_frames_out_total",
+		"eventedge_bytes_out_total",
+		`eventedge_auth_failures_total{reason="malformed"} 1`,
+		"eventedge_nats_connected 1",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	// Nothing admin is served on the public listener.
+	if code, _ := edgetest.Get(t, "http://"+e.Addr().String()+"/metrics"); code != 404 {
+		t.Fatalf("/metrics on the public listener: %d", code)
+	}
+}
