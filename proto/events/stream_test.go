@@ -126,8 +126,10 @@ func TestEnsureStreamsDefaults(t *testing.T) {
 	if cfg.MaxBytes != -1 || cfg.MaxMsgs != -1 {
 		t.Errorf("max bytes %d, max messages %d; want -1 (unlimited)", cfg.MaxBytes, cfg.MaxMsgs)
 	}
-	if cfg.MaxMsgSize != events.MaxEventBytes {
-		t.Errorf("max message size %d, want %d", cfg.MaxMsgSize, events.MaxEventBytes)
+	// The stream's limit counts headers as NATS' max_payload does, so it is
+	// the full 1 MiB, not the body limit MaxEventBytes.
+	if cfg.MaxMsgSize != 1<<20 {
+		t.Errorf("max message size %d, want %d (1 MiB)", cfg.MaxMsgSize, 1<<20)
 	}
 	if !cfg.AllowDirect {
 		t.Error("direct get not allowed")
@@ -178,8 +180,10 @@ func TestEnsureStreamsIdempotent(t *testing.T) {
 func TestEnsureStreamsRejectsInvalidConfig(t *testing.T) {
 	_, js := runJetStream(t)
 	ctx := testContext(t)
-	if _, err := events.EnsureStreams(ctx, js, events.StreamConfig{Replicas: 7}); err == nil {
-		t.Fatal("EnsureStreams accepted 7 replicas")
+	for _, n := range []int{2, 7} {
+		if _, err := events.EnsureStreams(ctx, js, events.StreamConfig{Replicas: n}); err == nil {
+			t.Fatalf("EnsureStreams accepted %d replicas", n)
+		}
 	}
 	if _, err := js.Stream(ctx, events.StreamName); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatalf("after an invalid config: stream lookup = %v, want ErrStreamNotFound", err)
@@ -195,14 +199,20 @@ func TestStreamConfigValidate(t *testing.T) {
 		{"zero", events.StreamConfig{}, ""},
 		{"all set", events.StreamConfig{MaxAge: time.Hour, MaxMsgsPerSubject: 5, MaxBytes: 1 << 30, Duplicates: time.Minute, Replicas: 3, MemoryStorage: true}, ""},
 		{"duplicates equal to max age", events.StreamConfig{MaxAge: time.Hour, Duplicates: time.Hour}, ""},
+		{"1 replica", events.StreamConfig{Replicas: 1}, ""},
+		{"3 replicas", events.StreamConfig{Replicas: 3}, ""},
 		{"5 replicas", events.StreamConfig{Replicas: 5}, ""},
 		{"negative max age", events.StreamConfig{MaxAge: -time.Second}, "max age"},
 		{"negative max messages per subject", events.StreamConfig{MaxMsgsPerSubject: -1}, "max messages per subject"},
 		{"negative max bytes", events.StreamConfig{MaxBytes: -1}, "max bytes"},
 		{"negative duplicates", events.StreamConfig{Duplicates: -time.Second}, "duplicate window"},
 		{"duplicates above max age", events.StreamConfig{MaxAge: time.Hour, Duplicates: time.Hour + time.Second}, "duplicate window"},
-		{"negative replicas", events.StreamConfig{Replicas: -1}, "replicas"},
-		{"6 replicas", events.StreamConfig{Replicas: 6}, "replicas"},
+		{"negative replicas", events.StreamConfig{Replicas: -1}, "replicas -1"},
+		// An even count tolerates no more failures than the odd count below
+		// it, so it is refused.
+		{"2 replicas", events.StreamConfig{Replicas: 2}, "replicas 2: must be 1, 3 or 5"},
+		{"4 replicas", events.StreamConfig{Replicas: 4}, "replicas 4: must be 1, 3 or 5"},
+		{"6 replicas", events.StreamConfig{Replicas: 6}, "replicas 6"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -447,19 +457,64 @@ func TestPublishWithoutStream(t *testing.T) {
 	}
 }
 
-// TestPublishLargestEvent publishes events whose protobuf body is at or just
-// under MaxEventBytes. Each must either be stored or be refused with an error
-// IsInvalid reports, because callers retry every other error.
+// TestPublishLargestEvent checks the size limit end to end: an event whose
+// protobuf body is exactly MaxEventBytes fits NATS' max_payload and the
+// stream's MaxMsgSize with the headers Publish and RePublish add, and is
+// stored and delivered live; one byte more is refused with an error IsInvalid
+// reports (callers retry every other error), before anything is sent.
 func TestPublishLargestEvent(t *testing.T) {
-	t.Skip("known bug: Publish checks only the body against MaxEventBytes, but NATS' max_payload " +
-		"(1 MiB) and the stream's MaxMsgSize also count the headers Publish adds, so a body of " +
-		"MaxEventBytes-100 fails with nats.ErrMaxPayload, which IsInvalid does not report")
-	_, js := runJetStream(t)
-	ensureStreams(t, js)
-	for _, size := range []int{events.MaxEventBytes - 100, events.MaxEventBytes} {
-		_, err := events.Publish(testContext(t), js, maxSizeEvent(t, size))
-		if err != nil && !events.IsInvalid(err) {
-			t.Errorf("Publish of a %d-byte event: %v, which IsInvalid does not report", size, err)
-		}
+	nc, js := runJetStream(t)
+	s := ensureStreams(t, js)
+	ctx := testContext(t)
+
+	all, err := nc.SubscribeSync(">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := nc.SubscribeSync(room.Project("p1").LiveSubject())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	tooLarge := maxSizeEvent(t, events.MaxEventBytes+1)
+	_, err = events.Publish(ctx, js, tooLarge)
+	if !errors.Is(err, events.ErrTooLarge) || !events.IsInvalid(err) {
+		t.Fatalf("Publish of a %d-byte event: %v, want ErrTooLarge", events.MaxEventBytes+1, err)
+	}
+	// A round trip on the same connection: anything Publish had sent would
+	// have been delivered to all before the PONG.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := all.Pending(); n != 0 {
+		msg, _ := all.NextMsg(0)
+		t.Fatalf("%d messages reached NATS, the first on %q", n, msg.Subject)
+	}
+
+	largest := maxSizeEvent(t, events.MaxEventBytes)
+	ack, err := events.Publish(ctx, js, largest)
+	if err != nil {
+		t.Fatalf("Publish of a %d-byte event: %v", events.MaxEventBytes, err)
+	}
+	stored, err := s.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		t.Fatalf("get message %d: %v", ack.Sequence, err)
+	}
+	if len(stored.Data) != events.MaxEventBytes {
+		t.Errorf("stored body is %d bytes, want %d", len(stored.Data), events.MaxEventBytes)
+	}
+	msg := nextMsg(t, live)
+	got, err := events.Decode(msg.Data, msg.Header.Get(events.HeaderContentType))
+	if err != nil {
+		t.Fatalf("decode live message: %v", err)
+	}
+	if !proto.Equal(got, largest) {
+		t.Error("the live copy of the largest event differs from the published one")
+	}
+	if n := streamInfo(t, s).State.Msgs; n != 1 {
+		t.Errorf("stream holds %d messages, want only the largest event", n)
 	}
 }

@@ -22,6 +22,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/eventedge/eventedge/proto/room"
+
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
 	"github.com/eventedge/eventedge/services/edge/internal/node"
 )
@@ -93,8 +95,14 @@ func runToken(args []string, getenv func(string) string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
 	if *sub == "" {
 		return errors.New("--sub is required")
+	}
+	if !room.ValidID(*sub) {
+		return fmt.Errorf("--sub %q: want 1-64 characters of A-Z a-z 0-9 _ -", *sub)
 	}
 	if *ttl <= 0 {
 		return fmt.Errorf("--ttl %s: must be positive", *ttl)

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"crypto/elliptic"
 	"errors"
 	"fmt"
 	"time"
@@ -30,6 +31,9 @@ func NewKeySigner(privatePEM []byte) (*Signer, error) {
 		return &Signer{key: k, method: jwt.SigningMethodRS256}, nil
 	}
 	if k, err := jwt.ParseECPrivateKeyFromPEM(privatePEM); err == nil {
+		if k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("jwt private key: ECDSA curve %s, want P-256 (ES256)", k.Curve.Params().Name)
+		}
 		return &Signer{key: k, method: jwt.SigningMethodES256}, nil
 	}
 	if k, err := jwt.ParseEdPrivateKeyFromPEM(privatePEM); err == nil {

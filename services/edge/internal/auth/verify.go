@@ -39,10 +39,12 @@ const DefaultLeeway = 2 * time.Second
 
 // Verifier checks tokens. It is safe for concurrent use.
 type Verifier struct {
-	key    any
-	alg    string
-	parser *jwt.Parser
-	leeway time.Duration
+	key      any
+	alg      string
+	parser   *jwt.Parser
+	leeway   time.Duration
+	issuer   string
+	audience string
 }
 
 // Reason classifies why a token was refused; it is the label of the auth
@@ -116,7 +118,7 @@ func NewVerifier(opts Options) (*Verifier, error) {
 	if opts.Now != nil {
 		popts = append(popts, jwt.WithTimeFunc(opts.Now))
 	}
-	return &Verifier{key: key, alg: alg, parser: jwt.NewParser(popts...), leeway: leeway}, nil
+	return &Verifier{key: key, alg: alg, parser: jwt.NewParser(popts...), leeway: leeway, issuer: opts.Issuer, audience: opts.Audience}, nil
 }
 
 // Algorithm returns the one signing algorithm v accepts.
@@ -178,13 +180,10 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	var tc tokenClaims
 	parsed, err := v.parser.ParseWithClaims(token, &tc, func(t *jwt.Token) (any, error) { return v.key, nil })
 	if err != nil {
-		if parsed != nil && parsed.Method != nil && parsed.Method.Alg() != v.alg {
+		if !errors.Is(err, jwt.ErrTokenMalformed) && parsed != nil && parsed.Method != nil && parsed.Method.Alg() != v.alg {
 			return nil, &Error{Reason: ReasonAlgorithm, Detail: "want " + v.alg}
 		}
-		if parsed != nil && parsed.Header["alg"] != v.alg {
-			return nil, &Error{Reason: ReasonAlgorithm, Detail: "want " + v.alg}
-		}
-		return nil, classify(err, v.alg)
+		return nil, v.classify(err, &tc)
 	}
 	if !room.ValidID(tc.Subject) {
 		return nil, &Error{Reason: ReasonClaims, Detail: "sub must be 1-64 characters of A-Z a-z 0-9 _ -"}
@@ -202,7 +201,20 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	}, nil
 }
 
-func classify(err error, alg string) error {
+func (v *Verifier) classify(err error, tc *tokenClaims) error {
+	alg := v.alg
+	if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) {
+		// The library reports every missing required claim alike; say which.
+		switch {
+		case tc.ExpiresAt == nil:
+			return &Error{Reason: ReasonMissingExp, Detail: "exp is required"}
+		case v.issuer != "" && tc.Issuer == "":
+			return &Error{Reason: ReasonIssuer, Detail: "iss is required"}
+		case v.audience != "" && len(tc.Audience) == 0:
+			return &Error{Reason: ReasonAudience, Detail: "aud is required"}
+		}
+		return &Error{Reason: ReasonClaims, Detail: "a required claim is missing"}
+	}
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return &Error{Reason: ReasonMalformed}
@@ -210,8 +222,6 @@ func classify(err error, alg string) error {
 		return &Error{Reason: ReasonAlgorithm, Detail: "want " + alg}
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return &Error{Reason: ReasonSignature}
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return &Error{Reason: ReasonMissingExp, Detail: "exp is required"}
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return &Error{Reason: ReasonExpired}
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):

@@ -16,8 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 	"github.com/eventedge/eventedge/proto/events"
+	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 
 	"github.com/eventedge/eventedge/services/edge/client"
 	"github.com/eventedge/eventedge/services/edge/internal/auth"

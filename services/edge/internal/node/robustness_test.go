@@ -9,8 +9,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 	"github.com/eventedge/eventedge/proto/events"
+	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 	"github.com/eventedge/eventedge/proto/room"
 
 	"github.com/eventedge/eventedge/services/edge/client"

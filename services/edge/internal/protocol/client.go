@@ -62,7 +62,7 @@ func Decode(data []byte) (*ClientMessage, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, &DecodeError{ID: salvageID(data), Reason: "malformed message: " + jsonReason(err)}
 	}
-	if dec.More() {
+	if rest := bytes.TrimSpace(data[dec.InputOffset():]); len(rest) > 0 {
 		return nil, &DecodeError{ID: m.ID, Reason: "malformed message: trailing data after the JSON object"}
 	}
 	if err := m.validate(); err != nil {

@@ -2,7 +2,9 @@ package protocol
 
 import (
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 )
@@ -38,8 +40,14 @@ func (r *CloseReason) Error() string {
 
 func reason(code websocket.StatusCode, label, text string) *CloseReason {
 	const maxReason = 123 // RFC 6455: a close frame's payload is at most 125 bytes
+	text = strings.ToValidUTF8(text, "\uFFFD")
 	if len(text) > maxReason {
-		text = text[:maxReason]
+		// Cut on a rune boundary: the reason must stay valid UTF-8.
+		cut := maxReason
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut]
 	}
 	return &CloseReason{Code: code, Label: label, Text: text}
 }
