@@ -17,7 +17,8 @@ import (
 const StreamName = "EVENTS"
 
 // Headers the EVENTS stream's RePublish adds to every live.> message. The
-// edge uses the pair to deliver each room without gaps.
+// edge takes an event's seq from Nats-Sequence; Nats-Last-Sequence lets a
+// reader of one room tell whether it missed a message of that room.
 const (
 	HeaderSequence     = jetstream.SequenceHeader // "Nats-Sequence": stream sequence of this event
 	HeaderLastSequence = "Nats-Last-Sequence"     // previous stream sequence on the same subject (0: none)

@@ -31,8 +31,8 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Priority decides which queued events a congested client receives first.
-// It never reorders the events of one room.
+// Priority is how urgent an event is. Clients see it as high, normal or
+// low. It never reorders the events of one room.
 type Priority int32
 
 const (

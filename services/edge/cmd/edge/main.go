@@ -4,8 +4,10 @@
 //
 // Usage:
 //
-//	edge [flags]          run a node (every flag has an EDGE_* env mirror; -h lists them)
-//	edge token [flags]    print a signed token for local use and tests
+//	edge [flags]                 run a node (every flag has an EDGE_* env mirror; -h lists them)
+//	edge token [flags]           print a signed token for local use and tests
+//	edge publish [flags] JSON    publish one event (its JSON form) to NATS
+//	edge listen [flags]          connect like a dashboard and print what arrives
 package main
 
 import (
@@ -28,13 +30,27 @@ import (
 	"github.com/eventedge/eventedge/services/edge/internal/node"
 )
 
+// subcommands are the tools bundled with the node binary.
+var subcommands = map[string]func(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error{
+	"token": func(_ context.Context, args []string, getenv func(string) string, out io.Writer) error {
+		return runToken(args, getenv, out)
+	},
+	"publish": runPublish,
+	"listen":  runListen,
+}
+
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "token" {
-		if err := runToken(os.Args[2:], os.Getenv, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "edge token:", err)
-			os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if len(os.Args) > 1 {
+		if sub, ok := subcommands[os.Args[1]]; ok {
+			if err := sub(ctx, os.Args[2:], os.Getenv, os.Stdout); err != nil && !errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(os.Stderr, "edge %s: %v\n", os.Args[1], err)
+				stop()
+				os.Exit(2)
+			}
+			return
 		}
-		return
 	}
 	cfg, err := parseConfig(os.Args[1:], os.Getenv)
 	if err != nil {
@@ -42,12 +58,12 @@ func main() {
 			return
 		}
 		fmt.Fprintln(os.Stderr, "edge: config:", err)
+		stop()
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	if err := run(ctx, cfg, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "edge:", err)
+		stop()
 		os.Exit(1)
 	}
 }

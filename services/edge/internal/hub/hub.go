@@ -243,11 +243,8 @@ func (h *Hub) subscribe(rs *roomState) {
 		rs.err = fmt.Errorf("subscribe %s: %w", rs.subject, err)
 		return
 	}
-	// The shard channel is the pending buffer; nats.go's own limits would
-	// only drop earlier.
-	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		h.log.Warn().Err(err).Str("subject", rs.subject).Msg("set pending limits")
-	}
+	// The shard channel is the subscription's pending buffer: when it is
+	// full, nats.go drops messages for it and reports a slow consumer.
 	rs.natsSub = sub
 	h.m.NATSSubs.Inc()
 	h.m.Rooms.Inc()

@@ -1,8 +1,9 @@
 // Package node assembles an edge node from its parts — the NATS broker (or
 // an embedded NATS server), the room hub, the WebSocket server and the admin
 // listener — and runs its lifecycle: Start binds and serves, Shutdown stops
-// in order (readiness off, listeners closed, clients closed with 1012, NATS
-// drained, embedded server stopped).
+// in order (readiness off, public listener closed, clients closed with
+// 1012, hub closed, NATS drained, embedded server stopped, admin listener
+// closed).
 package node
 
 import (

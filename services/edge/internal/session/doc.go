@@ -13,5 +13,5 @@
 //
 // The queue between the fan-out and the writer is bounded in messages and
 // bytes. Deliver never blocks: a client whose queue is full is closed with
-// 4008 (slow consumer) and resumes elsewhere from its last seq.
+// 4008 (slow consumer), so one slow client never delays the others.
 package session

@@ -1,0 +1,215 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/eventedge/eventedge/proto/events"
+	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
+	"github.com/eventedge/eventedge/proto/room"
+
+	"github.com/eventedge/eventedge/services/edge/internal/auth"
+	"github.com/eventedge/eventedge/services/edge/internal/broker"
+	"github.com/eventedge/eventedge/services/edge/internal/metrics"
+)
+
+// sink records what it is handed.
+type sink struct {
+	claims *auth.Claims
+	mu     sync.Mutex
+	got    []*Outbound
+	count  int
+	keep   bool
+}
+
+func (s *sink) Deliver(o *Outbound) {
+	s.mu.Lock()
+	s.count++
+	if s.keep {
+		s.got = append(s.got, o)
+	}
+	s.mu.Unlock()
+}
+func (s *sink) Claims() *auth.Claims { return s.claims }
+
+func newHub(tb testing.TB) *Hub {
+	tb.Helper()
+	ns, err := broker.StartEmbedded(broker.EmbeddedOptions{Port: -1, StoreDir: tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	h := New(nc, Options{}, zerolog.Nop(), metrics.New(prometheus.NewRegistry()))
+	tb.Cleanup(h.Close)
+	return h
+}
+
+// liveMsg builds the message the EVENTS stream re-publishes for ev at seq.
+func liveMsg(tb testing.TB, ev *pb.Event, seq uint64) *nats.Msg {
+	tb.Helper()
+	events.Normalize(ev)
+	body, err := events.Marshal(ev)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r, _ := room.Parse(ev.Room)
+	m := &nats.Msg{Subject: r.LiveSubject(), Data: body, Header: nats.Header{}}
+	m.Header.Set(events.HeaderSequence, strconv.FormatUint(seq, 10))
+	m.Header.Set(events.HeaderContentType, events.ContentTypeProtobuf)
+	return m
+}
+
+// join subscribes n sinks to project:p1, every other one holding logs:read.
+func join(tb testing.TB, h *Hub, n int, keep bool) []*sink {
+	tb.Helper()
+	sinks := make([]*sink, n)
+	for i := range sinks {
+		perms := []string{auth.PermTasksRead}
+		if i%2 == 0 {
+			perms = append(perms, auth.PermLogsRead)
+		}
+		sinks[i] = &sink{claims: &auth.Claims{Subject: fmt.Sprint("u", i), Permissions: perms, Projects: []string{"p1"}}, keep: keep}
+		if err := h.Join(context.Background(), NewSubscription(room.Project("p1"), sinks[i], nil), nil); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return sinks
+}
+
+func logEvent() *pb.Event {
+	ev := events.TaskProgress(room.Project("p1"), &pb.TaskProgress{TaskId: "t1", Progress: 0.5, Logs: []*pb.LogEntry{{Line: "building"}}})
+	ev.RequiredPermission = auth.PermLogsRead
+	return ev
+}
+
+// TestDispatchEncodesOncePerRoom: every subscriber that may see an event is
+// handed the same encoded bytes; subscribers without the event's permission
+// get nothing.
+func TestDispatchEncodesOncePerRoom(t *testing.T) {
+	h := newHub(t)
+	sinks := join(t, h, 10, true)
+	h.dispatch(liveMsg(t, logEvent(), 7))
+	var first *Outbound
+	for i, s := range sinks {
+		if i%2 == 1 {
+			if len(s.got) != 0 {
+				t.Fatalf("subscriber %d without logs:read received the event", i)
+			}
+			continue
+		}
+		if len(s.got) != 1 {
+			t.Fatalf("subscriber %d received %d events", i, len(s.got))
+		}
+		if first == nil {
+			first = s.got[0]
+		}
+		if s.got[0] != first || &s.got[0].Data[0] != &first.Data[0] {
+			t.Fatalf("subscriber %d got its own copy: the event was encoded more than once", i)
+		}
+	}
+	if first.Seq != 7 || first.Room != "project:p1" || first.Priority != pb.Priority_PRIORITY_LOW {
+		t.Fatalf("outbound %+v", first)
+	}
+}
+
+// TestDispatchAllocsIndependentOfSubscribers: fan-out allocates per event,
+// never per subscriber.
+func TestDispatchAllocsIndependentOfSubscribers(t *testing.T) {
+	allocs := func(n int) float64 {
+		h := newHub(t)
+		join(t, h, n, false)
+		msg := liveMsg(t, logEvent(), 1)
+		h.dispatch(msg) // warm up
+		return testing.AllocsPerRun(50, func() { h.dispatch(msg) })
+	}
+	few, many := allocs(2), allocs(1000)
+	// A per-subscriber allocation would add about 1,000; allow a constant
+	// few (the race detector's instrumentation adds one).
+	if many > few+5 {
+		t.Fatalf("allocations per dispatch: %v with 2 subscribers, %v with 1000", few, many)
+	}
+}
+
+// TestDispatchRefusesForgedLiveMessages: a message on a live subject
+// without the stream's sequence header, or whose room disagrees with its
+// subject, reaches no one.
+func TestDispatchRefusesForgedLiveMessages(t *testing.T) {
+	h := newHub(t)
+	sinks := join(t, h, 2, true)
+	noSeq := liveMsg(t, events.TaskDeleted(room.Project("p1"), "u1", "t1"), 1)
+	noSeq.Header.Del(events.HeaderSequence)
+	otherRoom := liveMsg(t, events.TaskDeleted(room.Project("p2"), "u1", "t1"), 2)
+	otherRoom.Subject = room.Project("p1").LiveSubject()
+	garbage := liveMsg(t, events.TaskDeleted(room.Project("p1"), "u1", "t1"), 3)
+	garbage.Data = []byte("not protobuf")
+	for _, m := range []*nats.Msg{noSeq, otherRoom, garbage} {
+		h.dispatch(m)
+	}
+	for i, s := range sinks {
+		if len(s.got) != 0 {
+			t.Fatalf("subscriber %d received a forged message", i)
+		}
+	}
+}
+
+// TestJoinConcurrentFirstSubscribers: many first joins of one room at once
+// create one NATS subscription, and the last leave removes it.
+func TestJoinConcurrentFirstSubscribers(t *testing.T) {
+	h := newHub(t)
+	var wg sync.WaitGroup
+	subs := make([]*Subscription, 50)
+	for i := range subs {
+		subs[i] = NewSubscription(room.Project("p1"), &sink{claims: &auth.Claims{Subject: "u"}}, nil)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := h.Join(context.Background(), subs[i], nil); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := h.Rooms(); got != 1 {
+		t.Fatalf("rooms = %d, want 1", got)
+	}
+	if got, _ := h.nc.NumSubscriptions(), 0; got != 1 {
+		t.Fatalf("NATS subscriptions = %d, want 1", got)
+	}
+	for _, s := range subs {
+		h.Leave(s)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for h.Rooms() != 0 || h.nc.NumSubscriptions() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the last leave: rooms %d, NATS subscriptions %d", h.Rooms(), h.nc.NumSubscriptions())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// BenchmarkFanout1000: one event to 1,000 subscribers of one room, half of
+// whom hold the event's required permission.
+func BenchmarkFanout1000(b *testing.B) {
+	h := newHub(b)
+	join(b, h, 1000, false)
+	msg := liveMsg(b, logEvent(), 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		h.dispatch(msg)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/500, "ns/delivery")
+}
