@@ -208,7 +208,7 @@ func (s *Session) Run(ctx context.Context) *protocol.CloseReason {
 }
 
 func (s *Session) logClose(r *protocol.CloseReason) {
-	ev := s.log.Info().Str("reason", r.Label).Int("code", int(r.Code)).Dur("duration", time.Since(s.start))
+	ev := s.log.Info().Str("reason", r.Label).Int("code", int(r.Code)).Dur("duration_ms", time.Since(s.start))
 	if c := s.Claims(); c != nil {
 		ev = ev.Str("user", c.Subject)
 	}
