@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
 
 	"github.com/eventedge/eventedge/proto/events"
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
@@ -213,3 +214,5 @@ func BenchmarkFanout1000(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/500, "ns/delivery")
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -256,3 +256,51 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Fatalf("/metrics on the public listener: %d", code)
 	}
 }
+
+// TestDeadPeerDropped: a client that stops answering WebSocket pings is
+// dropped after the ping timeout, and counted.
+func TestDeadPeerDropped(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) {
+		o.Session.PingInterval = 100 * time.Millisecond
+		o.Session.PingTimeout = 200 * time.Millisecond
+	})
+	// A coder/websocket peer answers pings only while something reads;
+	// this one authenticates and then never reads again.
+	ws := rawConn(t, e)
+	_ = ws
+	edgetest.Eventually(t, 10*time.Second, func() bool {
+		_, body := edgetest.Get(t, e.AdminURL+"/metrics")
+		return strings.Contains(body, `eventedge_connections_closed_total{reason="ping_timeout"} 1`) &&
+			strings.Contains(body, "eventedge_connections 0")
+	}, "silent peer dropped with reason ping_timeout")
+
+	// A peer that reads answers the pings and stays.
+	c := edgetest.Dial(t, e, edgetest.Token(t, "u1", nil, nil, time.Hour))
+	time.Sleep(time.Second) // several ping intervals
+	if _, err := c.Ping(ctxT(t)); err != nil {
+		t.Fatalf("live peer dropped: %v", err)
+	}
+}
+
+// TestSeveralMessagesInOneFrame: a client may send several '\n'-separated
+// messages in one frame; each is answered, in order.
+func TestSeveralMessagesInOneFrame(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	e := edgetest.StartEdge(t, n, nil)
+	ws := rawConn(t, e)
+	frame := `{"op":"ping","id":1}` + "\n\n" + `{"op":"subscribe","id":2,"room":"user:u1"}` + "\n" + `{"op":"ping","id":3}` + "\n"
+	if err := ws.Write(ctxT(t), websocket.MessageText, []byte(frame)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 3 {
+		for _, line := range strings.Split(readMsg(t, ws), "\n") {
+			got = append(got, line)
+		}
+	}
+	want := []string{`{"op":"pong","id":1}`, `{"op":"reply","id":2,"ok":true}`, `{"op":"pong","id":3}`}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
