@@ -31,6 +31,9 @@ type Options struct {
 	// CheckInterval is how often the stream's presence is re-checked for
 	// readiness. Default 5s.
 	CheckInterval time.Duration
+	// OnReconnect, when set, runs (on its own goroutine) after every
+	// reconnection to NATS: the hub re-checks its rooms there.
+	OnReconnect func()
 }
 
 // Broker is a node's NATS connection. Safe for concurrent use.
@@ -89,6 +92,9 @@ func Connect(opts Options, log zerolog.Logger, m *metrics.Metrics) (*Broker, err
 			m.NATSReconnects.Inc()
 			b.log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("reconnected to NATS; subscriptions restored")
 			b.kick()
+			if b.opts.OnReconnect != nil {
+				b.opts.OnReconnect()
+			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			ev := b.log.Warn().Err(err)

@@ -8,6 +8,18 @@
 // stream order by exactly one goroutine. Each event is decoded once and
 // encoded to its client JSON once per room; every subscriber that may see it
 // is handed the same *Outbound, without copying and without blocking.
+//
+// Gapless: every live message carries its stream sequence and the previous
+// sequence of the same subject (Nats-Last-Sequence). Per room the hub
+// remembers the last sequence it handled; when a message's previous
+// sequence is not that one (NATS dropped messages for a slow shard, the
+// node was disconnected…), the missing range is read from the stream and
+// delivered first. After a NATS reconnect every room is re-checked against
+// the stream. A missing message is repaired, never skipped.
+//
+// Resume: a subscription that starts after a position catches up with
+// CatchUp, which replays the stored events after it while holding back the
+// live ones, then merges the two by sequence.
 package hub
 
 import (
@@ -18,16 +30,18 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/eventedge/eventedge/proto/events"
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 	"github.com/eventedge/eventedge/proto/room"
 
-	"github.com/eventedge/eventedge/services/edge/internal/auth"
+	"github.com/eventedge/eventedge/services/edge/internal/history"
 	"github.com/eventedge/eventedge/services/edge/internal/metrics"
 	"github.com/eventedge/eventedge/services/edge/internal/protocol"
 )
@@ -42,6 +56,9 @@ type Options struct {
 	// FlushTimeout bounds the round trip that confirms a new room's NATS
 	// subscription before the subscribe is answered. Default 2s.
 	FlushTimeout time.Duration
+	// RetryDelay is the pause before a room whose gap could not be repaired
+	// (NATS unavailable) is checked again. Default 1s.
+	RetryDelay time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -53,6 +70,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.FlushTimeout <= 0 {
 		o.FlushTimeout = 2 * time.Second
+	}
+	if o.RetryDelay <= 0 {
+		o.RetryDelay = time.Second
 	}
 	return o
 }
@@ -68,70 +88,29 @@ type Outbound struct {
 	Timestamp time.Time
 	// Data is the encoded event message, without a trailing newline.
 	Data []byte
-}
 
-// Sink is the receiving end of a subscription: a client session.
-type Sink interface {
-	// Deliver queues o for the client. It must not block.
-	Deliver(o *Outbound)
-	// Claims returns the client's current claims.
-	Claims() *auth.Claims
-}
-
-// Subscription is one client's membership of one room. Create it with
-// NewSubscription; the hub reads it concurrently, so its filter changes go
-// through SetEvents.
-type Subscription struct {
-	// static after construction
-	room room.Room
-	name string
-	sink Sink
-
-	mu     sync.RWMutex
-	events []string // guarded by mu; empty: every type
-}
-
-// NewSubscription returns a subscription of sink to r receiving only the
-// listed event types (all when empty).
-func NewSubscription(r room.Room, sink Sink, eventTypes []string) *Subscription {
-	return &Subscription{room: r, name: r.String(), sink: sink, events: eventTypes}
-}
-
-// Room returns the subscribed room.
-func (s *Subscription) Room() room.Room { return s.room }
-
-// SetEvents replaces the event-type filter.
-func (s *Subscription) SetEvents(eventTypes []string) {
-	s.mu.Lock()
-	s.events = eventTypes
-	s.mu.Unlock()
-}
-
-// allows reports whether the subscriber may receive an event of type typ
-// needing permission perm.
-func (s *Subscription) allows(typ, perm string) bool {
-	if perm != "" && !s.sink.Claims().Has(perm) {
-		return false
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if len(s.events) == 0 {
-		return true
-	}
-	for _, t := range s.events {
-		if t == typ {
-			return true
-		}
-	}
-	return false
+	perm string // the event's required permission
 }
 
 // roomState is a room with at least one subscriber or a Join in progress.
 type roomState struct {
 	// static after construction
 	name    string
-	subject string
+	room    room.Room
+	subject string        // live subject
+	stored  string        // stored subject, read by repairs and replays
 	ready   chan struct{} // closed when natsSub is set up (or failed)
+
+	// lastSeq is the last sequence the room's shard handled: every event
+	// of the room up to it has been offered to the subscribers. Written by
+	// the shard goroutine under mu (so Join reads a value consistent with
+	// the fan-out); set by subscribe before ready is closed.
+	lastSeq atomic.Uint64
+	// known is set once lastSeq has been read from the stream (even as 0):
+	// only then can a live message's previous sequence reveal a gap.
+	known atomic.Bool
+	// retry is set while a repair that failed waits to be retried.
+	retry atomic.Bool
 
 	// written once before ready is closed
 	natsSub *nats.Subscription
@@ -147,6 +126,7 @@ type roomState struct {
 type Hub struct {
 	// static after construction
 	nc     *nats.Conn
+	hist   *history.Store
 	opts   Options
 	log    zerolog.Logger
 	m      *metrics.Metrics
@@ -164,10 +144,11 @@ type Hub struct {
 var ErrClosed = errors.New("hub closed")
 
 // New returns a running Hub reading from nc. Close stops it.
-func New(nc *nats.Conn, opts Options, log zerolog.Logger, m *metrics.Metrics) *Hub {
+func New(nc *nats.Conn, hist *history.Store, opts Options, log zerolog.Logger, m *metrics.Metrics) *Hub {
 	opts = opts.withDefaults()
 	h := &Hub{
 		nc:    nc,
+		hist:  hist,
 		opts:  opts,
 		log:   log,
 		m:     m,
@@ -191,9 +172,14 @@ func (h *Hub) shardFor(subject string) chan *nats.Msg {
 
 // Join adds sub to its room, subscribing the node to the room's NATS subject
 // first when sub is the room's first member. onJoined runs once sub is a
-// member and before any event can be delivered to it: the subscribe reply is
-// queued there so that it precedes the room's first event.
-func (h *Hub) Join(ctx context.Context, sub *Subscription, onJoined func()) error {
+// member and before any event can be delivered to it, with the position
+// the subscription continues after: the subscribe reply is queued there so
+// that it precedes the room's first event.
+//
+// A subscription created with resume=false starts at the room's current
+// position (the events that follow are live); one created with
+// resume=true starts at since and must then be caught up with CatchUp.
+func (h *Hub) Join(ctx context.Context, sub *Subscription, since uint64, onJoined func(pos uint64)) error {
 	subject := sub.room.LiveSubject()
 	h.mu.Lock()
 	if h.closed {
@@ -203,7 +189,7 @@ func (h *Hub) Join(ctx context.Context, sub *Subscription, onJoined func()) erro
 	rs := h.rooms[subject]
 	creator := rs == nil
 	if creator {
-		rs = &roomState{name: sub.name, subject: subject, ready: make(chan struct{}), subs: make(map[*Subscription]struct{})}
+		rs = &roomState{name: sub.name, room: sub.room, subject: subject, stored: sub.room.Subject(), ready: make(chan struct{}), subs: make(map[*Subscription]struct{})}
 		h.rooms[subject] = rs
 	}
 	rs.refs++
@@ -224,9 +210,17 @@ func (h *Hub) Join(ctx context.Context, sub *Subscription, onJoined func()) erro
 		return rs.err
 	}
 	rs.mu.Lock()
+	sub.mu.Lock()
+	if sub.catchingUp {
+		sub.pos = since
+	} else {
+		sub.pos = rs.lastSeq.Load()
+	}
+	pos := sub.pos
+	sub.mu.Unlock()
 	rs.subs[sub] = struct{}{}
 	if onJoined != nil {
-		onJoined()
+		onJoined(pos)
 	}
 	rs.mu.Unlock()
 	return nil
@@ -251,6 +245,19 @@ func (h *Hub) subscribe(rs *roomState) {
 	if err := h.nc.FlushTimeout(h.opts.FlushTimeout); err != nil {
 		h.log.Debug().Err(err).Str("room", rs.name).Msg("room subscription not confirmed; NATS will receive it on reconnect")
 	}
+	// The room's position: live messages up to it were stored before the
+	// subscription existed. When the stream cannot be asked now, the room
+	// starts at 0 and is checked again shortly.
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.FlushTimeout)
+	defer cancel()
+	last, err := h.hist.Last(ctx, rs.stored)
+	if err != nil {
+		h.log.Warn().Err(err).Str("room", rs.name).Msg("room position unknown; will re-check")
+		h.scheduleResync(rs)
+		return
+	}
+	rs.lastSeq.Store(last)
+	rs.known.Store(true)
 }
 
 // release drops one reference to rs and tears the room down with the last.
@@ -331,46 +338,227 @@ func (h *Hub) runShard(ch chan *nats.Msg) {
 	}
 }
 
-// dispatch decodes one live message, encodes it once and hands it to every
-// subscriber of its room that may see it.
-func (h *Hub) dispatch(msg *nats.Msg) {
-	h.m.EventsIn.Inc()
+// resyncHeader marks the hub's own resync requests in a shard channel. They
+// have no Sub, unlike every message NATS delivers, so they cannot be forged.
+const resyncHeader = "Eventedge-Resync"
+
+func (h *Hub) room(subject string) *roomState {
 	h.mu.RLock()
-	rs := h.rooms[msg.Subject]
-	h.mu.RUnlock()
+	defer h.mu.RUnlock()
+	return h.rooms[subject]
+}
+
+// dispatch handles one live message (or resync request) on its room's
+// shard goroutine.
+func (h *Hub) dispatch(msg *nats.Msg) {
+	rs := h.room(msg.Subject)
 	if rs == nil {
-		h.m.EventsDropped.WithLabelValues("no_room").Inc()
+		if msg.Sub != nil {
+			h.m.EventsIn.Inc()
+			h.m.EventsDropped.WithLabelValues("no_room").Inc()
+		}
 		return
 	}
-	out, err := encode(rs.name, msg)
+	<-rs.ready
+	if msg.Sub == nil && msg.Header.Get(resyncHeader) != "" {
+		h.resync(rs)
+		return
+	}
+	h.m.EventsIn.Inc()
+	seq, err := strconv.ParseUint(msg.Header.Get(events.HeaderSequence), 10, 64)
+	if err != nil || seq == 0 {
+		h.m.EventsInvalid.Inc()
+		h.log.Warn().Str("subject", msg.Subject).Msgf("dropped a message without a valid %s header: not re-published by the %s stream", events.HeaderSequence, events.StreamName)
+		return
+	}
+	last := rs.lastSeq.Load()
+	if seq <= last {
+		h.m.EventsDropped.WithLabelValues("duplicate").Inc()
+		return
+	}
+	prev, perr := strconv.ParseUint(msg.Header.Get(events.HeaderLastSequence), 10, 64)
+	if rs.known.Load() && (perr != nil || prev != last) {
+		// Events of this room between last and this one did not arrive.
+		if !h.repair(rs, last, seq-1) {
+			return // retried later; this message is read back with the gap
+		}
+	}
+	h.fanout(rs, seq, msg.Data, msg.Header.Get(events.HeaderContentType))
+}
+
+// repair reads the room's stored events in (after, upTo] and fans them out.
+// It reports false when the stream could not be read: the room keeps its
+// position and is re-checked after RetryDelay.
+func (h *Hub) repair(rs *roomState, after, upTo uint64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n := 0
+	err := h.hist.Range(ctx, rs.stored, after, upTo, func(m *jetstream.RawStreamMsg) error {
+		n++
+		h.fanout(rs, m.Sequence, m.Data, m.Header.Get(events.HeaderContentType))
+		return nil
+	})
+	h.m.GapRepairs.Add(float64(n))
+	if err != nil {
+		h.m.GapRepairFailures.Inc()
+		h.log.Warn().Err(err).Str("room", rs.name).Uint64("after", after).Uint64("up_to", upTo).Msg("gap repair failed; retrying")
+		h.scheduleResync(rs)
+		return false
+	}
+	if n > 0 {
+		h.log.Info().Str("room", rs.name).Int("events", n).Uint64("after", after).Msg("gap repaired from the stream")
+	}
+	// Whatever was not found is gone from the stream: nothing more to wait
+	// for below upTo.
+	h.advance(rs, upTo)
+	return true
+}
+
+// resync compares the room's position with the stream's and repairs the
+// difference: after a NATS reconnect, or a failed repair.
+func (h *Hub) resync(rs *roomState) {
+	rs.retry.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	last, err := h.hist.Last(ctx, rs.stored)
+	if err != nil {
+		h.log.Warn().Err(err).Str("room", rs.name).Msg("room re-check failed; retrying")
+		h.scheduleResync(rs)
+		return
+	}
+	if !rs.known.Load() {
+		// The room's position was never known: start from the stream's.
+		h.advance(rs, last)
+		rs.known.Store(true)
+		return
+	}
+	if cur := rs.lastSeq.Load(); last > cur {
+		h.repair(rs, cur, last)
+	}
+}
+
+// advance moves the room's position forward to seq.
+func (h *Hub) advance(rs *roomState, seq uint64) {
+	rs.mu.Lock()
+	if seq > rs.lastSeq.Load() {
+		rs.lastSeq.Store(seq)
+	}
+	rs.mu.Unlock()
+}
+
+// scheduleResync asks the room's shard to re-check it after RetryDelay.
+func (h *Hub) scheduleResync(rs *roomState) {
+	if !rs.retry.CompareAndSwap(false, true) {
+		return
+	}
+	time.AfterFunc(h.opts.RetryDelay, func() { h.requestResync(rs) })
+}
+
+// requestResync queues a resync request on the room's shard.
+func (h *Hub) requestResync(rs *roomState) {
+	msg := &nats.Msg{Subject: rs.subject, Header: nats.Header{resyncHeader: []string{"1"}}}
+	select {
+	case h.shardFor(rs.subject) <- msg:
+	case <-h.quit:
+	default:
+		rs.retry.Store(false)
+		h.scheduleResync(rs) // shard busy: try again later
+	}
+}
+
+// ResyncAll re-checks every room against the stream: called after the
+// node reconnects to NATS, since messages published while it was away were
+// never delivered to it.
+func (h *Hub) ResyncAll() {
+	h.mu.RLock()
+	rooms := make([]*roomState, 0, len(h.rooms))
+	for _, rs := range h.rooms {
+		rooms = append(rooms, rs)
+	}
+	h.mu.RUnlock()
+	for _, rs := range rooms {
+		h.requestResync(rs)
+	}
+}
+
+// fanout decodes one event, encodes it once and offers it to every
+// subscriber of the room, then advances the room's position. Runs on the
+// room's shard goroutine.
+func (h *Hub) fanout(rs *roomState, seq uint64, body []byte, contentType string) {
+	out, err := encode(rs.name, seq, body, contentType)
+	rs.mu.Lock() // excludes Join, so a new member starts exactly at lastSeq
+	defer rs.mu.Unlock()
+	if seq > rs.lastSeq.Load() {
+		rs.lastSeq.Store(seq)
+	}
 	if err != nil {
 		h.m.EventsInvalid.Inc()
-		h.log.Warn().Err(err).Str("subject", msg.Subject).Str("seq", msg.Header.Get(events.HeaderSequence)).Msg("dropped invalid event")
+		h.log.Warn().Err(err).Str("room", rs.name).Uint64("seq", seq).Msg("dropped invalid event")
 		return
 	}
 	delivered := 0
-	rs.mu.RLock()
 	for sub := range rs.subs {
-		if sub.allows(out.Type, out.perm) {
-			sub.sink.Deliver(&out.Outbound)
+		if sub.offer(out) {
 			delivered++
 		}
 	}
-	rs.mu.RUnlock()
 	h.m.Deliveries.Add(float64(delivered))
 }
 
-type encoded struct {
-	Outbound
-	perm string
+// CatchUp brings a subscription created with resume=true up to date: it
+// replays the room's stored events after the subscription's position (or,
+// when they are gone from the stream, sends a reset), then merges the live
+// events held meanwhile and lets later ones flow. It returns when the
+// subscription is live, or with ctx's error (the session ended or left).
+func (h *Hub) CatchUp(ctx context.Context, sub *Subscription) error {
+	since := sub.Position()
+	pos, err := h.hist.Check(ctx, sub.room.Subject(), since)
+	if err != nil {
+		return err
+	}
+	if pos.Gap != "" {
+		h.m.Resets.WithLabelValues(string(pos.Gap)).Inc()
+		sub.skipTo(pos.Last)
+		sub.sink.Send(protocol.EncodeReset(sub.name, string(pos.Gap), pos.Last))
+	}
+	upTo := pos.Last
+	for {
+		if err := h.replay(ctx, sub, upTo); err != nil {
+			return err
+		}
+		live, err := sub.drainPending(ctx)
+		if err != nil || live {
+			return err
+		}
+		// Held live events overflowed: read on from the stream.
+		if upTo, err = h.hist.Last(ctx, sub.room.Subject()); err != nil {
+			return err
+		}
+	}
 }
 
-func encode(roomName string, msg *nats.Msg) (*encoded, error) {
-	seq, err := strconv.ParseUint(msg.Header.Get(events.HeaderSequence), 10, 64)
-	if err != nil || seq == 0 {
-		return nil, fmt.Errorf("missing or bad %s header: not re-published by the %s stream", events.HeaderSequence, events.StreamName)
-	}
-	ev, err := events.Decode(msg.Data, msg.Header.Get(events.HeaderContentType))
+func (h *Hub) replay(ctx context.Context, sub *Subscription, upTo uint64) error {
+	n := 0
+	err := h.hist.Range(ctx, sub.room.Subject(), sub.Position(), upTo, func(m *jetstream.RawStreamMsg) error {
+		out, err := encode(sub.name, m.Sequence, m.Data, m.Header.Get(events.HeaderContentType))
+		if err != nil {
+			h.m.EventsInvalid.Inc()
+			h.log.Warn().Err(err).Str("room", sub.name).Uint64("seq", m.Sequence).Msg("skipped invalid stored event")
+			sub.skipTo(m.Sequence)
+			return nil
+		}
+		ok, err := sub.replayed(ctx, out)
+		if ok {
+			n++
+		}
+		return err
+	})
+	h.m.Replayed.Add(float64(n))
+	return err
+}
+
+func encode(roomName string, seq uint64, body []byte, contentType string) (*Outbound, error) {
+	ev, err := events.Decode(body, contentType)
 	if err != nil {
 		return nil, err
 	}
@@ -381,15 +569,13 @@ func encode(roomName string, msg *nats.Msg) (*encoded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", ev.Id, err)
 	}
-	return &encoded{
-		Outbound: Outbound{
-			Room:      roomName,
-			Seq:       seq,
-			Type:      ev.Type,
-			Priority:  events.Priority(ev),
-			Timestamp: ev.Timestamp.AsTime(),
-			Data:      data,
-		},
-		perm: ev.RequiredPermission,
+	return &Outbound{
+		Room:      roomName,
+		Seq:       seq,
+		Type:      ev.Type,
+		Priority:  events.Priority(ev),
+		Timestamp: ev.Timestamp.AsTime(),
+		Data:      data,
+		perm:      ev.RequiredPermission,
 	}, nil
 }

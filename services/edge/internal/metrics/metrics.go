@@ -25,6 +25,14 @@ type Metrics struct {
 	BytesOut        prometheus.Counter
 	MessagesIn      prometheus.Counter
 	DeliveryLatency prometheus.Histogram
+
+	GapRepairs        prometheus.Counter     // events read back from the stream to fill a gap
+	GapRepairFailures prometheus.Counter     // repairs that could not read the stream (retried)
+	Replayed          prometheus.Counter     // events replayed to resuming subscriptions
+	Resumes           prometheus.Counter     // subscriptions that resumed after a position
+	Resets            *prometheus.CounterVec // resets sent, by reason
+	Acks              prometheus.Counter     // ack messages received
+	PositionWrites    *prometheus.CounterVec // device positions written to the KV bucket, by result
 }
 
 // New creates the collectors and registers them on reg.
@@ -81,6 +89,28 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
 	}
+	m.GapRepairs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "eventedge_gap_repairs_total", Help: "Events that did not arrive live and were read back from the stream to fill the gap.",
+	})
+	m.GapRepairFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "eventedge_gap_repair_failures_total", Help: "Gap repairs that could not read the stream (retried).",
+	})
+	m.Replayed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "eventedge_replayed_events_total", Help: "Stored events replayed to resuming subscriptions.",
+	})
+	m.Resumes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "eventedge_resumes_total", Help: "Subscriptions that resumed after a position (since or a stored device position).",
+	})
+	m.Resets = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventedge_resets_total", Help: "Resets sent because a client's history was gone, by reason.",
+	}, []string{"reason"})
+	m.Acks = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "eventedge_acks_total", Help: "Ack messages received from clients.",
+	})
+	m.PositionWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventedge_position_writes_total", Help: "Device positions written to the key-value bucket, by result (ok, error).",
+	}, []string{"result"})
+	reg.MustRegister(m.GapRepairs, m.GapRepairFailures, m.Replayed, m.Resumes, m.Resets, m.Acks, m.PositionWrites)
 	reg.MustRegister(m.Connections, m.ConnectionsOpen, m.Closes, m.AuthFailures, m.Rooms, m.NATSSubs,
 		m.NATSConnected, m.NATSReconnects, m.EventsIn, m.EventsInvalid, m.EventsDropped, m.Deliveries,
 		m.FramesOut, m.BytesOut, m.MessagesIn, m.DeliveryLatency)

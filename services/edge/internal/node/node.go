@@ -27,8 +27,10 @@ import (
 
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
 	"github.com/eventedge/eventedge/services/edge/internal/broker"
+	"github.com/eventedge/eventedge/services/edge/internal/history"
 	"github.com/eventedge/eventedge/services/edge/internal/hub"
 	"github.com/eventedge/eventedge/services/edge/internal/metrics"
+	"github.com/eventedge/eventedge/services/edge/internal/positions"
 	"github.com/eventedge/eventedge/services/edge/internal/server"
 	"github.com/eventedge/eventedge/services/edge/internal/session"
 )
@@ -59,6 +61,8 @@ type Options struct {
 	Session session.Options
 	// Hub configures the fan-out.
 	Hub hub.Options
+	// Positions configures the store of acknowledged device positions.
+	Positions positions.Options
 	// ShutdownTimeout bounds Shutdown's wait for clients to close. Default 10s.
 	ShutdownTimeout time.Duration
 }
@@ -76,6 +80,8 @@ type Node struct {
 	embedded  *natsserver.Server
 	broker    *broker.Broker
 	hub       *hub.Hub
+	hubReady  atomic.Pointer[hub.Hub] // for the reconnect callback, set once the hub exists
+	positions *positions.Store
 	ws        *server.Server
 	public    *http.Server
 	admin     *http.Server
@@ -134,6 +140,9 @@ func (n *Node) Start() (err error) {
 			if n.hub != nil {
 				n.hub.Close()
 			}
+			if n.positions != nil {
+				n.positions.Close()
+			}
 			n.stopNATS()
 		}
 	}()
@@ -145,18 +154,26 @@ func (n *Node) Start() (err error) {
 		url = n.embedded.ClientURL()
 		n.log.Info().Str("url", url).Str("store", n.opts.Embedded.StoreDir).Msg("embedded NATS with JetStream started")
 	}
-	n.broker, err = broker.Connect(broker.Options{URL: url, Name: "edge-" + n.opts.Name, Stream: n.opts.Stream}, n.log, n.m)
+	onReconnect := func() {
+		if h := n.hubReady.Load(); h != nil {
+			h.ResyncAll()
+		}
+	}
+	n.broker, err = broker.Connect(broker.Options{URL: url, Name: "edge-" + n.opts.Name, Stream: n.opts.Stream, OnReconnect: onReconnect}, n.log, n.m)
 	if err != nil {
 		return err
 	}
-	n.hub = hub.New(n.broker.NC, n.opts.Hub, n.log, n.m)
+	n.hub = hub.New(n.broker.NC, history.New(n.broker.JS), n.opts.Hub, n.log, n.m)
+	n.hubReady.Store(n.hub)
+	n.positions = positions.Open(n.broker.JS, n.opts.Positions, n.log, n.m)
 	env := &session.Env{
-		Node:     n.opts.Name,
-		Hub:      n.hub,
-		Verifier: n.verifier,
-		Metrics:  n.m,
-		Log:      n.log,
-		Options:  n.opts.Session.WithDefaults(),
+		Node:      n.opts.Name,
+		Hub:       n.hub,
+		Verifier:  n.verifier,
+		Metrics:   n.m,
+		Positions: n.positions,
+		Log:       n.log,
+		Options:   n.opts.Session.WithDefaults(),
 	}
 	n.ws = server.New(env, n.opts.Server)
 
@@ -259,6 +276,7 @@ func (n *Node) doShutdown() error {
 		errs = append(errs, fmt.Errorf("close clients: %w", err))
 	}
 	n.hub.Close()
+	n.positions.Close() // writes the last acknowledged positions
 	n.stopNATS()
 	if err := n.admin.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("admin listener: %w", err))

@@ -299,7 +299,7 @@ func TestSeveralMessagesInOneFrame(t *testing.T) {
 			got = append(got, line)
 		}
 	}
-	want := []string{`{"op":"pong","id":1}`, `{"op":"reply","id":2,"ok":true}`, `{"op":"pong","id":3}`}
+	want := []string{`{"op":"pong","id":1}`, `{"op":"reply","id":2,"ok":true,"seq":0}`, `{"op":"pong","id":3}`}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("got %q, want %q", got, want)
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/eventedge/eventedge/proto/room"
 )
 
 // Client ops.
@@ -14,6 +16,7 @@ const (
 	OpSubscribe   = "subscribe"
 	OpUnsubscribe = "unsubscribe"
 	OpPing        = "ping"
+	OpAck         = "ack"
 )
 
 // MaxEventsFilter bounds the event types one subscribe may list.
@@ -32,9 +35,16 @@ type ClientMessage struct {
 	DeviceID      string `json:"deviceId,omitempty"`
 	ClientVersion string `json:"clientVersion,omitempty"`
 
-	// subscribe, unsubscribe
+	// subscribe, unsubscribe, ack
 	Room   string   `json:"room,omitempty"`
 	Events []string `json:"events,omitempty"`
+	// Since (subscribe) resumes after this stream sequence: every retained
+	// event of the room with a larger seq is replayed first. 0 replays the
+	// whole retained history.
+	Since *uint64 `json:"since,omitempty"`
+
+	// Seq (ack) acknowledges every event of Room up to this sequence.
+	Seq *uint64 `json:"seq,omitempty"`
 }
 
 // DecodeError is a message that could not be decoded. When the bad message
@@ -103,8 +113,8 @@ func (m *ClientMessage) validate() error {
 		if m.Token == "" {
 			return fmt.Errorf("auth: token is required")
 		}
-		if len(m.DeviceID) > MaxDeviceIDLen || !printable(m.DeviceID) {
-			return fmt.Errorf("auth: deviceId must be at most %d printable ASCII characters", MaxDeviceIDLen)
+		if m.DeviceID != "" && !room.ValidID(m.DeviceID) {
+			return fmt.Errorf("auth: deviceId must be 1-%d characters of A-Z a-z 0-9 _ -", MaxDeviceIDLen)
 		}
 		if len(m.ClientVersion) > MaxClientVersionLen || !printable(m.ClientVersion) {
 			return fmt.Errorf("auth: clientVersion must be at most %d printable ASCII characters", MaxClientVersionLen)
@@ -116,11 +126,18 @@ func (m *ClientMessage) validate() error {
 		if m.Room == "" {
 			return fmt.Errorf("%s: room is required", m.Op)
 		}
-		if m.Op == OpUnsubscribe && len(m.Events) > 0 {
-			return fmt.Errorf("unsubscribe: events is not allowed")
+		if m.Op == OpUnsubscribe && (len(m.Events) > 0 || m.Since != nil) {
+			return fmt.Errorf("unsubscribe: only id and room are allowed")
 		}
 		if len(m.Events) > MaxEventsFilter {
 			return fmt.Errorf("subscribe: events lists %d types, at most %d", len(m.Events), MaxEventsFilter)
+		}
+	case OpAck:
+		if m.Room == "" {
+			return fmt.Errorf("ack: room is required")
+		}
+		if m.Seq == nil {
+			return fmt.Errorf("ack: seq is required")
 		}
 	case OpPing:
 	case "":

@@ -54,6 +54,9 @@ type Reply struct {
 	Error *ReplyError `json:"error,omitempty"`
 	// ExpiresAt is set on the reply to a token refresh (auth after welcome).
 	ExpiresAt string `json:"expiresAt,omitempty"`
+	// Seq is set on the reply to a subscribe: the subscription continues
+	// after this stream sequence (replayed events first, when it resumed).
+	Seq *uint64 `json:"seq,omitempty"`
 }
 
 // Pong answers a ping.
@@ -69,6 +72,29 @@ func EncodeWelcome(session, node, user string, expiresAt time.Time) []byte {
 
 // EncodeOK encodes a successful reply to id.
 func EncodeOK(id *uint64) []byte { return mustJSON(Reply{Op: OpReply, ID: id, OK: true}) }
+
+// EncodeSubscribed encodes the reply to a subscribe that continues after seq.
+func EncodeSubscribed(id *uint64, seq uint64) []byte {
+	return mustJSON(Reply{Op: OpReply, ID: id, OK: true, Seq: &seq})
+}
+
+// OpReset tells a client that a room's history it asked for is gone.
+const OpReset = "reset"
+
+// Reset is sent after a subscribe reply when the events after the client's
+// position are no longer stored: the client reloads its state and continues
+// after Seq.
+type Reset struct {
+	Op     string `json:"op"`
+	Room   string `json:"room"`
+	Reason string `json:"reason"`
+	Seq    uint64 `json:"seq"`
+}
+
+// EncodeReset encodes a reset message.
+func EncodeReset(roomName, reason string, seq uint64) []byte {
+	return mustJSON(Reset{Op: OpReset, Room: roomName, Reason: reason, Seq: seq})
+}
 
 // EncodeRefreshed encodes the reply to a token refresh.
 func EncodeRefreshed(id *uint64, expiresAt time.Time) []byte {

@@ -17,6 +17,7 @@ import (
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
 	"github.com/eventedge/eventedge/services/edge/internal/hub"
 	"github.com/eventedge/eventedge/services/edge/internal/metrics"
+	"github.com/eventedge/eventedge/services/edge/internal/positions"
 	"github.com/eventedge/eventedge/services/edge/internal/protocol"
 )
 
@@ -26,8 +27,17 @@ type Env struct {
 	Hub      *hub.Hub
 	Verifier *auth.Verifier
 	Metrics  *metrics.Metrics
-	Log      zerolog.Logger
-	Options  Options // with defaults applied by New
+	// Positions stores acknowledged positions of devices; nil disables
+	// offline queueing.
+	Positions *positions.Store
+	Log       zerolog.Logger
+	Options   Options // with defaults applied by New
+}
+
+// subState is one subscription and the catch-up that may run for it.
+type subState struct {
+	sub    *hub.Subscription
+	cancel context.CancelFunc // stops its catch-up; nil when none was started
 }
 
 // Info describes the connection, from the upgrade request.
@@ -57,14 +67,16 @@ type Session struct {
 	log   zerolog.Logger
 	start time.Time
 	wake  chan struct{} // cap 1: the writer has something to do
+	space chan struct{} // cap 1: the writer drained the queue (for DeliverWait)
 
 	claims   atomic.Pointer[auth.Claims] // nil until authenticated
 	deviceID atomic.Pointer[string]
 
 	// owned by the reader (Run)
-	subs      map[string]*hub.Subscription // by room name
+	subs      map[string]*subState // by room name
 	authTimer *time.Timer
 	expTimer  *time.Timer
+	catchUps  sync.WaitGroup // catch-up goroutines, started by the reader, waited for by Run
 
 	mu         sync.Mutex
 	queue      []item                // guarded by mu
@@ -84,7 +96,8 @@ func New(env *Env, conn *websocket.Conn, info Info) *Session {
 		info:  info,
 		start: time.Now(),
 		wake:  make(chan struct{}, 1),
-		subs:  make(map[string]*hub.Subscription),
+		space: make(chan struct{}, 1),
+		subs:  make(map[string]*subState),
 	}
 	s.log = env.Log.With().Str("session", info.ID).Str("remote", info.RemoteAddr).Logger()
 	return s
@@ -136,9 +149,42 @@ func (s *Session) Deliver(o *hub.Outbound) {
 	s.signal()
 }
 
-// send queues a control message (reply, welcome, pong). Control messages
-// are small and bounded by the client's own command rate; they are not
-// subject to the slow-consumer limit.
+// errClosing is returned by DeliverWait once the session is closing.
+var errClosing = errors.New("session closing")
+
+// DeliverWait queues an event, waiting while the queue is more than half
+// full, so a replay goes at the client's pace instead of overflowing it.
+// It implements hub.Sink.
+func (s *Session) DeliverWait(ctx context.Context, o *hub.Outbound) error {
+	for {
+		s.mu.Lock()
+		if s.reason != nil {
+			s.mu.Unlock()
+			return errClosing
+		}
+		if len(s.queue) < s.opts.QueueMessages/2 && s.queueBytes+len(o.Data) <= s.opts.QueueBytes/2 || len(s.queue) == 0 {
+			s.queue = append(s.queue, item{data: o.Data, ts: o.Timestamp})
+			s.queueBytes += len(o.Data)
+			s.mu.Unlock()
+			s.signal()
+			return nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Send queues a control message (reply, welcome, pong, reset). Control
+// messages are small and bounded by the client's own commands; they are
+// not subject to the slow-consumer limit. It implements hub.Sink.
+func (s *Session) Send(data []byte) {
+	s.send(data)
+}
+
 func (s *Session) send(data []byte) {
 	s.mu.Lock()
 	if s.reason != nil {
@@ -185,9 +231,10 @@ func (s *Session) Run(ctx context.Context) *protocol.CloseReason {
 	if s.expTimer != nil {
 		s.expTimer.Stop()
 	}
-	for _, sub := range s.subs {
-		s.env.Hub.Leave(sub)
+	for _, st := range s.subs {
+		s.leave(st)
 	}
+	s.catchUps.Wait()
 	s.mu.Lock()
 	s.done = true
 	if s.pingTimer != nil {
@@ -274,15 +321,22 @@ func (s *Session) handle(ctx context.Context, data []byte) {
 		s.authenticate(msg.ID, msg.Token, msg.DeviceID, msg.ClientVersion)
 	case protocol.OpPing:
 		s.send(protocol.EncodePong(msg.ID))
-	case protocol.OpSubscribe, protocol.OpUnsubscribe:
+	case protocol.OpSubscribe, protocol.OpUnsubscribe, protocol.OpAck:
 		if !authed {
+			if msg.ID == nil {
+				s.Close(protocol.Unauthenticated("authenticate first"))
+				return
+			}
 			s.send(protocol.EncodeError(msg.ID, protocol.CodeUnauthorized, "authenticate first: send {\"op\":\"auth\",\"token\":…}"))
 			return
 		}
-		if msg.Op == protocol.OpSubscribe {
+		switch msg.Op {
+		case protocol.OpSubscribe:
 			s.subscribe(ctx, msg)
-		} else {
+		case protocol.OpUnsubscribe:
 			s.unsubscribe(msg)
+		case protocol.OpAck:
+			s.ack(msg)
 		}
 	}
 }
@@ -344,9 +398,9 @@ func (s *Session) armExpiry(c *auth.Claims) {
 
 // recheckSubscriptions leaves the rooms the refreshed claims no longer allow.
 func (s *Session) recheckSubscriptions(c *auth.Claims) {
-	for name, sub := range s.subs {
-		if err := c.CanJoin(sub.Room()); err != nil {
-			s.env.Hub.Leave(sub)
+	for name, st := range s.subs {
+		if err := c.CanJoin(st.sub.Room()); err != nil {
+			s.leave(st)
 			delete(s.subs, name)
 			s.send(protocol.EncodeUnsubscribed(name, "forbidden"))
 		}
@@ -365,27 +419,81 @@ func (s *Session) subscribe(ctx context.Context, msg *protocol.ClientMessage) {
 			return
 		}
 	}
-	if err := s.Claims().CanJoin(r); err != nil {
+	claims := s.Claims()
+	if err := claims.CanJoin(r); err != nil {
 		s.send(protocol.EncodeError(msg.ID, protocol.CodeForbidden, err.Error()))
 		return
 	}
 	name := r.String()
-	if sub, ok := s.subs[name]; ok {
-		sub.SetEvents(msg.Events)
-		s.send(protocol.EncodeOK(msg.ID))
-		return
+	if st, ok := s.subs[name]; ok {
+		if msg.Since == nil {
+			// Same room again without a position: only the filter changes.
+			st.sub.SetEvents(msg.Events)
+			s.send(protocol.EncodeSubscribed(msg.ID, st.sub.Position()))
+			return
+		}
+		s.leave(st) // resubscribing from a position starts over
+		delete(s.subs, name)
 	}
 	if len(s.subs) >= s.opts.MaxSubscriptions {
 		s.send(protocol.EncodeError(msg.ID, protocol.CodeBadRequest, fmt.Sprintf("subscription limit reached: at most %d rooms per connection", s.opts.MaxSubscriptions)))
 		return
 	}
-	sub := hub.NewSubscription(r, s, msg.Events)
-	if err := s.env.Hub.Join(ctx, sub, func() { s.send(protocol.EncodeOK(msg.ID)) }); err != nil {
+
+	// Where to start: an explicit since wins; else the device's stored
+	// position; else live.
+	resume, since := msg.Since != nil, uint64(0)
+	if resume {
+		since = *msg.Since
+	} else if dev := s.device(); dev != "" && s.env.Positions != nil {
+		seq, ok, err := s.env.Positions.Get(ctx, claims.Subject, dev, r)
+		if err != nil {
+			s.log.Error().Err(err).Str("room", name).Msg("read device position")
+			s.send(protocol.EncodeError(msg.ID, protocol.CodeInternal, "could not read this device's position; try again"))
+			return
+		}
+		resume, since = ok, seq
+	}
+
+	sub := hub.NewSubscription(r, s, msg.Events, resume)
+	if err := s.env.Hub.Join(ctx, sub, since, func(pos uint64) { s.send(protocol.EncodeSubscribed(msg.ID, pos)) }); err != nil {
 		s.log.Error().Err(err).Str("room", name).Msg("join room")
 		s.send(protocol.EncodeError(msg.ID, protocol.CodeInternal, "could not subscribe; try again"))
 		return
 	}
-	s.subs[name] = sub
+	st := &subState{sub: sub}
+	s.subs[name] = st
+	if !resume {
+		return
+	}
+	s.env.Metrics.Resumes.Inc()
+	cctx, cancel := context.WithCancel(ctx)
+	st.cancel = cancel
+	s.catchUps.Add(1)
+	go func() {
+		defer s.catchUps.Done()
+		defer cancel()
+		err := s.env.Hub.CatchUp(cctx, sub)
+		if err != nil && cctx.Err() == nil && !errors.Is(err, errClosing) {
+			s.log.Error().Err(err).Str("room", name).Uint64("since", since).Msg("catch-up failed")
+			s.Close(protocol.TryAgainLater(2 * time.Second))
+		}
+	}()
+}
+
+// leave ends a subscription: its catch-up stops and it leaves the room.
+func (s *Session) leave(st *subState) {
+	if st.cancel != nil {
+		st.cancel()
+	}
+	s.env.Hub.Leave(st.sub)
+}
+
+func (s *Session) device() string {
+	if d := s.deviceID.Load(); d != nil {
+		return *d
+	}
+	return ""
 }
 
 func (s *Session) unsubscribe(msg *protocol.ClientMessage) {
@@ -394,14 +502,44 @@ func (s *Session) unsubscribe(msg *protocol.ClientMessage) {
 		s.send(protocol.EncodeError(msg.ID, protocol.CodeBadRequest, err.Error()))
 		return
 	}
-	sub, ok := s.subs[r.String()]
+	st, ok := s.subs[r.String()]
 	if !ok {
 		s.send(protocol.EncodeError(msg.ID, protocol.CodeNotFound, "not subscribed to "+r.String()))
 		return
 	}
-	s.env.Hub.Leave(sub)
+	s.leave(st)
 	delete(s.subs, r.String())
 	s.send(protocol.EncodeOK(msg.ID))
+}
+
+// ack records the client's cumulative acknowledgment of a room. The
+// position stored for the device never passes what the room delivered.
+func (s *Session) ack(msg *protocol.ClientMessage) {
+	s.env.Metrics.Acks.Inc()
+	r, err := room.Parse(msg.Room)
+	if err != nil {
+		if msg.ID == nil {
+			s.Close(protocol.ProtocolViolation("ack: " + err.Error()))
+			return
+		}
+		s.send(protocol.EncodeError(msg.ID, protocol.CodeBadRequest, err.Error()))
+		return
+	}
+	st, ok := s.subs[r.String()]
+	if !ok {
+		// Acks may cross an unsubscribe on the wire: not an error without id.
+		if msg.ID != nil {
+			s.send(protocol.EncodeError(msg.ID, protocol.CodeNotFound, "not subscribed to "+r.String()))
+		}
+		return
+	}
+	seq := min(*msg.Seq, st.sub.Position())
+	if dev := s.device(); dev != "" && s.env.Positions != nil && seq > 0 {
+		s.env.Positions.Ack(s.Claims().Subject, dev, r, seq)
+	}
+	if msg.ID != nil {
+		s.send(protocol.EncodeOK(msg.ID))
+	}
 }
 
 func clip(s string) string {

@@ -32,6 +32,10 @@ func (s *Session) writeLoop(ctx context.Context) {
 			s.closeConn(reason)
 			return
 		}
+		select { // room in the queue again: wake a waiting replay
+		case s.space <- struct{}{}:
+		default:
+		}
 		var ok bool
 		if buf, ok = s.writeBatch(ctx, batch, buf); !ok {
 			return

@@ -1,0 +1,160 @@
+// Package history reads a room's stored events back from the EVENTS stream:
+// for resuming a subscription after `since`, for repairing a gap in a
+// room's live feed, and for telling whether events a client has not seen
+// are gone from the stream.
+//
+// Reads are JetStream direct gets ("next message of this subject at or
+// after sequence N"): stateless on the server, one request per event.
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventedge/eventedge/proto/events"
+)
+
+// Store reads the EVENTS stream. Safe for concurrent use.
+type Store struct {
+	js jetstream.JetStream
+}
+
+// New returns a Store reading through js.
+func New(js jetstream.JetStream) *Store { return &Store{js: js} }
+
+func (s *Store) stream(ctx context.Context) (jetstream.Stream, error) {
+	st, err := s.js.Stream(ctx, events.StreamName)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", events.StreamName, err)
+	}
+	return st, nil
+}
+
+// Last returns the sequence of the last stored event on subject, 0 when
+// the subject holds none.
+func (s *Store) Last(ctx context.Context, subject string) (uint64, error) {
+	st, err := s.stream(ctx)
+	if err != nil {
+		return 0, err
+	}
+	m, err := st.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("last of %s: %w", subject, err)
+	}
+	return m.Sequence, nil
+}
+
+// Range calls fn, in ascending order, for every stored event on subject
+// with after < seq <= upTo. It stops at the first error fn returns.
+func (s *Store) Range(ctx context.Context, subject string, after, upTo uint64, fn func(*jetstream.RawStreamMsg) error) error {
+	if upTo <= after {
+		return nil
+	}
+	st, err := s.stream(ctx)
+	if err != nil {
+		return err
+	}
+	next := after + 1
+	for next <= upTo {
+		m, err := st.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s at %d: %w", subject, next, err)
+		}
+		if m.Sequence > upTo {
+			return nil
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+		next = m.Sequence + 1
+	}
+	return nil
+}
+
+// Gap says why a client's position cannot be resumed from.
+type Gap string
+
+// Gaps.
+const (
+	// NoGap: every event of the subject after the position is still stored.
+	NoGap Gap = ""
+	// Truncated: events of the subject after the position may have been
+	// removed (by age or by the per-subject limit).
+	Truncated Gap = "history_truncated"
+	// Recreated: the position is beyond the stream's last sequence, so the
+	// stream was recreated (or the position is not one of this stream's).
+	Recreated Gap = "stream_recreated"
+)
+
+// Position describes where a resume from `since` stands.
+type Position struct {
+	// Last is the subject's last stored sequence (0: none).
+	Last uint64
+	// Gap is NoGap when every event after since is still stored.
+	Gap Gap
+}
+
+// Check decides whether a client that has every event of subject up to
+// since can be resumed, and returns the subject's last sequence.
+//
+// Events leave the stream in two ways. Age removes the oldest messages of
+// the whole stream, so after it every sequence below the stream's first is
+// gone: a since below that (other than 0) may have lost events, and since it
+// cannot be told whether any of them were this subject's, the answer is
+// Truncated. The per-subject limit removes the subject's oldest messages; it
+// has acted only when the subject holds its limit, and then only on
+// sequences below the subject's first stored one: a since below that is
+// Truncated too. Otherwise the subject's next event after since may simply
+// be much later (nothing of the room was published in between), and resuming
+// is safe. since == 0 asks for the whole retained history and never gaps.
+func (s *Store) Check(ctx context.Context, subject string, since uint64) (Position, error) {
+	st, err := s.stream(ctx)
+	if err != nil {
+		return Position{}, err
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return Position{}, fmt.Errorf("stream info for %s: %w", subject, err)
+	}
+	last, err := s.Last(ctx, subject)
+	if err != nil {
+		return Position{}, err
+	}
+	pos := Position{Last: last}
+	switch {
+	case since == 0:
+	case since > info.State.LastSeq:
+		pos.Gap = Recreated
+	case since+1 < info.State.FirstSeq:
+		pos.Gap = Truncated
+	case info.Config.MaxMsgsPerSubject > 0 && int64(info.State.Subjects[subject]) >= info.Config.MaxMsgsPerSubject:
+		first, err := st.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subject))
+		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return Position{}, fmt.Errorf("first of %s: %w", subject, err)
+		}
+		if first != nil && first.Sequence > since+1 {
+			pos.Gap = Truncated
+		}
+	}
+	return pos, nil
+}
+
+// Created returns when the stream was created: a change means it was
+// recreated and every sequence before is meaningless.
+func (s *Store) Created(ctx context.Context) (time.Time, error) {
+	st, err := s.stream(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return st.CachedInfo().Created, nil
+}

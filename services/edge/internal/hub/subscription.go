@@ -1,0 +1,169 @@
+package hub
+
+import (
+	"context"
+	"sync"
+
+	"github.com/eventedge/eventedge/proto/room"
+
+	"github.com/eventedge/eventedge/services/edge/internal/auth"
+)
+
+// Sink is the receiving end of a subscription: a client session.
+type Sink interface {
+	// Deliver queues o for the client. It must not block.
+	Deliver(o *Outbound)
+	// DeliverWait queues o, waiting while the client's queue is more than
+	// half full. Replays use it: they may produce events faster than a
+	// client takes them, and unlike live fan-out they can wait.
+	DeliverWait(ctx context.Context, o *Outbound) error
+	// Send queues a control message (such as reset) for the client.
+	Send(data []byte)
+	// Claims returns the client's current claims.
+	Claims() *auth.Claims
+}
+
+// maxPending bounds the live events a catching-up subscription holds back
+// while its replay runs. Past it, they are dropped and the replay simply
+// goes on further: nothing is lost, the events are read from the stream.
+const maxPending = 4096
+
+// Subscription is one client's membership of one room. Create it with
+// NewSubscription; the hub and the session's replay read it concurrently,
+// so all its mutable state is guarded by mu.
+type Subscription struct {
+	// static after construction
+	room room.Room
+	name string
+	sink Sink
+
+	mu         sync.Mutex
+	events     []string    // empty: every type
+	pos        uint64      // every event of the room up to pos has been delivered or filtered
+	catchingUp bool        // a replay runs; live events go to pending
+	pending    []*Outbound // live events held during the replay, ascending
+	overflow   bool        // pending overflowed: the replay must read further
+}
+
+// NewSubscription returns a subscription of sink to r receiving only the
+// listed event types (all when empty). With resume set, the subscription
+// starts catching up: live events are held until CatchUp has replayed the
+// stored ones.
+func NewSubscription(r room.Room, sink Sink, eventTypes []string, resume bool) *Subscription {
+	return &Subscription{room: r, name: r.String(), sink: sink, events: eventTypes, catchingUp: resume}
+}
+
+// Room returns the subscribed room.
+func (s *Subscription) Room() room.Room { return s.room }
+
+// Position returns the sequence up to which every event of the room has
+// been delivered to (or filtered for) the subscriber.
+func (s *Subscription) Position() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pos
+}
+
+// SetEvents replaces the event-type filter.
+func (s *Subscription) SetEvents(eventTypes []string) {
+	s.mu.Lock()
+	s.events = eventTypes
+	s.mu.Unlock()
+}
+
+// allows reports whether the subscriber may receive o. Caller holds mu.
+func (s *Subscription) allows(o *Outbound) bool {
+	if o.perm != "" && !s.sink.Claims().Has(o.perm) {
+		return false
+	}
+	if len(s.events) == 0 {
+		return true
+	}
+	for _, t := range s.events {
+		if t == o.Type {
+			return true
+		}
+	}
+	return false
+}
+
+// offer hands a live (or repaired) event to the subscription. Called by the
+// room's shard goroutine only, in ascending seq.
+func (s *Subscription) offer(o *Outbound) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o.Seq <= s.pos {
+		return false
+	}
+	if s.catchingUp {
+		if len(s.pending) >= maxPending {
+			s.pending, s.overflow = s.pending[:0], true
+		}
+		if !s.overflow {
+			s.pending = append(s.pending, o)
+		}
+		return false
+	}
+	s.pos = o.Seq
+	if !s.allows(o) {
+		return false
+	}
+	s.sink.Deliver(o)
+	return true
+}
+
+// replayed hands a stored event read by the replay. It reports whether the
+// event was delivered.
+func (s *Subscription) replayed(ctx context.Context, o *Outbound) (bool, error) {
+	s.mu.Lock()
+	if o.Seq <= s.pos {
+		s.mu.Unlock()
+		return false, nil
+	}
+	s.pos = o.Seq
+	ok := s.allows(o)
+	s.mu.Unlock()
+	if !ok {
+		return false, nil
+	}
+	return true, s.sink.DeliverWait(ctx, o)
+}
+
+// skipTo moves the position forward to seq without delivering what lies
+// between (after a reset).
+func (s *Subscription) skipTo(seq uint64) {
+	s.mu.Lock()
+	if seq > s.pos {
+		s.pos = seq
+	}
+	s.mu.Unlock()
+}
+
+// drainPending ends catching up: the live events held during the replay
+// are delivered (with the replay's back-pressure), then later ones flow
+// directly. It returns false, still catching up, when held events had to be
+// dropped: the caller must replay further from the stream first.
+func (s *Subscription) drainPending(ctx context.Context) (bool, error) {
+	for {
+		s.mu.Lock()
+		if s.overflow {
+			clear(s.pending)
+			s.pending, s.overflow = s.pending[:0], false
+			s.mu.Unlock()
+			return false, nil
+		}
+		if len(s.pending) == 0 {
+			s.pending, s.catchingUp = nil, false
+			s.mu.Unlock()
+			return true, nil
+		}
+		batch := s.pending
+		s.pending = nil
+		s.mu.Unlock()
+		for _, o := range batch {
+			if _, err := s.replayed(ctx, o); err != nil {
+				return false, err
+			}
+		}
+	}
+}

@@ -1,0 +1,208 @@
+// Package positions remembers, per (user, device, room), the last event
+// sequence a device acknowledged, in a JetStream key-value bucket shared by
+// every edge node. A device that reconnects to any node and subscribes
+// without `since` resumes from there.
+//
+// Acks are cumulative and arrive often; writes are coalesced: an ack only
+// marks the key dirty, and one goroutine (owned by Open/Close) writes the
+// dirty keys every FlushInterval, so each key is written at most about once
+// per interval. Close writes what is still dirty.
+package positions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/eventedge/eventedge/proto/room"
+
+	"github.com/eventedge/eventedge/services/edge/internal/metrics"
+)
+
+// Bucket is the key-value bucket's name.
+const Bucket = "EDGE_POSITIONS"
+
+// Options configures the store. Zero fields take defaults.
+type Options struct {
+	// TTL is how long an untouched position is kept. Default 7 days: longer
+	// than the stream's retention, so a device that was away longer than
+	// that gets a reset rather than a silent live start.
+	TTL time.Duration
+	// Replicas of the bucket. Default 1.
+	Replicas int
+	// FlushInterval is how often dirty positions are written. Default 1s.
+	FlushInterval time.Duration
+}
+
+// Store reads and writes device positions. Safe for concurrent use.
+type Store struct {
+	// static after Open
+	js   jetstream.JetStream
+	opts Options
+	log  zerolog.Logger
+	m    *metrics.Metrics
+	quit chan struct{}
+	done chan struct{}
+
+	kvMu sync.Mutex
+	kv   jetstream.KeyValue // guarded by kvMu; nil until the bucket exists
+
+	mu    sync.Mutex
+	dirty map[string]uint64 // guarded by mu
+}
+
+// Open returns a running Store. The bucket is created on first use (NATS
+// may not be reachable yet).
+func Open(js jetstream.JetStream, opts Options, log zerolog.Logger, m *metrics.Metrics) *Store {
+	if opts.TTL <= 0 {
+		opts.TTL = 7 * 24 * time.Hour
+	}
+	if opts.Replicas <= 0 {
+		opts.Replicas = 1
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = time.Second
+	}
+	s := &Store{
+		js: js, opts: opts, log: log.With().Str("component", "positions").Logger(), m: m,
+		quit: make(chan struct{}), done: make(chan struct{}), dirty: make(map[string]uint64),
+	}
+	go s.run()
+	return s
+}
+
+// Key returns the bucket key of (user, device, room): user and device are
+// ids of [A-Za-z0-9_-], the room's ':' becomes '.', so keys are valid
+// key-value keys and cannot collide.
+func Key(user, device string, r room.Room) string {
+	return user + "." + device + "." + strings.Replace(r.String(), ":", ".", 1)
+}
+
+func (s *Store) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	s.kvMu.Lock()
+	defer s.kvMu.Unlock()
+	if s.kv != nil {
+		return s.kv, nil
+	}
+	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "eventedge: last acknowledged event sequence per user, device and room",
+		History:     1,
+		TTL:         s.opts.TTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.opts.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("key-value bucket %s: %w", Bucket, err)
+	}
+	s.kv = kv
+	return kv, nil
+}
+
+// Get returns the stored position of (user, device, room); ok is false when
+// there is none. A position acknowledged but not yet written is returned
+// too, so a device that reconnects to the same node at once loses nothing.
+func (s *Store) Get(ctx context.Context, user, device string, r room.Room) (uint64, bool, error) {
+	key := Key(user, device, r)
+	s.mu.Lock()
+	if seq, ok := s.dirty[key]; ok {
+		s.mu.Unlock()
+		return seq, true, nil
+	}
+	s.mu.Unlock()
+	kv, err := s.bucket(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("get position %s: %w", key, err)
+	}
+	seq, err := strconv.ParseUint(string(e.Value()), 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("position %s: bad value %q", key, e.Value())
+	}
+	return seq, true, nil
+}
+
+// Ack records that (user, device) has every event of r up to seq. It never
+// blocks on NATS; the write happens within FlushInterval. A lower seq than
+// the one recorded is ignored (acks are cumulative).
+func (s *Store) Ack(user, device string, r room.Room, seq uint64) {
+	key := Key(user, device, r)
+	s.mu.Lock()
+	if seq > s.dirty[key] {
+		s.dirty[key] = seq
+	}
+	s.mu.Unlock()
+}
+
+func (s *Store) run() {
+	defer close(s.done)
+	t := time.NewTicker(s.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.flush()
+		case <-s.quit:
+			s.flush()
+			return
+		}
+	}
+}
+
+// flush writes every dirty position. Failed writes stay dirty (unless a
+// newer ack replaced them) and are retried at the next flush.
+func (s *Store) flush() {
+	s.mu.Lock()
+	if len(s.dirty) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	batch := s.dirty
+	s.dirty = make(map[string]uint64, len(batch))
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	kv, err := s.bucket(ctx)
+	for key, seq := range batch {
+		if err == nil {
+			_, err = kv.Put(ctx, key, []byte(strconv.FormatUint(seq, 10)))
+		}
+		if err != nil {
+			s.m.PositionWrites.WithLabelValues("error").Inc()
+			s.mu.Lock()
+			if seq > s.dirty[key] {
+				s.dirty[key] = seq
+			}
+			s.mu.Unlock()
+			continue
+		}
+		s.m.PositionWrites.WithLabelValues("ok").Inc()
+	}
+	if err != nil {
+		s.log.Warn().Err(err).Msg("writing device positions failed; will retry")
+	}
+}
+
+// Close writes what is dirty and stops the writer.
+func (s *Store) Close() {
+	select {
+	case <-s.quit:
+	default:
+		close(s.quit)
+	}
+	<-s.done
+}
