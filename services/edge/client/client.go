@@ -104,6 +104,7 @@ type reply struct {
 	OK        bool        `json:"ok"`
 	Error     *ReplyError `json:"error"`
 	ExpiresAt time.Time   `json:"expiresAt"`
+	Seq       uint64      `json:"seq"`
 }
 
 // Conn is one authenticated connection. Safe for concurrent use.
@@ -343,14 +344,36 @@ func (c *Conn) replyCommand(ctx context.Context, msg map[string]any) (*reply, er
 }
 
 // Subscribe joins room, receiving only the listed event types (all when
-// none). A refusal is a *ReplyError (bad_request, forbidden, …).
+// none), from now on. A refusal is a *ReplyError (bad_request, forbidden, …).
 func (c *Conn) Subscribe(ctx context.Context, room string, eventTypes ...string) error {
+	_, err := c.SubscribeFrom(ctx, room, nil, eventTypes...)
+	return err
+}
+
+// SubscribeFrom joins room. With since set, the server first replays every
+// retained event of the room after that sequence (0: the whole retained
+// history), or sends a reset when they are gone. It returns the position
+// the subscription continues after: events with a larger seq follow.
+func (c *Conn) SubscribeFrom(ctx context.Context, room string, since *uint64, eventTypes ...string) (uint64, error) {
 	msg := map[string]any{"op": "subscribe", "room": room}
 	if len(eventTypes) > 0 {
 		msg["events"] = eventTypes
 	}
-	_, err := c.replyCommand(ctx, msg)
-	return err
+	if since != nil {
+		msg["since"] = *since
+	}
+	r, err := c.replyCommand(ctx, msg)
+	if err != nil {
+		return 0, err
+	}
+	return r.Seq, nil
+}
+
+// Ack acknowledges every event of room up to seq (cumulative). Without a
+// reply: acks are frequent and an unanswered one is superseded by the next.
+func (c *Conn) Ack(ctx context.Context, room string, seq uint64) error {
+	data, _ := json.Marshal(map[string]any{"op": "ack", "room": room, "seq": seq})
+	return c.WriteRaw(ctx, data)
 }
 
 // Unsubscribe leaves room.

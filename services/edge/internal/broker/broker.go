@@ -34,6 +34,9 @@ type Options struct {
 	// OnReconnect, when set, runs (on its own goroutine) after every
 	// reconnection to NATS: the hub re-checks its rooms there.
 	OnReconnect func()
+	// OnSlowConsumer, when set, runs when NATS dropped messages for the
+	// subscription on subject: the hub re-checks that room.
+	OnSlowConsumer func(subject string)
 }
 
 // Broker is a node's NATS connection. Safe for concurrent use.
@@ -100,6 +103,9 @@ func Connect(opts Options, log zerolog.Logger, m *metrics.Metrics) (*Broker, err
 			ev := b.log.Warn().Err(err)
 			if sub != nil {
 				ev = ev.Str("subject", sub.Subject)
+				if errors.Is(err, nats.ErrSlowConsumer) && b.opts.OnSlowConsumer != nil {
+					b.opts.OnSlowConsumer(sub.Subject)
+				}
 			}
 			ev.Msg("NATS async error")
 		}),

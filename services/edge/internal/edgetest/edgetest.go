@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,8 +72,15 @@ func (n *NATS) Stop() {
 func (n *NATS) URL() string { return n.Server.ClientURL() }
 
 // Connect returns a NATS connection and JetStream context for publishing,
-// closed when the test ends. It ensures the EVENTS stream.
+// closed when the test ends. It ensures the EVENTS stream with defaults.
 func (n *NATS) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	return n.ConnectWith(t, events.StreamConfig{})
+}
+
+// ConnectWith is Connect ensuring the stream with cfg (edges of the test
+// must be given the same cfg, or they change it back).
+func (n *NATS) ConnectWith(t testing.TB, cfg events.StreamConfig) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	nc, err := nats.Connect(n.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
@@ -84,7 +93,7 @@ func (n *NATS) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := events.EnsureStreams(ctx, js, events.StreamConfig{}); err != nil {
+	if _, err := events.EnsureStreams(ctx, js, cfg); err != nil {
 		t.Fatalf("ensure stream: %v", err)
 	}
 	return nc, js
@@ -95,6 +104,23 @@ type Edge struct {
 	*node.Node
 	URL      string // ws://127.0.0.1:port/v1/ws
 	AdminURL string // http://127.0.0.1:port
+}
+
+// Metric returns the value of a counter or gauge without labels (or with
+// the given label pairs, e.g. `reason="x"`) from the node's /metrics.
+func (e *Edge) Metric(t testing.TB, name string) float64 {
+	t.Helper()
+	_, body := Get(t, e.AdminURL+"/metrics")
+	for _, line := range strings.Split(body, "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %q", name, rest)
+			}
+			return v
+		}
+	}
+	return 0
 }
 
 // StartEdge starts an edge node on random loopback ports against n. mutate,

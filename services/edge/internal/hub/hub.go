@@ -466,6 +466,15 @@ func (h *Hub) requestResync(rs *roomState) {
 	}
 }
 
+// Resync re-checks the room of a live subject against the stream: called
+// when NATS reports it dropped messages for its subscription, since the
+// last of them may be followed by no live message that would reveal the gap.
+func (h *Hub) Resync(subject string) {
+	if rs := h.room(subject); rs != nil {
+		h.scheduleResync(rs)
+	}
+}
+
 // ResyncAll re-checks every room against the stream: called after the
 // node reconnects to NATS, since messages published while it was away were
 // never delivered to it.

@@ -33,6 +33,7 @@ import (
 	"github.com/eventedge/eventedge/services/edge/internal/positions"
 	"github.com/eventedge/eventedge/services/edge/internal/server"
 	"github.com/eventedge/eventedge/services/edge/internal/session"
+	"github.com/eventedge/eventedge/services/edge/internal/webclient"
 )
 
 // Options configures a node. Zero fields take the defaults of the
@@ -159,7 +160,15 @@ func (n *Node) Start() (err error) {
 			h.ResyncAll()
 		}
 	}
-	n.broker, err = broker.Connect(broker.Options{URL: url, Name: "edge-" + n.opts.Name, Stream: n.opts.Stream, OnReconnect: onReconnect}, n.log, n.m)
+	onSlow := func(subject string) {
+		if h := n.hubReady.Load(); h != nil {
+			h.Resync(subject)
+		}
+	}
+	n.broker, err = broker.Connect(broker.Options{
+		URL: url, Name: "edge-" + n.opts.Name, Stream: n.opts.Stream,
+		OnReconnect: onReconnect, OnSlowConsumer: onSlow,
+	}, n.log, n.m)
 	if err != nil {
 		return err
 	}
@@ -176,6 +185,7 @@ func (n *Node) Start() (err error) {
 		Options:   n.opts.Session.WithDefaults(),
 	}
 	n.ws = server.New(env, n.opts.Server)
+	n.ws.Handle("GET /v1/client.js", webclient.Handler())
 
 	if n.publicLn, err = net.Listen("tcp", n.opts.Addr); err != nil {
 		return fmt.Errorf("listen %s: %w", n.opts.Addr, err)

@@ -1,0 +1,436 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// State is where a Client stands.
+type State int
+
+// States of a Client.
+const (
+	// StateConnecting: the first connection attempt is under way.
+	StateConnecting State = iota + 1
+	// StateConnected: authenticated; rooms are (re)subscribed.
+	StateConnected
+	// StateReconnecting: the connection was lost or refused; the next
+	// attempt is in StateChange.RetryIn.
+	StateReconnecting
+	// StateUnauthorized: the server refused the token (4001) and no
+	// TokenFunc could give a new one, or it closed with 4003. Run returns.
+	StateUnauthorized
+	// StateOffline: Run has stopped (its context ended).
+	StateOffline
+)
+
+func (s State) String() string {
+	switch s {
+	case StateConnecting:
+		return "connecting"
+	case StateConnected:
+		return "connected"
+	case StateReconnecting:
+		return "reconnecting"
+	case StateUnauthorized:
+		return "unauthorized"
+	case StateOffline:
+		return "offline"
+	}
+	return "unknown"
+}
+
+// StateChange reports a new State.
+type StateChange struct {
+	State State
+	// Node is the edge node connected to (StateConnected).
+	Node string
+	// URL is the URL connected to or about to be tried.
+	URL string
+	// RetryIn is the wait before the next attempt (StateReconnecting).
+	RetryIn time.Duration
+	// Err is why the last connection ended or failed.
+	Err error
+}
+
+// Config configures a Client. URLs and a token source are required.
+type Config struct {
+	// URLs of edge nodes; attempts go round them in order.
+	URLs []string
+	// Token is the JWT, used when TokenFunc is nil.
+	Token string
+	// TokenFunc, when set, is asked for a token before every connection
+	// attempt (so a refused, expired token is replaced).
+	TokenFunc func(ctx context.Context) (string, error)
+	// DeviceID identifies this device; with it, acknowledged positions are
+	// stored by the server and survive a restart of the client.
+	DeviceID      string
+	ClientVersion string
+	Header        http.Header
+	HTTPClient    *http.Client
+	// BaseDelay and MaxDelay bound the exponential backoff with full
+	// jitter between attempts. Defaults 250ms and 30s.
+	BaseDelay, MaxDelay time.Duration
+	// AckInterval is how often each room's position is acknowledged.
+	// Default 250ms; negative disables acks.
+	AckInterval time.Duration
+	// OnState, when set, is called on every state change, from Run's
+	// goroutine; it must not block.
+	OnState func(StateChange)
+	// Buffer is the capacity of the Events channel. Default 1024.
+	Buffer int
+}
+
+type roomSub struct {
+	events []string
+	pos    uint64 // last delivered (or reset-to) seq; 0 with known false: none yet
+	known  bool
+	acked  uint64
+}
+
+// Client is a connection to eventedge that survives failures: it
+// reconnects with backoff, re-subscribes every room from its last
+// delivered seq, drops duplicates by seq and acknowledges what it
+// delivered. Every event of a room published while it was away arrives
+// once, in order, within the stream's retention (else a reset says so).
+//
+// Create with NewClient, add rooms with Subscribe, and call Run once; Run's
+// goroutine owns the connection. Events and resets arrive on Events.
+type Client struct {
+	// static after NewClient
+	cfg    Config
+	events chan *Message
+
+	mu    sync.Mutex
+	rooms map[string]*roomSub // guarded by mu
+	conn  *Conn               // guarded by mu; nil while disconnected
+	added chan string         // rooms added while connected, for Run to subscribe
+}
+
+// NewClient returns a Client for cfg; it does not connect until Run.
+func NewClient(cfg Config) *Client {
+	if cfg.BaseDelay <= 0 {
+		cfg.BaseDelay = 250 * time.Millisecond
+	}
+	if cfg.MaxDelay <= 0 {
+		cfg.MaxDelay = 30 * time.Second
+	}
+	if cfg.AckInterval == 0 {
+		cfg.AckInterval = 250 * time.Millisecond
+	}
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = 1024
+	}
+	return &Client{cfg: cfg, events: make(chan *Message, cfg.Buffer), rooms: make(map[string]*roomSub), added: make(chan string, 64)}
+}
+
+// Events returns the events (op "event") and resets (op "reset") of every
+// subscribed room, each room's in ascending seq without duplicates. It is
+// closed when Run returns.
+func (c *Client) Events() <-chan *Message { return c.events }
+
+// Subscribe adds room (receiving only the listed event types, all when
+// none). It takes effect on the current connection and every later one.
+func (c *Client) Subscribe(room string, eventTypes ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.rooms[room]; ok {
+		return
+	}
+	c.rooms[room] = &roomSub{events: eventTypes}
+	if c.conn != nil {
+		select {
+		case c.added <- room:
+		default: // subscribed on the next connection
+		}
+	}
+}
+
+// Position returns the last seq delivered (or reset to) in room.
+func (c *Client) Position(room string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.rooms[room]; r != nil {
+		return r.pos
+	}
+	return 0
+}
+
+func (c *Client) setState(s StateChange) {
+	if c.cfg.OnState != nil {
+		c.cfg.OnState(s)
+	}
+}
+
+// ErrUnauthorized is returned by Run when the server refuses the client's
+// credentials for good.
+var ErrUnauthorized = errors.New("unauthorized")
+
+// Run connects and keeps the client connected until ctx ends (it then
+// returns nil) or the server refuses the credentials (ErrUnauthorized).
+func (c *Client) Run(ctx context.Context) error {
+	defer close(c.events)
+	defer c.setState(StateChange{State: StateOffline})
+	if len(c.cfg.URLs) == 0 {
+		return errors.New("client: no URLs")
+	}
+	c.setState(StateChange{State: StateConnecting, URL: c.cfg.URLs[0]})
+	attempt := 0
+	for i := 0; ; i++ {
+		url := c.cfg.URLs[i%len(c.cfg.URLs)]
+		start := time.Now()
+		err := c.session(ctx, url)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var ce *CloseError
+		errors.As(err, &ce)
+		if ce != nil && (ce.Code == 4003 || ce.Code == 4001 && c.cfg.TokenFunc == nil) {
+			c.setState(StateChange{State: StateUnauthorized, URL: url, Err: err})
+			return errors.Join(ErrUnauthorized, err)
+		}
+		if time.Since(start) > 10*time.Second {
+			attempt = 0 // it had been up: start the backoff over
+		}
+		delay := c.backoff(attempt)
+		switch {
+		case ce != nil && ce.Code == 1012:
+			delay = rand.N(c.cfg.BaseDelay) // restart: elsewhere at once, spread out
+			attempt = 0
+		case ce != nil && ce.Code == 1013:
+			if d, ok := retryAfter(ce.Reason); ok {
+				delay = d
+			}
+		}
+		attempt++
+		next := c.cfg.URLs[(i+1)%len(c.cfg.URLs)]
+		c.setState(StateChange{State: StateReconnecting, URL: next, RetryIn: delay, Err: err})
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+	}
+}
+
+// backoff is exponential with full jitter: uniform in [0, min(max, base·2^n)).
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.cfg.MaxDelay
+	if attempt < 30 {
+		d = min(c.cfg.MaxDelay, c.cfg.BaseDelay<<attempt)
+	}
+	return rand.N(d) + time.Millisecond
+}
+
+func retryAfter(reason string) (time.Duration, bool) {
+	v, ok := strings.CutPrefix(reason, "retry-after=")
+	if !ok {
+		return 0, false
+	}
+	secs, err := strconv.Atoi(v)
+	if err != nil || secs < 0 || secs > 3600 {
+		return 0, false
+	}
+	return time.Duration(secs) * time.Second, true
+}
+
+// session runs one connection until it ends and returns why.
+func (c *Client) session(ctx context.Context, url string) error {
+	token := c.cfg.Token
+	if c.cfg.TokenFunc != nil {
+		t, err := c.cfg.TokenFunc(ctx)
+		if err != nil {
+			return err
+		}
+		token = t
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	conn, err := Dial(dctx, url, Options{
+		Token: token, DeviceID: c.cfg.DeviceID, ClientVersion: c.cfg.ClientVersion,
+		Header: c.cfg.Header, HTTPClient: c.cfg.HTTPClient, MessageBuffer: c.cfg.Buffer,
+	})
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	c.mu.Lock()
+	c.conn = conn
+	names := make([]string, 0, len(c.rooms))
+	for name := range c.rooms {
+		names = append(names, name)
+	}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.conn = nil
+		c.mu.Unlock()
+	}()
+	c.setState(StateChange{State: StateConnected, Node: conn.Welcome().Node, URL: url})
+
+	// Subscribing waits for replies, which the reader can only deliver
+	// while Messages is drained: subscribe from a goroutine of this session.
+	sctx, scancel := context.WithCancel(ctx)
+	defer scancel()
+	subErr := make(chan error, 1)
+	var subWG sync.WaitGroup
+	subscribe := func(names ...string) {
+		subWG.Add(1)
+		go func() {
+			defer subWG.Done()
+			for _, name := range names {
+				if err := c.subscribeRoom(sctx, conn, name); err != nil {
+					select {
+					case subErr <- err:
+					default:
+					}
+					return
+				}
+			}
+		}()
+	}
+	subscribe(names...)
+	defer subWG.Wait()
+	defer scancel()
+
+	var tick <-chan time.Time
+	if c.cfg.AckInterval > 0 && c.cfg.DeviceID != "" {
+		t := time.NewTicker(c.cfg.AckInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-subErr:
+			return err
+		case name := <-c.added:
+			subscribe(name)
+		case <-tick:
+			c.ack(ctx, conn)
+		case m, ok := <-conn.Messages():
+			if !ok {
+				if err := conn.Err(); err != nil {
+					return err
+				}
+				return errors.New("connection ended")
+			}
+			if err := c.handle(ctx, m); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// subscribeRoom subscribes name from its position (or live when it has
+// none yet) and adopts the position the server continues after.
+func (c *Client) subscribeRoom(ctx context.Context, conn *Conn, name string) error {
+	c.mu.Lock()
+	r := c.rooms[name]
+	var since *uint64
+	if r.known {
+		p := r.pos
+		since = &p
+	}
+	events := r.events
+	c.mu.Unlock()
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	seq, err := conn.SubscribeFrom(rctx, name, since, events...)
+	if err != nil {
+		var re *ReplyError
+		if errors.As(err, &re) && (re.Code == "forbidden" || re.Code == "bad_request") {
+			// Not retryable: drop the room and say so once.
+			c.mu.Lock()
+			delete(c.rooms, name)
+			c.mu.Unlock()
+			return c.emit(ctx, &Message{Op: "unsubscribed", Room: name, Reason: re.Code})
+		}
+		return err
+	}
+	if since == nil { // a fresh subscription continues after seq
+		c.mu.Lock()
+		if !r.known || seq > r.pos {
+			r.pos, r.known = max(r.pos, seq), true
+		}
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// handle passes one server message on, dropping duplicates.
+func (c *Client) handle(ctx context.Context, m *Message) error {
+	c.mu.Lock()
+	r := c.rooms[m.Room]
+	if r == nil {
+		c.mu.Unlock()
+		return nil // a room given up
+	}
+	switch m.Op {
+	case "event":
+		if r.known && m.Seq <= r.pos {
+			c.mu.Unlock()
+			return nil // already delivered
+		}
+		r.pos, r.known = m.Seq, true
+	case "reset":
+		r.pos, r.known = m.Seq, true
+	case "unsubscribed":
+		delete(c.rooms, m.Room)
+	}
+	c.mu.Unlock()
+	return c.emit(ctx, m)
+}
+
+func (c *Client) emit(ctx context.Context, m *Message) error {
+	select {
+	case c.events <- m:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ack acknowledges every room whose position moved since its last ack.
+func (c *Client) ack(ctx context.Context, conn *Conn) {
+	type pending struct {
+		room string
+		seq  uint64
+	}
+	var todo []pending
+	c.mu.Lock()
+	for name, r := range c.rooms {
+		if r.known && r.pos > r.acked {
+			todo = append(todo, pending{name, r.pos})
+			r.acked = r.pos
+		}
+	}
+	c.mu.Unlock()
+	for _, p := range todo {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := conn.Ack(actx, p.room, p.seq)
+		cancel()
+		if err != nil {
+			return // the connection is ending; acked again after reconnect
+		}
+	}
+}
+
+// CloseCode returns the WebSocket close code in err, or -1.
+func CloseCode(err error) websocket.StatusCode {
+	var ce *CloseError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return -1
+}
