@@ -37,6 +37,10 @@ type Options struct {
 	// OnSlowConsumer, when set, runs when NATS dropped messages for the
 	// subscription on subject: the hub re-checks that room.
 	OnSlowConsumer func(subject string)
+	// OnStreamRecreated, when set, runs when the EVENTS stream is found
+	// to have been deleted and created again: every sequence from before
+	// is meaningless, and the hub resets its rooms.
+	OnStreamRecreated func()
 }
 
 // Broker is a node's NATS connection. Safe for concurrent use.
@@ -49,6 +53,7 @@ type Broker struct {
 	m    *metrics.Metrics
 
 	streamOK atomic.Bool
+	created  time.Time     // owned by watchStream: the stream's creation time last seen
 	recheck  chan struct{} // cap 1: check the stream now
 	quit     chan struct{}
 	wg       sync.WaitGroup // the stream watcher, owned by Connect/Close
@@ -169,17 +174,27 @@ func (b *Broker) checkStream() bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	var st jetstream.Stream
 	if b.streamOK.Load() {
-		if _, err := b.JS.Stream(ctx, events.StreamName); err == nil {
-			return true
+		st, _ = b.JS.Stream(ctx, events.StreamName)
+	}
+	if st == nil {
+		var err error
+		if st, err = events.EnsureStreams(ctx, b.JS, b.opts.Stream); err != nil {
+			if b.streamOK.Swap(false) {
+				b.log.Warn().Err(err).Msg("stream check failed")
+			}
+			return false
 		}
 	}
-	if _, err := events.EnsureStreams(ctx, b.JS, b.opts.Stream); err != nil {
-		if b.streamOK.Swap(false) {
-			b.log.Warn().Err(err).Msg("stream check failed")
+	created := st.CachedInfo().Created
+	if !b.created.IsZero() && !created.Equal(b.created) {
+		b.log.Warn().Time("was", b.created).Time("now", created).Msg("stream was recreated; resetting rooms")
+		if b.opts.OnStreamRecreated != nil {
+			b.opts.OnStreamRecreated()
 		}
-		return false
 	}
+	b.created = created
 	if !b.streamOK.Swap(true) {
 		b.log.Info().Str("stream", events.StreamName).Msg("stream ready")
 	}

@@ -338,9 +338,10 @@ func (h *Hub) runShard(ch chan *nats.Msg) {
 	}
 }
 
-// resyncHeader marks the hub's own resync requests in a shard channel. They
-// have no Sub, unlike every message NATS delivers, so they cannot be forged.
-const resyncHeader = "Eventedge-Resync"
+// controlHeader marks the hub's own requests in a shard channel: "resync"
+// or "reset". They have no Sub, unlike every message NATS delivers, so they
+// cannot be forged.
+const controlHeader = "Eventedge-Control"
 
 func (h *Hub) room(subject string) *roomState {
 	h.mu.RLock()
@@ -360,8 +361,13 @@ func (h *Hub) dispatch(msg *nats.Msg) {
 		return
 	}
 	<-rs.ready
-	if msg.Sub == nil && msg.Header.Get(resyncHeader) != "" {
-		h.resync(rs)
+	if msg.Sub == nil {
+		switch msg.Header.Get(controlHeader) {
+		case "resync":
+			h.resync(rs)
+		case "reset":
+			h.reset(rs)
+		}
 		return
 	}
 	h.m.EventsIn.Inc()
@@ -456,13 +462,62 @@ func (h *Hub) scheduleResync(rs *roomState) {
 
 // requestResync queues a resync request on the room's shard.
 func (h *Hub) requestResync(rs *roomState) {
-	msg := &nats.Msg{Subject: rs.subject, Header: nats.Header{resyncHeader: []string{"1"}}}
-	select {
-	case h.shardFor(rs.subject) <- msg:
-	case <-h.quit:
-	default:
+	if !h.request(rs, "resync") {
 		rs.retry.Store(false)
 		h.scheduleResync(rs) // shard busy: try again later
+	}
+}
+
+// request queues a control request on the room's shard without blocking.
+func (h *Hub) request(rs *roomState, what string) bool {
+	msg := &nats.Msg{Subject: rs.subject, Header: nats.Header{controlHeader: []string{what}}}
+	select {
+	case h.shardFor(rs.subject) <- msg:
+		return true
+	case <-h.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// ResetAll tells every room that the stream was recreated: each room
+// restarts at the new stream's position and its subscribers get a reset
+// (stream_recreated), since their positions belong to the old stream.
+func (h *Hub) ResetAll() {
+	h.mu.RLock()
+	rooms := make([]*roomState, 0, len(h.rooms))
+	for _, rs := range h.rooms {
+		rooms = append(rooms, rs)
+	}
+	h.mu.RUnlock()
+	for _, rs := range rooms {
+		for !h.request(rs, "reset") {
+			time.Sleep(10 * time.Millisecond) // rare: wait for the shard to take it
+		}
+	}
+}
+
+// reset restarts the room at the recreated stream's position.
+func (h *Hub) reset(rs *roomState) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	last, err := h.hist.Last(ctx, rs.stored)
+	if err != nil {
+		h.log.Warn().Err(err).Str("room", rs.name).Msg("reset after stream recreation: position unknown")
+		rs.known.Store(false)
+		h.scheduleResync(rs)
+	} else {
+		rs.known.Store(true)
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.lastSeq.Store(last)
+	msg := protocol.EncodeReset(rs.name, string(history.Recreated), last)
+	for sub := range rs.subs {
+		sub.restart(last)
+		sub.sink.Send(msg)
+		h.m.Resets.WithLabelValues(string(history.Recreated)).Inc()
 	}
 }
 

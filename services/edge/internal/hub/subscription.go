@@ -129,6 +129,16 @@ func (s *Subscription) replayed(ctx context.Context, o *Outbound) (bool, error) 
 	return true, s.sink.DeliverWait(ctx, o)
 }
 
+// restart sets the position to seq even when it is lower: the stream was
+// recreated and the old positions mean nothing.
+func (s *Subscription) restart(seq uint64) {
+	s.mu.Lock()
+	s.pos = seq
+	clear(s.pending)
+	s.pending = s.pending[:0]
+	s.mu.Unlock()
+}
+
 // skipTo moves the position forward to seq without delivering what lies
 // between (after a reset).
 func (s *Subscription) skipTo(seq uint64) {

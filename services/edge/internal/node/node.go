@@ -54,6 +54,9 @@ type Options struct {
 	Embedded broker.EmbeddedOptions
 	// Stream configures the EVENTS stream the node ensures.
 	Stream events.StreamConfig
+	// StreamCheckInterval is how often the node re-checks the stream (for
+	// readiness, and to notice it was recreated). Default 5s.
+	StreamCheckInterval time.Duration
 	// Auth configures token verification. A key is required.
 	Auth auth.Options
 	// Server configures the WebSocket endpoint.
@@ -165,9 +168,14 @@ func (n *Node) Start() (err error) {
 			h.Resync(subject)
 		}
 	}
+	onRecreated := func() {
+		if h := n.hubReady.Load(); h != nil {
+			h.ResetAll()
+		}
+	}
 	n.broker, err = broker.Connect(broker.Options{
-		URL: url, Name: "edge-" + n.opts.Name, Stream: n.opts.Stream,
-		OnReconnect: onReconnect, OnSlowConsumer: onSlow,
+		URL: url, Name: "edge-" + n.opts.Name, Stream: n.opts.Stream, CheckInterval: n.opts.StreamCheckInterval,
+		OnReconnect: onReconnect, OnSlowConsumer: onSlow, OnStreamRecreated: onRecreated,
 	}, n.log, n.m)
 	if err != nil {
 		return err

@@ -491,3 +491,39 @@ func TestClientRefreshesTokenAfter4001(t *testing.T) {
 		t.Fatal("TokenFunc not asked again")
 	}
 }
+
+// TestStreamRecreatedResetsSubscribers: the EVENTS stream is deleted and
+// created again while a client is subscribed; the node notices, the client
+// gets a reset (stream_recreated), and events of the new stream flow.
+func TestStreamRecreatedResetsSubscribers(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	_, js := n.Connect(t)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) { o.StreamCheckInterval = 100 * time.Millisecond })
+	c := edgetest.Dial(t, e, edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, time.Hour))
+	if err := c.Subscribe(ctxT(t), "project:p1"); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		edgetest.Publish(t, js, events.TaskDeleted(room.Project("p1"), "u1", "t1"))
+		edgetest.NextEvent(t, c, 5*time.Second)
+	}
+	if err := js.DeleteStream(ctxT(t), events.StreamName); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := events.EnsureStreams(ctxT(t), js, events.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-c.Messages():
+		if m.Op != "reset" || m.Reason != "stream_recreated" || m.Seq != 0 {
+			t.Fatalf("want reset stream_recreated at 0, got %s", m.Raw)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reset after the stream was recreated")
+	}
+	ev := events.TaskDeleted(room.Project("p1"), "u1", "t9")
+	ack := edgetest.Publish(t, js, ev)
+	if m := edgetest.NextEvent(t, c, 5*time.Second); m.Event.ID != ev.Id || m.Seq != ack.Sequence || ack.Sequence != 1 {
+		t.Fatalf("after recreation got %s (ack seq %d)", m.Raw, ack.Sequence)
+	}
+}
