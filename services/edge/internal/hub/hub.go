@@ -361,8 +361,8 @@ func (h *Hub) dispatch(msg *nats.Msg) {
 		return
 	}
 	<-rs.ready
-	if msg.Sub == nil {
-		switch msg.Header.Get(controlHeader) {
+	if what := msg.Header.Get(controlHeader); what != "" && msg.Sub == nil {
+		switch what {
 		case "resync":
 			h.resync(rs)
 		case "reset":
@@ -485,13 +485,7 @@ func (h *Hub) request(rs *roomState, what string) bool {
 // restarts at the new stream's position and its subscribers get a reset
 // (stream_recreated), since their positions belong to the old stream.
 func (h *Hub) ResetAll() {
-	h.mu.RLock()
-	rooms := make([]*roomState, 0, len(h.rooms))
-	for _, rs := range h.rooms {
-		rooms = append(rooms, rs)
-	}
-	h.mu.RUnlock()
-	for _, rs := range rooms {
+	for _, rs := range h.snapshot() {
 		for !h.request(rs, "reset") {
 			time.Sleep(10 * time.Millisecond) // rare: wait for the shard to take it
 		}
@@ -534,15 +528,20 @@ func (h *Hub) Resync(subject string) {
 // node reconnects to NATS, since messages published while it was away were
 // never delivered to it.
 func (h *Hub) ResyncAll() {
+	for _, rs := range h.snapshot() {
+		h.requestResync(rs)
+	}
+}
+
+// snapshot returns the rooms present now.
+func (h *Hub) snapshot() []*roomState {
 	h.mu.RLock()
+	defer h.mu.RUnlock()
 	rooms := make([]*roomState, 0, len(h.rooms))
 	for _, rs := range h.rooms {
 		rooms = append(rooms, rs)
 	}
-	h.mu.RUnlock()
-	for _, rs := range rooms {
-		h.requestResync(rs)
-	}
+	return rooms
 }
 
 // fanout decodes one event, encodes it once and offers it to every
