@@ -295,9 +295,7 @@ func TestSeveralMessagesInOneFrame(t *testing.T) {
 	}
 	var got []string
 	for len(got) < 3 {
-		for _, line := range strings.Split(readMsg(t, ws), "\n") {
-			got = append(got, line)
-		}
+		got = append(got, strings.Split(readMsg(t, ws), "\n")...)
 	}
 	want := []string{`{"op":"pong","id":1}`, `{"op":"reply","id":2,"ok":true,"seq":0}`, `{"op":"pong","id":3}`}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
