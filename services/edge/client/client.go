@@ -215,6 +215,13 @@ func (c *Conn) readLoop(leftover []byte) {
 	defer close(c.done)
 	defer close(c.messages)
 	defer c.failPending()
+	defer func() {
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = ErrClosed // ended by Close while handing over a message
+		}
+		c.mu.Unlock()
+	}()
 	if len(leftover) > 0 && !c.dispatchFrame(leftover) {
 		return
 	}

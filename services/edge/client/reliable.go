@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -82,6 +83,11 @@ type Config struct {
 	// AckInterval is how often each room's position is acknowledged.
 	// Default 250ms; negative disables acks.
 	AckInterval time.Duration
+	// PingInterval is how often a protocol ping checks the connection; a
+	// ping unanswered within PingTimeout ends it (and a reconnect follows),
+	// so a silently dead network is noticed in seconds, not minutes.
+	// Defaults 15s and 10s.
+	PingInterval, PingTimeout time.Duration
 	// OnState, when set, is called on every state change, from Run's
 	// goroutine; it must not block.
 	OnState func(StateChange)
@@ -94,6 +100,7 @@ type roomSub struct {
 	pos    uint64 // last delivered (or reset-to) seq; 0 with known false: none yet
 	known  bool
 	acked  uint64
+	queued bool // handed to a subscriber goroutine on the current connection
 }
 
 // Client is a connection to eventedge that survives failures: it
@@ -112,7 +119,7 @@ type Client struct {
 	mu    sync.Mutex
 	rooms map[string]*roomSub // guarded by mu
 	conn  *Conn               // guarded by mu; nil while disconnected
-	added chan string         // rooms added while connected, for Run to subscribe
+	added chan struct{}       // cap 1: rooms were added; Run subscribes the unqueued ones
 }
 
 // NewClient returns a Client for cfg; it does not connect until Run.
@@ -129,7 +136,13 @@ func NewClient(cfg Config) *Client {
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = 1024
 	}
-	return &Client{cfg: cfg, events: make(chan *Message, cfg.Buffer), rooms: make(map[string]*roomSub), added: make(chan string, 64)}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 15 * time.Second
+	}
+	if cfg.PingTimeout <= 0 {
+		cfg.PingTimeout = 10 * time.Second
+	}
+	return &Client{cfg: cfg, events: make(chan *Message, cfg.Buffer), rooms: make(map[string]*roomSub), added: make(chan struct{}, 1)}
 }
 
 // Events returns the events (op "event") and resets (op "reset") of every
@@ -146,12 +159,25 @@ func (c *Client) Subscribe(room string, eventTypes ...string) {
 		return
 	}
 	c.rooms[room] = &roomSub{events: eventTypes}
-	if c.conn != nil {
-		select {
-		case c.added <- room:
-		default: // subscribed on the next connection
+	select {
+	case c.added <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}
+
+// unqueued marks and returns the rooms not yet handed to a subscriber
+// goroutine on the current connection.
+func (c *Client) unqueued() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var names []string
+	for name, r := range c.rooms {
+		if !r.queued {
+			r.queued = true
+			names = append(names, name)
 		}
 	}
+	return names
 }
 
 // Position returns the last seq delivered (or reset to) in room.
@@ -224,8 +250,8 @@ func (c *Client) Run(ctx context.Context) error {
 // backoff is exponential with full jitter: uniform in [0, min(max, base·2^n)).
 func (c *Client) backoff(attempt int) time.Duration {
 	d := c.cfg.MaxDelay
-	if attempt < 30 {
-		d = min(c.cfg.MaxDelay, c.cfg.BaseDelay<<attempt)
+	if attempt < 62 && c.cfg.BaseDelay <= c.cfg.MaxDelay>>attempt { // no overflow
+		d = c.cfg.BaseDelay << attempt
 	}
 	return rand.N(d) + time.Millisecond
 }
@@ -265,9 +291,8 @@ func (c *Client) session(ctx context.Context, url string) error {
 
 	c.mu.Lock()
 	c.conn = conn
-	names := make([]string, 0, len(c.rooms))
-	for name := range c.rooms {
-		names = append(names, name)
+	for _, r := range c.rooms {
+		r.queued = false // every room is subscribed anew on this connection
 	}
 	c.mu.Unlock()
 	defer func() {
@@ -298,7 +323,7 @@ func (c *Client) session(ctx context.Context, url string) error {
 			}
 		}()
 	}
-	subscribe(names...)
+	subscribe(c.unqueued()...)
 	defer subWG.Wait()
 	defer scancel()
 
@@ -308,14 +333,36 @@ func (c *Client) session(ctx context.Context, url string) error {
 		defer t.Stop()
 		tick = t.C
 	}
+	pings := time.NewTicker(c.cfg.PingInterval)
+	defer pings.Stop()
+	pingErr := make(chan error, 1)
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case err := <-subErr:
 			return err
-		case name := <-c.added:
-			subscribe(name)
+		case <-pings.C:
+			// The reply arrives through the reader, which this loop keeps
+			// draining: ping from a goroutine of this session.
+			subWG.Add(1)
+			go func() {
+				defer subWG.Done()
+				pctx, cancel := context.WithTimeout(sctx, c.cfg.PingTimeout)
+				defer cancel()
+				if _, err := conn.Ping(pctx); err != nil && sctx.Err() == nil {
+					select {
+					case pingErr <- err:
+					default:
+					}
+				}
+			}()
+		case err := <-pingErr:
+			return fmt.Errorf("connection dead: ping: %w", err)
+		case <-c.added:
+			if names := c.unqueued(); len(names) > 0 {
+				subscribe(names...)
+			}
 		case <-tick:
 			c.ack(ctx, conn)
 		case m, ok := <-conn.Messages():
@@ -412,7 +459,6 @@ func (c *Client) ack(ctx context.Context, conn *Conn) {
 	for name, r := range c.rooms {
 		if r.known && r.pos > r.acked {
 			todo = append(todo, pending{name, r.pos})
-			r.acked = r.pos
 		}
 	}
 	c.mu.Unlock()
@@ -421,8 +467,13 @@ func (c *Client) ack(ctx context.Context, conn *Conn) {
 		err := conn.Ack(actx, p.room, p.seq)
 		cancel()
 		if err != nil {
-			return // the connection is ending; acked again after reconnect
+			return // the connection is ending; what was not acked is acked on the next one
 		}
+		c.mu.Lock()
+		if r := c.rooms[p.room]; r != nil && p.seq > r.acked {
+			r.acked = p.seq
+		}
+		c.mu.Unlock()
 	}
 }
 

@@ -182,7 +182,7 @@ func Dial(t testing.TB, e *Edge, token string) *client.Conn {
 // Publish publishes ev and fails the test on error.
 func Publish(t testing.TB, js jetstream.JetStream, ev *pb.Event) *jetstream.PubAck {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ack, err := events.Publish(ctx, js, ev)
 	if err != nil {

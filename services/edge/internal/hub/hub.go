@@ -581,7 +581,7 @@ func (h *Hub) CatchUp(ctx context.Context, sub *Subscription) error {
 	}
 	if pos.Gap != "" {
 		h.m.Resets.WithLabelValues(string(pos.Gap)).Inc()
-		sub.skipTo(pos.Last)
+		sub.resetTo(pos.Last)
 		sub.sink.Send(protocol.EncodeReset(sub.name, string(pos.Gap), pos.Last))
 	}
 	upTo := pos.Last

@@ -139,6 +139,14 @@ func (s *Subscription) restart(seq uint64) {
 	s.mu.Unlock()
 }
 
+// resetTo sets the position to seq, also backwards (the client's position
+// belonged to a recreated stream); held live events are kept.
+func (s *Subscription) resetTo(seq uint64) {
+	s.mu.Lock()
+	s.pos = seq
+	s.mu.Unlock()
+}
+
 // skipTo moves the position forward to seq without delivering what lies
 // between (after a reset).
 func (s *Subscription) skipTo(seq uint64) {

@@ -106,38 +106,41 @@ func (s *Store) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	return kv, nil
 }
 
-// Get returns the stored position of (user, device, room); ok is false when
-// there is none. A position acknowledged but not yet written is returned
-// too, so a device that reconnects to the same node at once loses nothing.
+// Get returns the position of (user, device, room): the higher of the
+// stored one and one acknowledged here but not yet written (so a device
+// that reconnects to the same node at once loses nothing); ok is false
+// when there is neither.
 func (s *Store) Get(ctx context.Context, user, device string, r room.Room) (uint64, bool, error) {
 	key := Key(user, device, r)
 	s.mu.Lock()
-	if seq, ok := s.dirty[key]; ok {
-		s.mu.Unlock()
-		return seq, true, nil
-	}
+	pending, dirty := s.dirty[key]
 	s.mu.Unlock()
 	kv, err := s.bucket(ctx)
-	if err != nil {
-		return 0, false, err
+	if err == nil {
+		var e jetstream.KeyValueEntry
+		if e, err = kv.Get(ctx, key); err == nil {
+			seq, perr := strconv.ParseUint(string(e.Value()), 10, 64)
+			if perr != nil {
+				return 0, false, fmt.Errorf("position %s: bad value %q", key, e.Value())
+			}
+			return max(seq, pending), true, nil
+		}
 	}
-	e, err := kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, false, nil
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return pending, dirty, nil
+	case dirty:
+		// The bucket cannot be read now; what this node holds is at worst
+		// older than the stored position: resuming from it repeats events
+		// (clients drop them by seq) and loses none.
+		return pending, true, nil
 	}
-	if err != nil {
-		return 0, false, fmt.Errorf("get position %s: %w", key, err)
-	}
-	seq, err := strconv.ParseUint(string(e.Value()), 10, 64)
-	if err != nil {
-		return 0, false, fmt.Errorf("position %s: bad value %q", key, e.Value())
-	}
-	return seq, true, nil
+	return 0, false, fmt.Errorf("get position %s: %w", key, err)
 }
 
 // Ack records that (user, device) has every event of r up to seq. It never
-// blocks on NATS; the write happens within FlushInterval. A lower seq than
-// the one recorded is ignored (acks are cumulative).
+// blocks on NATS; the write happens within FlushInterval. Positions only
+// move forward: a lower seq than the one pending or stored is ignored.
 func (s *Store) Ack(user, device string, r room.Room, seq uint64) {
 	key := Key(user, device, r)
 	s.mu.Lock()
@@ -179,7 +182,7 @@ func (s *Store) flush() {
 	kv, err := s.bucket(ctx)
 	for key, seq := range batch {
 		if err == nil {
-			_, err = kv.Put(ctx, key, []byte(strconv.FormatUint(seq, 10)))
+			err = s.put(ctx, kv, key, seq)
 		}
 		if err != nil {
 			s.m.PositionWrites.WithLabelValues("error").Inc()
@@ -195,6 +198,39 @@ func (s *Store) flush() {
 	if err != nil {
 		s.log.Warn().Err(err).Msg("writing device positions failed; will retry")
 	}
+}
+
+// put stores seq under key unless a higher position is stored already
+// (another connection of the same device acknowledged more): positions
+// only move forward. Two nodes writing the same key at once are ordered by
+// the bucket's revision; the loser re-reads and tries again.
+func (s *Store) put(ctx context.Context, kv jetstream.KeyValue, key string, seq uint64) error {
+	val := []byte(strconv.FormatUint(seq, 10))
+	for range 3 {
+		e, err := kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			if _, err = kv.Create(ctx, key, val); errors.Is(err, jetstream.ErrKeyExists) {
+				continue
+			}
+			return err
+		case err != nil:
+			return err
+		}
+		if cur, perr := strconv.ParseUint(string(e.Value()), 10, 64); perr == nil && cur >= seq {
+			return nil
+		}
+		if _, err = kv.Update(ctx, key, val, e.Revision()); err != nil && isConflict(err) {
+			continue
+		}
+		return err
+	}
+	return fmt.Errorf("position %s: concurrent writers kept conflicting", key)
+}
+
+func isConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
 // Close writes what is dirty and stops the writer.

@@ -38,6 +38,7 @@ type Env struct {
 type subState struct {
 	sub    *hub.Subscription
 	cancel context.CancelFunc // stops its catch-up; nil when none was started
+	done   chan struct{}      // closed when the catch-up has returned
 }
 
 // Info describes the connection, from the upgrade request.
@@ -157,6 +158,9 @@ var errClosing = errors.New("session closing")
 // It implements hub.Sink.
 func (s *Session) DeliverWait(ctx context.Context, o *hub.Outbound) error {
 	for {
+		if err := ctx.Err(); err != nil {
+			return err // the subscription ended: queue nothing more for it
+		}
 		s.mu.Lock()
 		if s.reason != nil {
 			s.mu.Unlock()
@@ -468,10 +472,11 @@ func (s *Session) subscribe(ctx context.Context, msg *protocol.ClientMessage) {
 	}
 	s.env.Metrics.Resumes.Inc()
 	cctx, cancel := context.WithCancel(ctx)
-	st.cancel = cancel
+	st.cancel, st.done = cancel, make(chan struct{})
 	s.catchUps.Add(1)
 	go func() {
 		defer s.catchUps.Done()
+		defer close(st.done)
 		defer cancel()
 		err := s.env.Hub.CatchUp(cctx, sub)
 		if err != nil && cctx.Err() == nil && !errors.Is(err, errClosing) {
@@ -481,10 +486,13 @@ func (s *Session) subscribe(ctx context.Context, msg *protocol.ClientMessage) {
 	}()
 }
 
-// leave ends a subscription: its catch-up stops and it leaves the room.
+// leave ends a subscription: its catch-up stops (and has queued its last
+// event when leave returns, so nothing of it follows a later reply) and it
+// leaves the room.
 func (s *Session) leave(st *subState) {
 	if st.cancel != nil {
 		st.cancel()
+		<-st.done
 	}
 	s.env.Hub.Leave(st.sub)
 }

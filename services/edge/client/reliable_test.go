@@ -1,0 +1,137 @@
+package client
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// backoffCap is min(maxDelay, base·2^attempt) computed without overflow.
+func backoffCap(base, maxDelay time.Duration, attempt int) time.Duration {
+	if attempt >= 63 || base > maxDelay>>attempt {
+		return maxDelay
+	}
+	return min(maxDelay, base<<attempt)
+}
+
+// callBackoff returns c.backoff(attempt), or the panic it raised.
+func callBackoff(c *Client, attempt int) (d time.Duration, panicked any) {
+	defer func() { panicked = recover() }()
+	return c.backoff(attempt), nil
+}
+
+func TestBackoffBounds(t *testing.T) {
+	cases := []struct {
+		name            string
+		base, maxDelay  time.Duration
+		wantDefaultBase bool
+	}{
+		{name: "defaults", wantDefaultBase: true},
+		{name: "20ms to 1s", base: 20 * time.Millisecond, maxDelay: time.Second},
+		{name: "base above max", base: 5 * time.Second, maxDelay: time.Second},
+		{name: "1s to 10m", base: time.Second, maxDelay: 10 * time.Minute},
+		// A base above ~17.2s makes base<<29 overflow int64 (the shift is
+		// only guarded for attempt >= 30).
+		{name: "20s to 10m", base: 20 * time.Second, maxDelay: 10 * time.Minute},
+		{name: "1m to 1h", base: time.Minute, maxDelay: time.Hour},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewClient(Config{URLs: []string{"ws://127.0.0.1:1/v1/ws"}, BaseDelay: tc.base, MaxDelay: tc.maxDelay})
+			base, maxDelay := c.cfg.BaseDelay, c.cfg.MaxDelay
+			if tc.wantDefaultBase && (base != 250*time.Millisecond || maxDelay != 30*time.Second) {
+				t.Fatalf("defaults %s, %s; want 250ms, 30s", base, maxDelay)
+			}
+			for attempt := 0; attempt <= 40; attempt++ {
+				capD := backoffCap(base, maxDelay, attempt)
+				for range 200 {
+					d, p := callBackoff(c, attempt)
+					if p != nil {
+						t.Fatalf("backoff(%d) with base %s, max %s panicked: %v", attempt, base, maxDelay, p)
+					}
+					if d <= 0 || d > capD+time.Millisecond {
+						t.Fatalf("backoff(%d) = %s, want in (0, %s]", attempt, d, capD+time.Millisecond)
+					}
+					if d > maxDelay+time.Millisecond {
+						t.Fatalf("backoff(%d) = %s exceeds max %s + 1ms", attempt, d, maxDelay)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestBackoffJitter: full jitter spreads the delays over the whole range
+// rather than around the cap.
+func TestBackoffJitter(t *testing.T) {
+	c := NewClient(Config{URLs: []string{"ws://127.0.0.1:1/v1/ws"}, BaseDelay: 100 * time.Millisecond, MaxDelay: 10 * time.Second})
+	for _, attempt := range []int{0, 3, 40} {
+		capD := backoffCap(c.cfg.BaseDelay, c.cfg.MaxDelay, attempt)
+		seen := map[time.Duration]bool{}
+		low := 0
+		for range 1000 {
+			d := c.backoff(attempt)
+			seen[d] = true
+			if d < capD/2 {
+				low++
+			}
+		}
+		// With 1000 uniform samples, fewer than 10 distinct values or no
+		// value in the lower half has a probability below 2^-900.
+		if len(seen) < 10 {
+			t.Errorf("attempt %d: only %d distinct delays in 1000 samples", attempt, len(seen))
+		}
+		if low == 0 {
+			t.Errorf("attempt %d: no delay below half the cap %s", attempt, capD)
+		}
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	cases := []struct {
+		in     string
+		want   time.Duration
+		wantOK bool
+	}{
+		{"retry-after=3", 3 * time.Second, true},
+		{"retry-after=0", 0, true},
+		{"retry-after=3600", time.Hour, true},
+		{"retry-after=3601", 0, false},
+		{"retry-after=99999999999999999999999", 0, false},
+		{"retry-after=-1", 0, false},
+		{"retry-after=", 0, false},
+		{"retry-after=abc", 0, false},
+		{"retry-after=1.5", 0, false},
+		{"retry-after=3s", 0, false},
+		{"retry-after= 3", 0, false},
+		{"Retry-After=3", 0, false},
+		{"3", 0, false},
+		{"", 0, false},
+		{"service restart", 0, false},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%q", tc.in), func(t *testing.T) {
+			d, ok := retryAfter(tc.in)
+			if ok != tc.wantOK || d != tc.want {
+				t.Fatalf("retryAfter(%q) = %s, %v; want %s, %v", tc.in, d, ok, tc.want, tc.wantOK)
+			}
+		})
+	}
+}
+
+func TestStateString(t *testing.T) {
+	cases := map[State]string{
+		StateConnecting:   "connecting",
+		StateConnected:    "connected",
+		StateReconnecting: "reconnecting",
+		StateUnauthorized: "unauthorized",
+		StateOffline:      "offline",
+		State(0):          "unknown",
+		State(99):         "unknown",
+	}
+	for s, want := range cases {
+		if got := s.String(); got != want {
+			t.Errorf("State(%d).String() = %q, want %q", int(s), got, want)
+		}
+	}
+}

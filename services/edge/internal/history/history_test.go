@@ -1,0 +1,284 @@
+package history_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/eventedge/eventedge/proto/events"
+	"github.com/eventedge/eventedge/proto/room"
+
+	"github.com/eventedge/eventedge/services/edge/internal/edgetest"
+	"github.com/eventedge/eventedge/services/edge/internal/history"
+)
+
+// TestMain fails the package if a test leaves a goroutine behind (the
+// embedded NATS server and the connections are stopped by t.Cleanup).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// perSubject is the stream's per-subject limit in these tests: small, so
+// the limit is reached with a few publishes.
+const perSubject = 5
+
+func ctxT(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// setup starts NATS with an EVENTS stream keeping perSubject events per
+// room and returns a Store and a publish function (room → stream seq).
+func setup(t *testing.T) (*history.Store, jetstream.JetStream, func(room.Room) uint64) {
+	t.Helper()
+	n := edgetest.StartNATS(t)
+	_, js := n.ConnectWith(t, events.StreamConfig{MaxMsgsPerSubject: perSubject})
+	pub := func(r room.Room) uint64 {
+		t.Helper()
+		return edgetest.Publish(t, js, events.TaskDeleted(r, "u1", "t1")).Sequence
+	}
+	return history.New(js), js, pub
+}
+
+var (
+	roomA = room.Project("a")
+	roomB = room.Project("b")
+)
+
+func TestLast(t *testing.T) {
+	s, _, pub := setup(t)
+	if last, err := s.Last(ctxT(t), roomA.Subject()); err != nil || last != 0 {
+		t.Fatalf("Last of an empty subject: %d, %v; want 0, nil", last, err)
+	}
+	a1 := pub(roomA)
+	b1 := pub(roomB)
+	if last, err := s.Last(ctxT(t), roomA.Subject()); err != nil || last != a1 {
+		t.Fatalf("Last(a): %d, %v; want %d", last, err, a1)
+	}
+	if last, err := s.Last(ctxT(t), roomB.Subject()); err != nil || last != b1 {
+		t.Fatalf("Last(b): %d, %v; want %d", last, err, b1)
+	}
+	if last, err := s.Last(ctxT(t), room.Project("never").Subject()); err != nil || last != 0 {
+		t.Fatalf("Last of a subject never published: %d, %v; want 0, nil", last, err)
+	}
+}
+
+func TestRange(t *testing.T) {
+	s, _, pub := setup(t)
+	// Interleaved: a b a b b a → a holds 3, b holds 3.
+	var as, bs []uint64
+	as = append(as, pub(roomA))
+	bs = append(bs, pub(roomB))
+	as = append(as, pub(roomA))
+	bs = append(bs, pub(roomB), pub(roomB))
+	as = append(as, pub(roomA))
+
+	collect := func(t *testing.T, subject string, after, upTo uint64) []uint64 {
+		t.Helper()
+		var got []uint64
+		err := s.Range(ctxT(t), subject, after, upTo, func(m *jetstream.RawStreamMsg) error {
+			if m.Subject != subject {
+				t.Errorf("seq %d: subject %s, want %s", m.Sequence, m.Subject, subject)
+			}
+			got = append(got, m.Sequence)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("Range(%s, %d, %d): %v", subject, after, upTo, err)
+		}
+		return got
+	}
+	cases := []struct {
+		name        string
+		subject     string
+		after, upTo uint64
+		want        []uint64
+	}{
+		{"everything", roomA.Subject(), 0, as[2] + 100, as},
+		{"after is exclusive", roomA.Subject(), as[0], as[2], as[1:]},
+		{"upTo is inclusive", roomA.Subject(), 0, as[1], as[:2]},
+		{"upTo between two of the subject's events", roomA.Subject(), 0, bs[2], as[:2]},
+		{"after between two of the subject's events", roomA.Subject(), bs[0], as[2], as[1:]},
+		{"only the other subject's", roomB.Subject(), 0, 1000, bs},
+		{"exactly one", roomB.Subject(), bs[0], bs[1], bs[1:2]},
+		{"upTo == after", roomA.Subject(), as[1], as[1], nil},
+		{"upTo < after", roomA.Subject(), as[2], as[0], nil},
+		{"after the last", roomA.Subject(), as[2], as[2] + 100, nil},
+		{"empty subject", room.Project("none").Subject(), 0, 1000, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := collect(t, tc.subject, tc.after, tc.upTo); !slices.Equal(got, tc.want) {
+				t.Fatalf("Range(after %d, upTo %d) = %v, want %v", tc.after, tc.upTo, got, tc.want)
+			}
+		})
+	}
+
+	t.Run("fn error stops and is returned", func(t *testing.T) {
+		stop := errors.New("stop here")
+		var calls []uint64
+		err := s.Range(ctxT(t), roomA.Subject(), 0, 1000, func(m *jetstream.RawStreamMsg) error {
+			calls = append(calls, m.Sequence)
+			if len(calls) == 2 {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) {
+			t.Fatalf("Range returned %v, want the callback's error", err)
+		}
+		if !slices.Equal(calls, as[:2]) {
+			t.Fatalf("callback saw %v, want %v and nothing after the error", calls, as[:2])
+		}
+	})
+}
+
+func TestCheck(t *testing.T) {
+	s, _, pub := setup(t)
+	check := func(t *testing.T, subject string, since uint64) history.Position {
+		t.Helper()
+		pos, err := s.Check(ctxT(t), subject, since)
+		if err != nil {
+			t.Fatalf("Check(%s, %d): %v", subject, since, err)
+		}
+		return pos
+	}
+
+	// a: one event, then many of b, then another of a (a stays below its
+	// limit). c: more than its limit, so its oldest are gone.
+	a1 := pub(roomA)
+	for range 2 * perSubject {
+		pub(roomB)
+	}
+	a2 := pub(roomA)
+	roomC := room.Project("c")
+	var cs []uint64
+	for range perSubject + 3 {
+		cs = append(cs, pub(roomC))
+	}
+	kept := cs[len(cs)-perSubject:] // what the per-subject limit left
+	streamLast := cs[len(cs)-1]
+
+	cases := []struct {
+		name     string
+		subject  string
+		since    uint64
+		wantGap  history.Gap
+		wantLast uint64
+	}{
+		{"since 0 is the whole history", roomA.Subject(), 0, history.NoGap, a2},
+		{"since 0 on a truncated subject", roomC.Subject(), 0, history.NoGap, streamLast},
+		{"since == last", roomA.Subject(), a2, history.NoGap, a2},
+		{"next event much later, none of it in between", roomA.Subject(), a1, history.NoGap, a2},
+		{"since before the subject's first, below its limit", roomA.Subject(), a1 - 1, history.NoGap, a2},
+		{"limit reached, since below the subject's first", roomC.Subject(), cs[0], history.Truncated, streamLast},
+		{"limit reached, since just before the subject's first", roomC.Subject(), kept[0] - 1, history.NoGap, streamLast},
+		{"limit reached, since at the subject's first", roomC.Subject(), kept[0], history.NoGap, streamLast},
+		{"limit reached, since == last", roomC.Subject(), streamLast, history.NoGap, streamLast},
+		{"since beyond the stream's last", roomA.Subject(), streamLast + 1, history.Recreated, a2},
+		{"empty subject, since beyond the stream's last", room.Project("none").Subject(), streamLast + 10, history.Recreated, 0},
+		{"empty subject, since within the stream", room.Project("none").Subject(), a1, history.NoGap, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pos := check(t, tc.subject, tc.since)
+			if pos.Gap != tc.wantGap || pos.Last != tc.wantLast {
+				t.Fatalf("Check(%s, since %d) = {Last %d, Gap %q}, want {Last %d, Gap %q}",
+					tc.subject, tc.since, pos.Last, pos.Gap, tc.wantLast, tc.wantGap)
+			}
+		})
+	}
+}
+
+// TestCheckAfterStreamFirstMoved emulates age-based removal: purging the
+// stream's oldest messages moves its FirstSeq; a since below it is
+// Truncated even for a subject below its per-subject limit.
+func TestCheckAfterStreamFirstMoved(t *testing.T) {
+	s, js, pub := setup(t)
+	a1 := pub(roomA)
+	b1 := pub(roomB)
+	a2 := pub(roomA)
+	b2 := pub(roomB)
+	a3 := pub(roomA)
+
+	st, err := js.Stream(ctxT(t), events.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keep from a2 on: a1 and b1 are gone, as if they had aged out.
+	if err := st.Purge(ctxT(t), jetstream.WithPurgeSequence(a2)); err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.FirstSeq != a2 {
+		t.Fatalf("after the purge the stream starts at %d, want %d", info.State.FirstSeq, a2)
+	}
+
+	cases := []struct {
+		name    string
+		subject string
+		since   uint64
+		want    history.Gap
+	}{
+		{"since below the stream's first", roomA.Subject(), a1, history.Truncated},
+		{"since below the stream's first, other subject", roomB.Subject(), a1, history.Truncated},
+		{"since below the stream's first, empty subject", room.Project("none").Subject(), a1, history.Truncated},
+		{"since just before the stream's first", roomA.Subject(), b1, history.NoGap},
+		{"since at the stream's first", roomA.Subject(), a2, history.NoGap},
+		{"since 0", roomA.Subject(), 0, history.NoGap},
+		{"since == last", roomB.Subject(), b2, history.NoGap},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pos, err := s.Check(ctxT(t), tc.subject, tc.since)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pos.Gap != tc.want {
+				t.Fatalf("Check(%s, since %d) gap %q, want %q (stream first %d)", tc.subject, tc.since, pos.Gap, tc.want, a2)
+			}
+		})
+	}
+	if pos, err := s.Check(ctxT(t), roomA.Subject(), a1); err != nil || pos.Last != a3 {
+		t.Fatalf("Check after purge: last %d, %v; want %d", pos.Last, err, a3)
+	}
+
+	// Range reads only what is left.
+	var got []uint64
+	if err := s.Range(ctxT(t), roomA.Subject(), 0, a3, func(m *jetstream.RawStreamMsg) error {
+		got = append(got, m.Sequence)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint64{a2, a3}; !slices.Equal(got, want) {
+		t.Fatalf("Range after purge = %v, want %v", got, want)
+	}
+}
+
+func TestCreated(t *testing.T) {
+	s, js, _ := setup(t)
+	created, err := s.Created(ctxT(t))
+	if err != nil || created.IsZero() {
+		t.Fatalf("Created: %v, %v", created, err)
+	}
+	if err := js.DeleteStream(ctxT(t), events.StreamName); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Last(ctxT(t), roomA.Subject()); err == nil {
+		t.Fatal("Last without a stream: no error")
+	}
+	if _, err := s.Check(ctxT(t), roomA.Subject(), 1); err == nil {
+		t.Fatal("Check without a stream: no error")
+	}
+}
