@@ -8,7 +8,8 @@
 #   make bench   hot-path micro-benchmarks
 #
 # Tools that are missing are installed: protoc from Debian's
-# protobuf-compiler, protoc-gen-go and staticcheck into ./.tools/bin.
+# protobuf-compiler, Chromium from Debian's chromium (browser tests),
+# protoc-gen-go and staticcheck into ./.tools/bin.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -37,10 +38,12 @@ all: build
 deps:
 	@for m in $(MODULES); do (cd $$m && $(GO) mod download); done
 
-## tools: install protoc, protoc-gen-go and staticcheck when missing
+## tools: install protoc, protoc-gen-go, staticcheck and chromium when missing
 tools: $(TOOLS_BIN)/protoc-gen-go $(TOOLS_BIN)/staticcheck
 	@command -v protoc >/dev/null || { echo "installing protoc (Debian protobuf-compiler)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null; }
+	@[ -x /usr/bin/chromium ] || { echo "installing chromium (Debian chromium, for the browser client's tests)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 $(TOOLS_BIN)/protoc-gen-go:
 	GOBIN=$(TOOLS_BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)

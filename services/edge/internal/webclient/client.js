@@ -256,7 +256,7 @@ export class Client {
     const msg = { op: "subscribe", room: r.name };
     const types = unionFilter(r);
     if (types) msg.events = [...types];
-    // mutated
+    if (since !== null) msg.since = since;
     const id = this.#request(msg, (reply) => {
       if (this.#rooms.get(r.name) !== r || r.joinId !== id) return; // left or joined again since
       if (!reply.ok) {
