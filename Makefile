@@ -77,7 +77,7 @@ run: build
 test: tools
 	@for m in $(MODULES); do \
 		echo "== $$m"; \
-		(cd $$m && $(GO) test -race -count=1 -timeout 10m ./...); \
+		(cd $$m && $(GO) test -race -count=1 -p 1 -timeout 10m ./...); \
 	done
 
 ## lint: gofmt, go vet, staticcheck on every module

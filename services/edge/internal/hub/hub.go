@@ -88,6 +88,11 @@ type Outbound struct {
 	Timestamp time.Time
 	// Data is the encoded event message, without a trailing newline.
 	Data []byte
+	// Task is the task id of a task_progress event (for coalescing).
+	Task string
+	// Event is the decoded event, shared and read-only: a session that
+	// coalesces progress events builds its merged event from it.
+	Event *pb.Event
 
 	perm string // the event's required permission
 }
@@ -639,6 +644,8 @@ func encode(roomName string, seq uint64, body []byte, contentType string) (*Outb
 		Priority:  events.Priority(ev),
 		Timestamp: ev.Timestamp.AsTime(),
 		Data:      data,
+		Task:      ev.GetTaskProgress().GetTaskId(),
+		Event:     ev,
 		perm:      ev.RequiredPermission,
 	}, nil
 }
