@@ -97,6 +97,9 @@ type Outbound struct {
 	perm string // the event's required permission
 }
 
+// PriorityLabel is a priority as a metric label: high, normal or low.
+func PriorityLabel(p pb.Priority) string { return protocol.PriorityName(p) }
+
 // roomState is a room with at least one subscriber or a Join in progress.
 type roomState struct {
 	// static after construction

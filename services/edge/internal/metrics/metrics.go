@@ -33,6 +33,17 @@ type Metrics struct {
 	Resets            *prometheus.CounterVec // resets sent, by reason
 	Acks              prometheus.Counter     // ack messages received
 	PositionWrites    *prometheus.CounterVec // device positions written to the KV bucket, by result
+
+	Coalesced   prometheus.Counter     // progress events superseded by a newer one before they were sent
+	Throttled   prometheus.Counter     // progress events held back by a rate limit or the high-water mark
+	ClientDrops *prometheus.CounterVec // events not sent to a client, by priority and reason
+	QueueDepth  prometheus.Histogram   // messages queued when the writer takes a frame
+	QueueBytes  prometheus.Histogram   // bytes queued when the writer takes a frame
+}
+
+// Dropped counts an event not sent to a client.
+func (m *Metrics) Dropped(priority, reason string) {
+	m.ClientDrops.WithLabelValues(priority, reason).Inc()
 }
 
 // New creates the collectors and registers them on reg.
@@ -110,6 +121,24 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.PositionWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "eventedge_position_writes_total", Help: "Device positions written to the key-value bucket, by result (ok, error).",
 	}, []string{"result"})
+	m.Coalesced = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "eventedge_coalesced_total", Help: "task_progress events replaced, before they were sent, by a newer one of the same task (not lost: superseded).",
+	})
+	m.Throttled = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "eventedge_throttled_total", Help: "task_progress events held back by a rate limit or the high-water mark (the newest per task is sent when allowed).",
+	})
+	m.ClientDrops = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventedge_client_drops_total", Help: "Events not sent to a client, by priority and reason (throttled, high_water, queue_full, slow_consumer).",
+	}, []string{"priority", "reason"})
+	m.QueueDepth = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "eventedge_queue_depth_messages", Help: "Messages in a client's queue when its writer takes a frame.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
+	})
+	m.QueueBytes = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "eventedge_queue_bytes", Help: "Bytes in a client's queue when its writer takes a frame.",
+		Buckets: prometheus.ExponentialBuckets(256, 4, 8),
+	})
+	reg.MustRegister(m.Coalesced, m.Throttled, m.ClientDrops, m.QueueDepth, m.QueueBytes)
 	reg.MustRegister(m.GapRepairs, m.GapRepairFailures, m.Replayed, m.Resumes, m.Resets, m.Acks, m.PositionWrites)
 	reg.MustRegister(m.Connections, m.ConnectionsOpen, m.Closes, m.AuthFailures, m.Rooms, m.NATSSubs,
 		m.NATSConnected, m.NATSReconnects, m.EventsIn, m.EventsInvalid, m.EventsDropped, m.Deliveries,

@@ -66,7 +66,8 @@ func TestThousandClientsReceiveBurstInOrder(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := range burst {
-		ev := events.TaskProgress(room.Project("p1"), &pb.TaskProgress{TaskId: "t1", Progress: float64(i) / burst})
+		// task_updated (normal priority): never coalesced or throttled.
+		ev := events.TaskUpdated(room.Project("p1"), "u7", "t1", &pb.Task{Title: fmt.Sprint("v", i)}, "title")
 		ids[i] = ev.Id
 		if _, err := events.Publish(ctx, js, ev); err != nil {
 			t.Fatal(err)

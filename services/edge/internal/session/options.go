@@ -25,6 +25,25 @@ type Options struct {
 	// MaxSubscriptions bounds the rooms one connection may subscribe to.
 	// Default 256.
 	MaxSubscriptions int
+	// HighWater is the fill (of QueueMessages or QueueBytes) above which
+	// low-priority events are held or dropped. Default 0.75.
+	HighWater float64
+	// ClientRate and ClientBurst are the client's event budget (events/s):
+	// every event spends it, and low-priority events beyond it are held
+	// (progress) or dropped. Defaults 200/s and 400.
+	ClientRate  float64
+	ClientBurst int
+	// ProgressRate bounds task_progress per task (events/s); the newest over
+	// the rate is held and sent when allowed (trailing edge). Default 10.
+	ProgressRate float64
+	// MaxCoalescedLogs bounds the log lines a coalesced task_progress
+	// carries (the newest are kept). Default 200.
+	MaxCoalescedLogs int
+	// CommandRate and CommandBurst bound the commands (all but ack) a
+	// client may send; beyond them it is closed with 4029. Defaults 50/s
+	// and 300 (room for subscribing to many rooms at once).
+	CommandRate  float64
+	CommandBurst int
 }
 
 // Defaults.
@@ -37,6 +56,13 @@ const (
 	DefaultQueueBytes       = 4 << 20
 	DefaultMaxBatchBytes    = 64 << 10
 	DefaultMaxSubscriptions = 256
+	DefaultHighWater        = 0.75
+	DefaultClientRate       = 200
+	DefaultClientBurst      = 400
+	DefaultProgressRate     = 10
+	DefaultMaxCoalescedLogs = 200
+	DefaultCommandRate      = 50
+	DefaultCommandBurst     = 300
 )
 
 // WithDefaults returns o with every zero field set to its default.
@@ -59,5 +85,17 @@ func (o Options) WithDefaults() Options {
 	defInt(&o.QueueBytes, DefaultQueueBytes)
 	defInt(&o.MaxBatchBytes, DefaultMaxBatchBytes)
 	defInt(&o.MaxSubscriptions, DefaultMaxSubscriptions)
+	defFloat := func(v *float64, d float64) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defFloat(&o.HighWater, DefaultHighWater)
+	defFloat(&o.ClientRate, DefaultClientRate)
+	defInt(&o.ClientBurst, DefaultClientBurst)
+	defFloat(&o.ProgressRate, DefaultProgressRate)
+	defInt(&o.MaxCoalescedLogs, DefaultMaxCoalescedLogs)
+	defFloat(&o.CommandRate, DefaultCommandRate)
+	defInt(&o.CommandBurst, DefaultCommandBurst)
 	return o
 }

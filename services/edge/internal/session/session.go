@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/eventedge/eventedge/proto/events"
 	"github.com/eventedge/eventedge/proto/room"
@@ -30,6 +31,9 @@ type Env struct {
 	// Positions stores acknowledged positions of devices; nil disables
 	// offline queueing.
 	Positions *positions.Store
+	// LowBudget is the node's budget for low-priority events, shared by
+	// every session; nil: unlimited.
+	LowBudget *rate.Limiter
 	Log       zerolog.Logger
 	Options   Options // with defaults applied by New
 }
@@ -50,14 +54,6 @@ type Info struct {
 	HeaderToken string
 }
 
-// item is one queued message.
-type item struct {
-	data []byte
-	// ts is the event timestamp for event messages (zero for others): the
-	// writer observes delivery latency from it.
-	ts time.Time
-}
-
 // Session is one client connection. Create with New, then call Run once.
 type Session struct {
 	// static after construction
@@ -72,6 +68,7 @@ type Session struct {
 
 	claims   atomic.Pointer[auth.Claims] // nil until authenticated
 	deviceID atomic.Pointer[string]
+	cmdLimit *rate.Limiter // commands from the client; owned by the reader
 
 	// owned by the reader (Run)
 	subs      map[string]*subState // by room name
@@ -79,13 +76,13 @@ type Session struct {
 	expTimer  *time.Timer
 	catchUps  sync.WaitGroup // catch-up goroutines, started by the reader, waited for by Run
 
-	mu         sync.Mutex
-	queue      []item                // guarded by mu
-	queueBytes int                   // guarded by mu
-	reason     *protocol.CloseReason // guarded by mu; set once: the session is closing
-	pingTimer  *time.Timer           // guarded by mu
-	pingWG     sync.WaitGroup        // a ping in flight
-	done       bool                  // guarded by mu: Run is tearing down; no new pings
+	mu        sync.Mutex
+	q         *queue                // guarded by mu
+	flow      flow                  // guarded by mu: throttling and held progress
+	reason    *protocol.CloseReason // guarded by mu; set once: the session is closing
+	pingTimer *time.Timer           // guarded by mu
+	pingWG    sync.WaitGroup        // a ping in flight
+	done      bool                  // guarded by mu: Run is tearing down; no new pings
 }
 
 // New returns a session for an accepted connection.
@@ -99,7 +96,10 @@ func New(env *Env, conn *websocket.Conn, info Info) *Session {
 		wake:  make(chan struct{}, 1),
 		space: make(chan struct{}, 1),
 		subs:  make(map[string]*subState),
+		q:     newQueue(),
 	}
+	s.flow.init(s.opts)
+	s.cmdLimit = rate.NewLimiter(rate.Limit(s.opts.CommandRate), s.opts.CommandBurst)
 	s.log = env.Log.With().Str("session", info.ID).Str("remote", info.RemoteAddr).Logger()
 	return s
 }
@@ -129,23 +129,23 @@ func (s *Session) signal() {
 	}
 }
 
-// Deliver queues an event for the client. It never blocks; when the queue
-// is full the session is closed as a slow consumer. It implements hub.Sink.
+// Deliver queues an event for the client. It never blocks. Low-priority
+// events may be coalesced, held back (throttled) or dropped; when a high or
+// normal one cannot be queued the session is closed as a slow consumer. It
+// implements hub.Sink.
 func (s *Session) Deliver(o *hub.Outbound) {
 	s.mu.Lock()
 	if s.reason != nil {
 		s.mu.Unlock()
 		return
 	}
-	if len(s.queue) >= s.opts.QueueMessages || s.queueBytes+len(o.Data) > s.opts.QueueBytes {
+	if !s.enqueue(o, false) {
 		s.reason = protocol.ReasonSlowConsumer
 		s.mu.Unlock()
-		s.env.Metrics.EventsDropped.WithLabelValues("slow_consumer").Inc()
+		s.env.Metrics.Dropped(hub.PriorityLabel(o.Priority), "slow_consumer")
 		s.signal()
 		return
 	}
-	s.queue = append(s.queue, item{data: o.Data, ts: o.Timestamp})
-	s.queueBytes += len(o.Data)
 	s.mu.Unlock()
 	s.signal()
 }
@@ -155,7 +155,7 @@ var errClosing = errors.New("session closing")
 
 // DeliverWait queues an event, waiting while the queue is more than half
 // full, so a replay goes at the client's pace instead of overflowing it.
-// It implements hub.Sink.
+// Replayed events are never throttled or dropped. It implements hub.Sink.
 func (s *Session) DeliverWait(ctx context.Context, o *hub.Outbound) error {
 	for {
 		if err := ctx.Err(); err != nil {
@@ -166,9 +166,8 @@ func (s *Session) DeliverWait(ctx context.Context, o *hub.Outbound) error {
 			s.mu.Unlock()
 			return errClosing
 		}
-		if len(s.queue) < s.opts.QueueMessages/2 && s.queueBytes+len(o.Data) <= s.opts.QueueBytes/2 || len(s.queue) == 0 {
-			s.queue = append(s.queue, item{data: o.Data, ts: o.Timestamp})
-			s.queueBytes += len(o.Data)
+		if s.q.msgs < s.opts.QueueMessages/2 && s.q.bytes+len(o.Data) <= s.opts.QueueBytes/2 || s.q.msgs == 0 {
+			s.enqueue(o, true)
 			s.mu.Unlock()
 			s.signal()
 			return nil
@@ -195,8 +194,7 @@ func (s *Session) send(data []byte) {
 		s.mu.Unlock()
 		return
 	}
-	s.queue = append(s.queue, item{data: data})
-	s.queueBytes += len(data)
+	s.q.pushControl(data)
 	s.mu.Unlock()
 	s.signal()
 }
@@ -241,6 +239,9 @@ func (s *Session) Run(ctx context.Context) *protocol.CloseReason {
 	s.catchUps.Wait()
 	s.mu.Lock()
 	s.done = true
+	if s.flow.timer != nil {
+		s.flow.timer.Stop()
+	}
 	if s.pingTimer != nil {
 		s.pingTimer.Stop()
 	}
@@ -310,6 +311,11 @@ func (s *Session) closing() bool {
 // handle executes one client message.
 func (s *Session) handle(ctx context.Context, data []byte) {
 	msg, err := protocol.Decode(data)
+	if (err != nil || msg.Op != protocol.OpAck) && !s.cmdLimit.Allow() {
+		// Acks are not counted: cheap, unanswered, and sent per room.
+		s.Close(protocol.RateLimited(fmt.Sprintf("more than %g commands per second", s.opts.CommandRate)))
+		return
+	}
 	if err != nil {
 		var de *protocol.DecodeError
 		if errors.As(err, &de) && de.ID != nil {

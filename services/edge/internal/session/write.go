@@ -9,12 +9,14 @@ import (
 	"github.com/eventedge/eventedge/services/edge/internal/protocol"
 )
 
-// writeLoop is the only goroutine that writes to the connection. It drains
-// the queue into as few frames as possible and, once the session is
-// closing, sends the close frame and returns.
+// writeLoop is the only goroutine that writes to the connection. Each
+// frame takes, in priority order, as many queued messages as fit in
+// MaxBatchBytes, so a high-priority event that arrives while a backlog is
+// being written goes out in the next frame. Once the session is closing it
+// sends the close frame and returns.
 func (s *Session) writeLoop(ctx context.Context) {
 	var (
-		spare []item
+		batch []item
 		buf   []byte
 	)
 	for {
@@ -23,58 +25,58 @@ func (s *Session) writeLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		s.mu.Lock()
-		batch, reason := s.queue, s.reason
-		s.queue, s.queueBytes = spare[:0], 0
-		s.mu.Unlock()
-
-		if reason != nil {
-			s.closeConn(reason)
-			return
+		for {
+			s.mu.Lock()
+			reason := s.reason
+			if reason == nil {
+				if s.q.msgs > 0 {
+					s.env.Metrics.QueueDepth.Observe(float64(s.q.msgs))
+					s.env.Metrics.QueueBytes.Observe(float64(s.q.bytes))
+				}
+				batch = s.q.take(batch[:0], s.opts.MaxBatchBytes)
+			}
+			s.mu.Unlock()
+			if reason != nil {
+				s.closeConn(reason)
+				return
+			}
+			if len(batch) == 0 {
+				break
+			}
+			select { // room in the queue again: wake a waiting replay
+			case s.space <- struct{}{}:
+			default:
+			}
+			var ok bool
+			if buf, ok = s.writeFrame(ctx, batch, buf); !ok {
+				return
+			}
+			clear(batch) // drop references to sent data
 		}
-		select { // room in the queue again: wake a waiting replay
-		case s.space <- struct{}{}:
-		default:
-		}
-		var ok bool
-		if buf, ok = s.writeBatch(ctx, batch, buf); !ok {
-			return
-		}
-		clear(batch) // drop references to sent data
-		spare = batch
 	}
 }
 
-// writeBatch writes items, joining consecutive ones with '\n' into frames of
-// at most MaxBatchBytes. It returns false when the connection failed.
-func (s *Session) writeBatch(ctx context.Context, items []item, buf []byte) ([]byte, bool) {
-	for len(items) > 0 {
-		n, size := 1, len(items[0].data)
-		for n < len(items) && size+1+len(items[n].data) <= s.opts.MaxBatchBytes {
-			size += 1 + len(items[n].data)
-			n++
-		}
-		frame := items[0].data
-		if n > 1 {
-			buf = buf[:0]
-			for i, it := range items[:n] {
-				if i > 0 {
-					buf = append(buf, '\n')
-				}
-				buf = append(buf, it.data...)
+// writeFrame writes items as one frame, joined by '\n'.
+func (s *Session) writeFrame(ctx context.Context, items []item, buf []byte) ([]byte, bool) {
+	frame := items[0].data
+	if len(items) > 1 {
+		buf = buf[:0]
+		for i, it := range items {
+			if i > 0 {
+				buf = append(buf, '\n')
 			}
-			frame = buf
+			buf = append(buf, it.data...)
 		}
-		if !s.write(ctx, frame) {
-			return buf, false
+		frame = buf
+	}
+	if !s.write(ctx, frame) {
+		return buf, false
+	}
+	now := time.Now()
+	for _, it := range items {
+		if !it.ts.IsZero() {
+			s.env.Metrics.DeliveryLatency.Observe(now.Sub(it.ts).Seconds())
 		}
-		now := time.Now()
-		for _, it := range items[:n] {
-			if !it.ts.IsZero() {
-				s.env.Metrics.DeliveryLatency.Observe(now.Sub(it.ts).Seconds())
-			}
-		}
-		items = items[n:]
 	}
 	return buf, true
 }

@@ -1,0 +1,220 @@
+package session
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
+
+	"github.com/eventedge/eventedge/services/edge/internal/hub"
+	"github.com/eventedge/eventedge/services/edge/internal/protocol"
+)
+
+// Flow control of one client's events, guarded by the session's mutex.
+//
+//   - Priorities: the queue sends control messages first, then the room
+//     whose oldest queued event has the highest priority; a room's own
+//     events always leave in seq order.
+//   - Coalescing: a task_progress queued and not yet sent is replaced by a
+//     newer one of the same task (latest wins, log lines appended up to
+//     MaxCoalescedLogs), which takes its place at the end of its room's lane.
+//   - Throttling (x/time/rate): task_progress at most ProgressRate per task;
+//     low-priority events within the client's budget (ClientRate, ClientBurst,
+//     which every event spends) and the node's low-priority budget. A
+//     progress event over a limit is held — the newest per task, the trailing
+//     edge — and released when the limit allows; other low-priority events
+//     over a limit are dropped. High and normal events are never throttled
+//     or dropped.
+//   - High-water mark: above HighWater of the queue's bounds, low-priority
+//     events are held (progress) or dropped; a high or normal event that does
+//     not fit closes the client as a slow consumer (4008).
+//   - Room order: before any event of a room is queued, the held progress
+//     events of that room go first, so holding never reorders a room.
+type flow struct {
+	client   *rate.Limiter
+	progress map[string]*rate.Limiter // per room+task
+	held     map[string]*item         // per room+task: the newest held progress
+	timer    *time.Timer              // releases held events; nil when none are held
+}
+
+func (f *flow) init(o Options) {
+	f.client = rate.NewLimiter(rate.Limit(o.ClientRate), o.ClientBurst)
+	f.progress = make(map[string]*rate.Limiter)
+	f.held = make(map[string]*item)
+}
+
+func taskKey(room, task string) string { return room + "\x00" + task }
+
+// enqueue queues o for the client, applying flow control. It reports false
+// when o (high or normal) does not fit: the client must be closed. Replayed
+// events (replay) are coalesced but never throttled. Caller holds s.mu.
+func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
+	it := item{data: o.Data, ts: o.Timestamp, room: o.Room, seq: o.Seq, prio: o.Priority, task: o.Task, ev: o.Event}
+	m := s.env.Metrics
+	low := o.Priority == pb.Priority_PRIORITY_LOW
+	if it.task != "" {
+		key := taskKey(it.room, it.task)
+		if h := s.flow.held[key]; h != nil {
+			s.coalesce(h, it)
+			m.Coalesced.Inc()
+			return true
+		}
+		if old := s.q.findProgress(it.room, it.task); old != nil {
+			merged := *old
+			s.coalesce(&merged, it)
+			s.q.kill(old)
+			s.releaseHeld(it.room)
+			s.q.push(merged)
+			m.Coalesced.Inc()
+			return true
+		}
+		if !replay && (s.aboveHighWater() || !s.allowProgress(key) || !s.allowLow()) {
+			s.hold(key, it)
+			m.Throttled.Inc()
+			return true
+		}
+	} else if low && !replay {
+		if s.aboveHighWater() {
+			m.Dropped(hub.PriorityLabel(it.prio), "high_water")
+			return true
+		}
+		if !s.allowLow() {
+			m.Dropped(hub.PriorityLabel(it.prio), "throttled")
+			return true
+		}
+	} else if !replay {
+		s.flow.client.Allow() // high and normal spend the budget, and are never refused
+	}
+	s.releaseHeld(it.room)
+	if s.q.msgs >= s.opts.QueueMessages || s.q.bytes+len(it.data) > s.opts.QueueBytes {
+		if low {
+			m.Dropped(hub.PriorityLabel(it.prio), "queue_full")
+			return true
+		}
+		return false
+	}
+	s.q.push(it)
+	return true
+}
+
+func (s *Session) aboveHighWater() bool {
+	return float64(s.q.msgs) >= s.opts.HighWater*float64(s.opts.QueueMessages) ||
+		float64(s.q.bytes) >= s.opts.HighWater*float64(s.opts.QueueBytes)
+}
+
+func (s *Session) allowLow() bool {
+	if !s.flow.client.Allow() {
+		return false
+	}
+	return s.env.LowBudget == nil || s.env.LowBudget.Allow()
+}
+
+func (s *Session) allowProgress(key string) bool {
+	lim := s.flow.progress[key]
+	if lim == nil {
+		if len(s.flow.progress) >= maxTrackedTasks {
+			clear(s.flow.progress) // forget idle tasks; at worst one extra event each
+		}
+		lim = rate.NewLimiter(rate.Limit(s.opts.ProgressRate), 1)
+		s.flow.progress[key] = lim
+	}
+	return lim.Allow()
+}
+
+// maxTrackedTasks bounds the per-task limiters one session keeps.
+const maxTrackedTasks = 4096
+
+// coalesce makes dst the newest of dst and newer: newer's event, seq and
+// timestamp, with dst's log lines before newer's, at most MaxCoalescedLogs.
+// The merged event is encoded for this client alone.
+func (s *Session) coalesce(dst *item, newer item) {
+	logs := append(slices.Clone(dst.ev.GetTaskProgress().GetLogs()), newer.ev.GetTaskProgress().GetLogs()...)
+	if over := len(logs) - s.opts.MaxCoalescedLogs; over > 0 {
+		logs = logs[over:]
+	}
+	merged := proto.Clone(newer.ev).(*pb.Event)
+	merged.GetTaskProgress().Logs = logs
+	data, err := protocol.EncodeEvent(newer.room, newer.seq, merged)
+	if err != nil { // cannot happen for an event that encoded once; keep the newest as is
+		s.log.Error().Err(err).Str("room", newer.room).Uint64("seq", newer.seq).Msg("encode coalesced event")
+		merged, data = newer.ev, newer.data
+	}
+	*dst = newer
+	dst.ev, dst.data = merged, data
+}
+
+// hold keeps it (a throttled progress event) until its limits allow it.
+func (s *Session) hold(key string, it item) {
+	h := it
+	s.flow.held[key] = &h
+	if s.flow.timer == nil {
+		s.flow.timer = time.AfterFunc(s.releaseTick(), s.releaseDue)
+	}
+}
+
+func (s *Session) releaseTick() time.Duration {
+	return max(time.Duration(float64(time.Second)/s.opts.ProgressRate)/2, 10*time.Millisecond)
+}
+
+// releaseHeld queues every held event of room, in seq order, ahead of a
+// newer event of the room: holding never reorders a room.
+func (s *Session) releaseHeld(room string) {
+	if len(s.flow.held) == 0 {
+		return
+	}
+	var out []*item
+	for key, h := range s.flow.held {
+		if h.room == room {
+			out = append(out, h)
+			delete(s.flow.held, key)
+		}
+	}
+	slices.SortFunc(out, bySeq)
+	for _, h := range out {
+		s.q.push(*h)
+	}
+}
+
+func bySeq(a, b *item) int { return cmp.Compare(a.seq, b.seq) }
+
+// releaseDue runs on the release timer: held events whose limits now allow
+// them are queued, each room's in seq order (a room stops at its first
+// event still held).
+func (s *Session) releaseDue() {
+	s.mu.Lock()
+	if s.reason != nil || s.done {
+		s.flow.timer = nil
+		s.mu.Unlock()
+		return
+	}
+	held := make([]*item, 0, len(s.flow.held))
+	for _, h := range s.flow.held {
+		held = append(held, h)
+	}
+	slices.SortFunc(held, bySeq)
+	blocked := map[string]bool{}
+	released := false
+	for _, h := range held {
+		key := taskKey(h.room, h.task)
+		if blocked[h.room] || s.aboveHighWater() || !s.allowProgress(key) || !s.allowLow() {
+			blocked[h.room] = true
+			continue
+		}
+		delete(s.flow.held, key)
+		s.q.push(*h)
+		released = true
+	}
+	if len(s.flow.held) > 0 {
+		s.flow.timer.Reset(s.releaseTick())
+	} else {
+		s.flow.timer = nil
+	}
+	s.mu.Unlock()
+	if released {
+		s.signal()
+	}
+}
