@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -46,6 +47,12 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		readLimit, queueBytes                                    int64
 		queueMessages, maxSubs, streamReplicas                   int
 		streamPerSubject                                         int64
+		drainDuration                                            time.Duration
+		maxConns, maxConnsPerUser, maxConnsPerIP                 int
+		clientBurst, maxCoalescedLogs, commandBurst              int
+		readyFill, highWater, clientRate, progressRate           float64
+		commandRate, lowBudget                                   float64
+		trustForwardedFor                                        bool
 	)
 	str := func(p *string, name, env, def, usage string) {
 		fs.StringVar(p, name, def, usage+" (env "+env+")")
@@ -61,6 +68,14 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	}
 	integer := func(p *int, name, env string, def int, usage string) {
 		fs.IntVar(p, name, def, usage+" (env "+env+")")
+		bindEnv(name, env)
+	}
+	float := func(p *float64, name, env string, def float64, usage string) {
+		fs.Float64Var(p, name, def, usage+" (env "+env+")")
+		bindEnv(name, env)
+	}
+	boolean := func(p *bool, name, env string, def bool, usage string) {
+		fs.BoolVar(p, name, def, usage+" (env "+env+")")
 		bindEnv(name, env)
 	}
 
@@ -86,7 +101,21 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	integer(&queueMessages, "queue-messages", "EDGE_QUEUE_MESSAGES", session.DefaultQueueMessages, "messages queued per client before it is closed as a slow consumer")
 	i64(&queueBytes, "queue-bytes", "EDGE_QUEUE_BYTES", session.DefaultQueueBytes, "bytes queued per client before it is closed as a slow consumer")
 	integer(&maxSubs, "max-subscriptions", "EDGE_MAX_SUBSCRIPTIONS", session.DefaultMaxSubscriptions, "rooms one connection may subscribe to")
-	dur(&shutdownTimeout, "shutdown-timeout", "EDGE_SHUTDOWN_TIMEOUT", 10*time.Second, "how long shutdown waits for clients to close")
+	float(&highWater, "queue-high-water", "EDGE_QUEUE_HIGH_WATER", session.DefaultHighWater, "fill of a client's queue (0-1] above which low-priority events are held or dropped")
+	float(&clientRate, "client-rate", "EDGE_CLIENT_RATE", session.DefaultClientRate, "events per second per client before low-priority ones are held or dropped")
+	integer(&clientBurst, "client-burst", "EDGE_CLIENT_BURST", session.DefaultClientBurst, "burst of --client-rate")
+	float(&progressRate, "progress-rate", "EDGE_PROGRESS_RATE", session.DefaultProgressRate, "task_progress events per second per task and client (the newest over it is sent later)")
+	integer(&maxCoalescedLogs, "max-coalesced-logs", "EDGE_MAX_COALESCED_LOGS", session.DefaultMaxCoalescedLogs, "log lines a coalesced task_progress carries (the newest kept)")
+	float(&commandRate, "command-rate", "EDGE_COMMAND_RATE", session.DefaultCommandRate, "commands per second a client may send (acks not counted); beyond: close 4029")
+	integer(&commandBurst, "command-burst", "EDGE_COMMAND_BURST", session.DefaultCommandBurst, "burst of --command-rate")
+	float(&lowBudget, "low-priority-budget", "EDGE_LOW_PRIORITY_BUDGET", node.DefaultLowPriorityBudget, "low-priority events per second for the whole node (burst the same)")
+	integer(&maxConns, "max-conns", "EDGE_MAX_CONNS", server.DefaultMaxConns, "connections per node, authenticated or not; beyond: 503 with Retry-After")
+	integer(&maxConnsPerUser, "max-conns-per-user", "EDGE_MAX_CONNS_PER_USER", server.DefaultMaxConnsPerUser, "connections per user; beyond: 429 at the handshake (header token) or close 4029 after auth")
+	integer(&maxConnsPerIP, "max-conns-per-ip", "EDGE_MAX_CONNS_PER_IP", server.DefaultMaxConnsPerIP, "connections per client address; beyond: 429 with Retry-After")
+	float(&readyFill, "ready-fill", "EDGE_READY_FILL", server.DefaultReadyFill, "fraction (0-1] of --max-conns from which /readyz reports not ready")
+	boolean(&trustForwardedFor, "trust-forwarded-for", "EDGE_TRUST_FORWARDED_FOR", false, "take the client address from X-Forwarded-For (only behind a proxy that sets it)")
+	dur(&drainDuration, "drain-duration", "EDGE_DRAIN_DURATION", node.DefaultDrainDuration, "time shutdown spreads closing the clients (1012) over; 0s closes them at once")
+	dur(&shutdownTimeout, "shutdown-timeout", "EDGE_SHUTDOWN_TIMEOUT", node.DefaultDrainDuration+10*time.Second, "how long shutdown waits for clients to close; raised to --drain-duration + 10s when lower")
 	dur(&streamMaxAge, "stream-max-age", "EDGE_STREAM_MAX_AGE", events.DefaultMaxAge, "EVENTS stream: retention")
 	i64(&streamPerSubject, "stream-max-msgs-per-subject", "EDGE_STREAM_MAX_MSGS_PER_SUBJECT", events.DefaultMaxMsgsPerSubject, "EVENTS stream: events kept per room")
 	dur(&streamDup, "stream-duplicates", "EDGE_STREAM_DUPLICATES", events.DefaultDuplicates, "EVENTS stream: duplicate-publish window")
@@ -130,6 +159,40 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	}
 	if queueMessages < 1 || queueBytes < 1024 || maxSubs < 1 || streamPerSubject < 1 {
 		return nil, errors.New("--queue-messages, --queue-bytes (>= 1024), --max-subscriptions and --stream-max-msgs-per-subject must be positive")
+	}
+	if drainDuration < 0 {
+		return nil, fmt.Errorf("--drain-duration (EDGE_DRAIN_DURATION): %s must not be negative", drainDuration)
+	}
+	for _, p := range []struct {
+		name string
+		v    int
+	}{
+		{"max-conns", maxConns}, {"max-conns-per-user", maxConnsPerUser}, {"max-conns-per-ip", maxConnsPerIP},
+		{"client-burst", clientBurst}, {"max-coalesced-logs", maxCoalescedLogs}, {"command-burst", commandBurst},
+	} {
+		if p.v < 1 {
+			return nil, fmt.Errorf("--%s (%s): %d must be at least 1", p.name, envOf[p.name], p.v)
+		}
+	}
+	for _, p := range []struct {
+		name string
+		v    float64
+	}{
+		{"client-rate", clientRate}, {"progress-rate", progressRate}, {"command-rate", commandRate}, {"low-priority-budget", lowBudget},
+	} {
+		if !(p.v > 0) || math.IsInf(p.v, 0) {
+			return nil, fmt.Errorf("--%s (%s): %g must be a positive number", p.name, envOf[p.name], p.v)
+		}
+	}
+	for _, p := range []struct {
+		name string
+		v    float64
+	}{
+		{"ready-fill", readyFill}, {"queue-high-water", highWater},
+	} {
+		if !(p.v > 0 && p.v <= 1) {
+			return nil, fmt.Errorf("--%s (%s): %g must be greater than 0 and at most 1", p.name, envOf[p.name], p.v)
+		}
 	}
 	for _, a := range []struct{ name, v string }{{"addr", addr}, {"admin-addr", adminAddr}} {
 		if _, _, err := net.SplitHostPort(a.v); err != nil {
@@ -203,7 +266,15 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		Embedded:  emb,
 		Stream:    stream,
 		Auth:      a,
-		Server:    server.Options{AllowedOrigins: allowed, ReadLimit: readLimit},
+		Server: server.Options{
+			AllowedOrigins:    allowed,
+			ReadLimit:         readLimit,
+			MaxConns:          maxConns,
+			MaxConnsPerUser:   maxConnsPerUser,
+			MaxConnsPerIP:     maxConnsPerIP,
+			ReadyFill:         readyFill,
+			TrustForwardedFor: trustForwardedFor,
+		},
 		Session: session.Options{
 			AuthTimeout:      authTimeout,
 			WriteTimeout:     writeTimeout,
@@ -212,8 +283,20 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 			QueueMessages:    queueMessages,
 			QueueBytes:       int(queueBytes),
 			MaxSubscriptions: maxSubs,
+			HighWater:        highWater,
+			ClientRate:       clientRate,
+			ClientBurst:      clientBurst,
+			ProgressRate:     progressRate,
+			MaxCoalescedLogs: maxCoalescedLogs,
+			CommandRate:      commandRate,
+			CommandBurst:     commandBurst,
 		},
-		ShutdownTimeout: shutdownTimeout,
+		ShutdownTimeout:   shutdownTimeout,
+		DrainDuration:     drainDuration,
+		LowPriorityBudget: lowBudget,
+	}
+	if drainDuration == 0 {
+		c.node.DrainDuration = -1 // explicit zero: close every client at once
 	}
 	return c, nil
 }
@@ -225,6 +308,10 @@ func wantOf(f *flag.Flag) string {
 		return "want a duration such as 500ms, 5s or 1m"
 	case int, int64:
 		return "want an integer"
+	case float64:
+		return "want a number"
+	case bool:
+		return "want true or false"
 	}
 	return "invalid value"
 }

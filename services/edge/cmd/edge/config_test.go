@@ -20,6 +20,7 @@ import (
 
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
 	"github.com/eventedge/eventedge/services/edge/internal/broker"
+	"github.com/eventedge/eventedge/services/edge/internal/node"
 	"github.com/eventedge/eventedge/services/edge/internal/server"
 	"github.com/eventedge/eventedge/services/edge/internal/session"
 )
@@ -87,7 +88,21 @@ func TestParseConfigDefaults(t *testing.T) {
 		{"Session.QueueMessages", n.Session.QueueMessages, session.DefaultQueueMessages},
 		{"Session.QueueBytes", n.Session.QueueBytes, session.DefaultQueueBytes},
 		{"Session.MaxSubscriptions", n.Session.MaxSubscriptions, session.DefaultMaxSubscriptions},
-		{"ShutdownTimeout", n.ShutdownTimeout, 10 * time.Second},
+		{"Session.HighWater", n.Session.HighWater, session.DefaultHighWater},
+		{"Session.ClientRate", n.Session.ClientRate, float64(session.DefaultClientRate)},
+		{"Session.ClientBurst", n.Session.ClientBurst, session.DefaultClientBurst},
+		{"Session.ProgressRate", n.Session.ProgressRate, float64(session.DefaultProgressRate)},
+		{"Session.MaxCoalescedLogs", n.Session.MaxCoalescedLogs, session.DefaultMaxCoalescedLogs},
+		{"Session.CommandRate", n.Session.CommandRate, float64(session.DefaultCommandRate)},
+		{"Session.CommandBurst", n.Session.CommandBurst, session.DefaultCommandBurst},
+		{"Server.MaxConns", n.Server.MaxConns, server.DefaultMaxConns},
+		{"Server.MaxConnsPerUser", n.Server.MaxConnsPerUser, server.DefaultMaxConnsPerUser},
+		{"Server.MaxConnsPerIP", n.Server.MaxConnsPerIP, server.DefaultMaxConnsPerIP},
+		{"Server.ReadyFill", n.Server.ReadyFill, server.DefaultReadyFill},
+		{"Server.TrustForwardedFor", n.Server.TrustForwardedFor, false},
+		{"DrainDuration", n.DrainDuration, node.DefaultDrainDuration},
+		{"LowPriorityBudget", n.LowPriorityBudget, float64(node.DefaultLowPriorityBudget)},
+		{"ShutdownTimeout", n.ShutdownTimeout, node.DefaultDrainDuration + 10*time.Second},
 		{"Stream", n.Stream, events.StreamConfig{MaxAge: events.DefaultMaxAge, MaxMsgsPerSubject: events.DefaultMaxMsgsPerSubject,
 			Duplicates: events.DefaultDuplicates, Replicas: events.DefaultReplicas}},
 	}
@@ -162,6 +177,40 @@ func TestParseConfigEnv(t *testing.T) {
 		{"EDGE_SHUTDOWN_TIMEOUT", env{"EDGE_SHUTDOWN_TIMEOUT": "1m"}, func(t *testing.T, c *config) {
 			eq(t, "ShutdownTimeout", c.node.ShutdownTimeout, time.Minute)
 		}},
+		{"connection limits", env{"EDGE_MAX_CONNS": "500", "EDGE_MAX_CONNS_PER_USER": "7", "EDGE_MAX_CONNS_PER_IP": "50", "EDGE_READY_FILL": "0.75"}, func(t *testing.T, c *config) {
+			eq(t, "MaxConns", c.node.Server.MaxConns, 500)
+			eq(t, "MaxConnsPerUser", c.node.Server.MaxConnsPerUser, 7)
+			eq(t, "MaxConnsPerIP", c.node.Server.MaxConnsPerIP, 50)
+			eq(t, "ReadyFill", c.node.Server.ReadyFill, 0.75)
+		}},
+		{"EDGE_READY_FILL=1", env{"EDGE_READY_FILL": "1"}, func(t *testing.T, c *config) {
+			eq(t, "ReadyFill", c.node.Server.ReadyFill, 1.0)
+		}},
+		{"EDGE_TRUST_FORWARDED_FOR", env{"EDGE_TRUST_FORWARDED_FOR": "true"}, func(t *testing.T, c *config) {
+			eq(t, "TrustForwardedFor", c.node.Server.TrustForwardedFor, true)
+		}},
+		{"EDGE_DRAIN_DURATION", env{"EDGE_DRAIN_DURATION": "45s"}, func(t *testing.T, c *config) {
+			eq(t, "DrainDuration", c.node.DrainDuration, 45*time.Second)
+		}},
+		{"EDGE_DRAIN_DURATION=0s closes at once", env{"EDGE_DRAIN_DURATION": "0s"}, func(t *testing.T, c *config) {
+			if c.node.DrainDuration >= 0 {
+				t.Errorf("DrainDuration = %v, want negative (no spreading)", c.node.DrainDuration)
+			}
+		}},
+		{"flow control", env{
+			"EDGE_QUEUE_HIGH_WATER": "0.5", "EDGE_CLIENT_RATE": "100.5", "EDGE_CLIENT_BURST": "150", "EDGE_PROGRESS_RATE": "2",
+			"EDGE_MAX_COALESCED_LOGS": "20", "EDGE_COMMAND_RATE": "10", "EDGE_COMMAND_BURST": "30", "EDGE_LOW_PRIORITY_BUDGET": "1e4",
+		}, func(t *testing.T, c *config) {
+			s := c.node.Session
+			eq(t, "HighWater", s.HighWater, 0.5)
+			eq(t, "ClientRate", s.ClientRate, 100.5)
+			eq(t, "ClientBurst", s.ClientBurst, 150)
+			eq(t, "ProgressRate", s.ProgressRate, 2.0)
+			eq(t, "MaxCoalescedLogs", s.MaxCoalescedLogs, 20)
+			eq(t, "CommandRate", s.CommandRate, 10.0)
+			eq(t, "CommandBurst", s.CommandBurst, 30)
+			eq(t, "LowPriorityBudget", c.node.LowPriorityBudget, 1e4)
+		}},
 		{"stream", env{"EDGE_STREAM_MAX_AGE": "48h", "EDGE_STREAM_MAX_MSGS_PER_SUBJECT": "50", "EDGE_STREAM_DUPLICATES": "30s", "EDGE_STREAM_REPLICAS": "3"}, func(t *testing.T, c *config) {
 			eq(t, "Stream", c.node.Stream, events.StreamConfig{MaxAge: 48 * time.Hour, MaxMsgsPerSubject: 50, Duplicates: 30 * time.Second, Replicas: 3})
 		}},
@@ -199,6 +248,14 @@ func TestParseConfigFlagBeatsEnv(t *testing.T) {
 	eq(t, "ReadLimit", c.node.Server.ReadLimit, int64(4096))
 	eq(t, "NATSURL", c.node.NATSURL, "nats://flag:4222")
 	eq(t, "HMACSecret", string(c.node.Auth.HMACSecret), flagSecret)
+
+	c = mustParse(t, []string{"--max-conns=20", "--ready-fill", "0.5", "--trust-forwarded-for", "--drain-duration", "3s", "--client-rate=7"},
+		env{"EDGE_JWT_SECRET": testSecret, "EDGE_MAX_CONNS": "10", "EDGE_READY_FILL": "0.8", "EDGE_TRUST_FORWARDED_FOR": "false", "EDGE_DRAIN_DURATION": "1s", "EDGE_CLIENT_RATE": "9"})
+	eq(t, "MaxConns", c.node.Server.MaxConns, 20)
+	eq(t, "ReadyFill", c.node.Server.ReadyFill, 0.5)
+	eq(t, "TrustForwardedFor", c.node.Server.TrustForwardedFor, true)
+	eq(t, "DrainDuration", c.node.DrainDuration, 3*time.Second)
+	eq(t, "ClientRate", c.node.Session.ClientRate, 7.0)
 }
 
 func TestParseConfigPublicKey(t *testing.T) {
@@ -291,6 +348,24 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "node name too long", args: []string{"--node-name", strings.Repeat("n", 65)}, want: []string{"--node-name"}},
 		{name: "stream replicas", env: env{"EDGE_STREAM_REPLICAS": "7"}, want: []string{"--stream-*", "replicas"}},
 		{name: "stream duplicates beyond max age", env: env{"EDGE_STREAM_MAX_AGE": "1m", "EDGE_STREAM_DUPLICATES": "2m"}, want: []string{"--stream-*", "duplicate"}},
+		{name: "max conns zero", env: env{"EDGE_MAX_CONNS": "0"}, want: []string{"--max-conns (EDGE_MAX_CONNS)", "at least 1"}},
+		{name: "max conns per user negative", args: []string{"--max-conns-per-user", "-1"}, want: []string{"--max-conns-per-user (EDGE_MAX_CONNS_PER_USER)", "at least 1"}},
+		{name: "max conns per ip not an integer", env: env{"EDGE_MAX_CONNS_PER_IP": "lots"}, want: []string{`EDGE_MAX_CONNS_PER_IP="lots"`, "want an integer"}},
+		{name: "ready fill not a number", env: env{"EDGE_READY_FILL": "ninety"}, want: []string{`EDGE_READY_FILL="ninety"`, "want a number"}},
+		{name: "ready fill zero", env: env{"EDGE_READY_FILL": "0"}, want: []string{"--ready-fill (EDGE_READY_FILL)", "greater than 0 and at most 1"}},
+		{name: "ready fill above 1", args: []string{"--ready-fill", "1.01"}, want: []string{"--ready-fill", "at most 1"}},
+		{name: "ready fill NaN", env: env{"EDGE_READY_FILL": "NaN"}, want: []string{"--ready-fill"}},
+		{name: "high water above 1", env: env{"EDGE_QUEUE_HIGH_WATER": "2"}, want: []string{"--queue-high-water (EDGE_QUEUE_HIGH_WATER)", "at most 1"}},
+		{name: "trust forwarded for not a bool", env: env{"EDGE_TRUST_FORWARDED_FOR": "maybe"}, want: []string{`EDGE_TRUST_FORWARDED_FOR="maybe"`, "want true or false"}},
+		{name: "drain duration negative", env: env{"EDGE_DRAIN_DURATION": "-5s"}, want: []string{"--drain-duration (EDGE_DRAIN_DURATION)", "must not be negative"}},
+		{name: "drain duration without unit", env: env{"EDGE_DRAIN_DURATION": "20"}, want: []string{`EDGE_DRAIN_DURATION="20"`, "want a duration"}},
+		{name: "client rate zero", env: env{"EDGE_CLIENT_RATE": "0"}, want: []string{"--client-rate (EDGE_CLIENT_RATE)", "positive number"}},
+		{name: "progress rate negative", args: []string{"--progress-rate=-1"}, want: []string{"--progress-rate (EDGE_PROGRESS_RATE)", "positive number"}},
+		{name: "command rate infinite", env: env{"EDGE_COMMAND_RATE": "Inf"}, want: []string{"--command-rate (EDGE_COMMAND_RATE)", "positive number"}},
+		{name: "low priority budget zero", env: env{"EDGE_LOW_PRIORITY_BUDGET": "0"}, want: []string{"--low-priority-budget (EDGE_LOW_PRIORITY_BUDGET)", "positive number"}},
+		{name: "client burst zero", env: env{"EDGE_CLIENT_BURST": "0"}, want: []string{"--client-burst (EDGE_CLIENT_BURST)", "at least 1"}},
+		{name: "command burst not an integer", env: env{"EDGE_COMMAND_BURST": "1.5"}, want: []string{"EDGE_COMMAND_BURST", "want an integer"}},
+		{name: "max coalesced logs zero", args: []string{"--max-coalesced-logs", "0"}, want: []string{"--max-coalesced-logs (EDGE_MAX_COALESCED_LOGS)", "at least 1"}},
 		{name: "unknown flag", args: []string{"--bogus"}, want: []string{"bogus"}},
 		{name: "bad flag value", args: []string{"--read-limit", "lots"}, want: []string{"read-limit", "lots"}},
 		{name: "unexpected argument", args: []string{"serve"}, want: []string{`unexpected argument "serve"`}},

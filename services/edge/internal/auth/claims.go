@@ -28,6 +28,8 @@ type Claims struct {
 	Permissions []string
 	Projects    []string
 	ExpiresAt   time.Time
+	// IssuedAt is the token's iat; zero when it has none.
+	IssuedAt time.Time
 }
 
 // Has reports whether c grants perm. "admin" grants every permission.

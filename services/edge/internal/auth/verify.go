@@ -193,12 +193,16 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 			return nil, &Error{Reason: ReasonClaims, Detail: "projects: invalid project id"}
 		}
 	}
-	return &Claims{
+	c := &Claims{
 		Subject:     tc.Subject,
 		Permissions: tc.Permissions,
 		Projects:    tc.Projects,
 		ExpiresAt:   tc.ExpiresAt.Time,
-	}, nil
+	}
+	if tc.IssuedAt != nil {
+		c.IssuedAt = tc.IssuedAt.Time
+	}
+	return c, nil
 }
 
 func (v *Verifier) classify(err error, tc *tokenClaims) error {

@@ -36,6 +36,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/eventedge/eventedge/proto/events"
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
@@ -43,6 +44,7 @@ import (
 
 	"github.com/eventedge/eventedge/services/edge/internal/history"
 	"github.com/eventedge/eventedge/services/edge/internal/metrics"
+	"github.com/eventedge/eventedge/services/edge/internal/policy"
 	"github.com/eventedge/eventedge/services/edge/internal/protocol"
 )
 
@@ -59,6 +61,9 @@ type Options struct {
 	// RetryDelay is the pause before a room whose gap could not be repaired
 	// (NATS unavailable) is checked again. Default 1s.
 	RetryDelay time.Duration
+	// Policy sets per-room limits (maxClients, ttl, a low-priority rate).
+	// Default: policy.None().
+	Policy *policy.Policy
 }
 
 func (o Options) withDefaults() Options {
@@ -73,6 +78,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RetryDelay <= 0 {
 		o.RetryDelay = time.Second
+	}
+	if o.Policy == nil {
+		o.Policy = policy.None()
 	}
 	return o
 }
@@ -119,6 +127,8 @@ type roomState struct {
 	known atomic.Bool
 	// retry is set while a repair that failed waits to be retried.
 	retry atomic.Bool
+	// rule is the room's policy (static after construction).
+	rule policy.Rule
 
 	// written once before ready is closed
 	natsSub *nats.Subscription
@@ -148,8 +158,11 @@ type Hub struct {
 	closed bool                  // guarded by mu
 }
 
-// ErrClosed is returned by Join after Close.
-var ErrClosed = errors.New("hub closed")
+// Errors of Join.
+var (
+	ErrClosed   = errors.New("hub closed")
+	ErrRoomFull = errors.New("room full")
+)
 
 // New returns a running Hub reading from nc. Close stops it.
 func New(nc *nats.Conn, hist *history.Store, opts Options, log zerolog.Logger, m *metrics.Metrics) *Hub {
@@ -197,7 +210,7 @@ func (h *Hub) Join(ctx context.Context, sub *Subscription, since uint64, onJoine
 	rs := h.rooms[subject]
 	creator := rs == nil
 	if creator {
-		rs = &roomState{name: sub.name, room: sub.room, subject: subject, stored: sub.room.Subject(), ready: make(chan struct{}), subs: make(map[*Subscription]struct{})}
+		rs = &roomState{name: sub.name, room: sub.room, subject: subject, stored: sub.room.Subject(), ready: make(chan struct{}), subs: make(map[*Subscription]struct{}), rule: h.opts.Policy.For(sub.room)}
 		h.rooms[subject] = rs
 	}
 	rs.refs++
@@ -218,6 +231,14 @@ func (h *Hub) Join(ctx context.Context, sub *Subscription, since uint64, onJoine
 		return rs.err
 	}
 	rs.mu.Lock()
+	if max := rs.rule.MaxClients; max > 0 && len(rs.subs) >= max {
+		rs.mu.Unlock()
+		h.release(rs)
+		return ErrRoomFull
+	}
+	if r := rs.rule.LowEventsPerSecond; r > 0 {
+		sub.low = rate.NewLimiter(rate.Limit(r), rs.rule.LowBurst)
+	}
 	sub.mu.Lock()
 	if sub.catchingUp {
 		sub.pos = since
@@ -269,10 +290,28 @@ func (h *Hub) subscribe(rs *roomState) {
 }
 
 // release drops one reference to rs and tears the room down with the last.
+// With a policy ttl, an empty room is kept that long (its subscription and
+// position stay current) before it is torn down: a client that comes back
+// at once finds it ready.
 func (h *Hub) release(rs *roomState) {
 	h.mu.Lock()
 	rs.refs--
-	last := rs.refs == 0
+	empty := rs.refs == 0
+	h.mu.Unlock()
+	if !empty {
+		return
+	}
+	if ttl := rs.rule.TTL; ttl > 0 && rs.err == nil {
+		time.AfterFunc(ttl, func() { h.teardown(rs) })
+		return
+	}
+	h.teardown(rs)
+}
+
+// teardown removes rs if it is still empty.
+func (h *Hub) teardown(rs *roomState) {
+	h.mu.Lock()
+	last := rs.refs == 0 && h.rooms[rs.subject] == rs
 	if last {
 		delete(h.rooms, rs.subject)
 	}

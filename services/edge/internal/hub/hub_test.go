@@ -22,6 +22,7 @@ import (
 	"github.com/eventedge/eventedge/services/edge/internal/broker"
 	"github.com/eventedge/eventedge/services/edge/internal/history"
 	"github.com/eventedge/eventedge/services/edge/internal/metrics"
+	"github.com/eventedge/eventedge/services/edge/internal/policy"
 )
 
 // sink records what it is handed.
@@ -64,7 +65,12 @@ func newHub(tb testing.TB) *Hub {
 	if _, err := events.EnsureStreams(context.Background(), js, events.StreamConfig{MemoryStorage: true}); err != nil {
 		tb.Fatal(err)
 	}
-	h := New(nc, history.New(js), Options{}, zerolog.Nop(), metrics.New(prometheus.NewRegistry()))
+	// Rooms are torn down at once here (the default keeps them 10s).
+	pol, err := policy.Parse([]byte("defaults:\n  ttl: 0s\n"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h := New(nc, history.New(js), Options{Policy: pol}, zerolog.Nop(), metrics.New(prometheus.NewRegistry()))
 	tb.Cleanup(h.Close)
 	return h
 }

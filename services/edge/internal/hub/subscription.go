@@ -4,6 +4,10 @@ import (
 	"context"
 	"sync"
 
+	"golang.org/x/time/rate"
+
+	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
+
 	"github.com/eventedge/eventedge/proto/room"
 
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
@@ -32,10 +36,11 @@ const maxPending = 4096
 // NewSubscription; the hub and the session's replay read it concurrently,
 // so all its mutable state is guarded by mu.
 type Subscription struct {
-	// static after construction
+	// static after construction (low: set by Join before the first event)
 	room room.Room
 	name string
 	sink Sink
+	low  *rate.Limiter // the room policy's low-priority rate; nil: none
 
 	mu         sync.Mutex
 	events     []string    // empty: every type
@@ -107,6 +112,9 @@ func (s *Subscription) offer(o *Outbound) bool {
 	s.pos = o.Seq
 	if !s.allows(o) {
 		return false
+	}
+	if s.low != nil && o.Priority == pb.Priority_PRIORITY_LOW && o.Task == "" && !s.low.Allow() {
+		return false // over the room's low-priority rate (progress is throttled per task instead)
 	}
 	s.sink.Deliver(o)
 	return true

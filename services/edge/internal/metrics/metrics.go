@@ -39,6 +39,11 @@ type Metrics struct {
 	ClientDrops *prometheus.CounterVec // events not sent to a client, by priority and reason
 	QueueDepth  prometheus.Histogram   // messages queued when the writer takes a frame
 	QueueBytes  prometheus.Histogram   // bytes queued when the writer takes a frame
+	Revocations prometheus.Counter     // revocations received on ctl.revoke
+
+	HandshakesRejected *prometheus.CounterVec // by reason: node_full, ip_limit, user_limit, draining, origin
+	ConnectionFill     prometheus.Gauge       // connections / max connections
+	DrainRemaining     prometheus.Gauge       // clients not yet told to close during a drain
 }
 
 // Dropped counts an event not sent to a client.
@@ -138,10 +143,26 @@ func New(reg prometheus.Registerer) *Metrics {
 		Name: "eventedge_queue_bytes", Help: "Bytes in a client's queue when its writer takes a frame.",
 		Buckets: prometheus.ExponentialBuckets(256, 4, 8),
 	})
-	reg.MustRegister(m.Coalesced, m.Throttled, m.ClientDrops, m.QueueDepth, m.QueueBytes)
+	m.Revocations = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "eventedge_revocations_total", Help: "Revocations received on ctl.revoke.",
+	})
+	reg.MustRegister(m.Coalesced, m.Throttled, m.ClientDrops, m.QueueDepth, m.QueueBytes, m.Revocations)
 	reg.MustRegister(m.GapRepairs, m.GapRepairFailures, m.Replayed, m.Resumes, m.Resets, m.Acks, m.PositionWrites)
 	reg.MustRegister(m.Connections, m.ConnectionsOpen, m.Closes, m.AuthFailures, m.Rooms, m.NATSSubs,
 		m.NATSConnected, m.NATSReconnects, m.EventsIn, m.EventsInvalid, m.EventsDropped, m.Deliveries,
 		m.FramesOut, m.BytesOut, m.MessagesIn, m.DeliveryLatency)
+	m.HandshakesRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventedge_handshakes_rejected_total", Help: "WebSocket handshakes refused, by reason: node_full (503), ip_limit and user_limit (429; user_limit also counts 4029 closes right after the auth message), draining (503), origin (403).",
+	}, []string{"reason"})
+	for _, r := range []string{"node_full", "ip_limit", "user_limit", "draining", "origin"} {
+		m.HandshakesRejected.WithLabelValues(r) // present at 0, for rate() and alerts
+	}
+	m.ConnectionFill = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "eventedge_connection_fill_ratio", Help: "Connections (authenticated or not) as a fraction of --max-conns.",
+	})
+	m.DrainRemaining = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "eventedge_drain_remaining", Help: "Clients not yet closed by the drain in progress (0 when not draining).",
+	})
+	reg.MustRegister(m.HandshakesRejected, m.ConnectionFill, m.DrainRemaining)
 	return m
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/eventedge/eventedge/services/edge/client"
 	"github.com/eventedge/eventedge/services/edge/internal/edgetest"
+	"github.com/eventedge/eventedge/services/edge/internal/node"
 )
 
 // TestThousandClientsReceiveBurstInOrder: 1,000 clients in one room each
@@ -26,7 +27,8 @@ func TestThousandClientsReceiveBurstInOrder(t *testing.T) {
 	const clients, burst = 1000, 100
 	n := edgetest.StartNATS(t)
 	_, js := n.Connect(t)
-	e := edgetest.StartEdge(t, n, nil)
+	// One user holds every connection: allow it more than the default 100.
+	e := edgetest.StartEdge(t, n, func(o *node.Options) { o.Server.MaxConnsPerUser = clients })
 	tok := edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, time.Hour)
 
 	conns := make([]*client.Conn, clients)

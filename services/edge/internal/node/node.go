@@ -2,8 +2,8 @@
 // an embedded NATS server), the room hub, the WebSocket server and the admin
 // listener — and runs its lifecycle: Start binds and serves, Shutdown stops
 // in order (readiness off, public listener closed, clients closed with
-// 1012, hub closed, NATS drained, embedded server stopped, admin listener
-// closed).
+// 1012 in batches spread over the drain duration, hub closed, NATS drained,
+// embedded server stopped, admin listener closed).
 package node
 
 import (
@@ -15,13 +15,16 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/eventedge/eventedge/proto/events"
 
@@ -30,7 +33,9 @@ import (
 	"github.com/eventedge/eventedge/services/edge/internal/history"
 	"github.com/eventedge/eventedge/services/edge/internal/hub"
 	"github.com/eventedge/eventedge/services/edge/internal/metrics"
+	"github.com/eventedge/eventedge/services/edge/internal/policy"
 	"github.com/eventedge/eventedge/services/edge/internal/positions"
+	"github.com/eventedge/eventedge/services/edge/internal/revocation"
 	"github.com/eventedge/eventedge/services/edge/internal/server"
 	"github.com/eventedge/eventedge/services/edge/internal/session"
 	"github.com/eventedge/eventedge/services/edge/internal/webclient"
@@ -67,9 +72,35 @@ type Options struct {
 	Hub hub.Options
 	// Positions configures the store of acknowledged device positions.
 	Positions positions.Options
-	// ShutdownTimeout bounds Shutdown's wait for clients to close. Default 10s.
+	// Policy is the room policy (from the file given by --room-policy).
+	// Default: policy.None().
+	Policy *policy.Policy
+	// RevocationTTL is how long revocations received on ctl.revoke are
+	// remembered (refusing the revoked rooms to older tokens). Default 24h.
+	RevocationTTL time.Duration
+	// SocketSendBuffer, when positive, sets SO_SNDBUF (bytes) of client
+	// connections, turning off the kernel's autotuning: a smaller buffer
+	// bounds the memory a stalled client holds in the kernel and makes the
+	// slow-consumer limit act sooner. Default 0: the kernel decides.
+	SocketSendBuffer int
+	// ShutdownTimeout bounds Shutdown's wait for clients to close. Default,
+	// and minimum: DrainDuration + 10s (a lower value is raised to it).
 	ShutdownTimeout time.Duration
+	// DrainDuration is how long Shutdown spreads the closing of clients
+	// (1012) over, so they reconnect to other nodes as a steady stream
+	// rather than a wave. Default 20s; negative closes them all at once.
+	DrainDuration time.Duration
+	// LowPriorityBudget is the node's budget for low-priority events
+	// (events/s, burst the same), shared by every client: beyond it they
+	// are held or dropped. Default 50,000.
+	LowPriorityBudget float64
 }
+
+// Defaults of Options.
+const (
+	DefaultDrainDuration     = 20 * time.Second
+	DefaultLowPriorityBudget = 50000
+)
 
 // Node is one edge node.
 type Node struct {
@@ -86,6 +117,8 @@ type Node struct {
 	hub       *hub.Hub
 	hubReady  atomic.Pointer[hub.Hub] // for the reconnect callback, set once the hub exists
 	positions *positions.Store
+	revoked   *revocation.List
+	revokeSub *nats.Subscription
 	ws        *server.Server
 	public    *http.Server
 	admin     *http.Server
@@ -113,8 +146,16 @@ func New(opts Options, log zerolog.Logger) (*Node, error) {
 	if opts.AdminAddr == "" {
 		opts.AdminAddr = ":9090"
 	}
-	if opts.ShutdownTimeout <= 0 {
-		opts.ShutdownTimeout = 10 * time.Second
+	if opts.DrainDuration == 0 {
+		opts.DrainDuration = DefaultDrainDuration
+	}
+	// Shutdown must outlast the drain, with time for the last clients'
+	// close handshakes and for NATS.
+	if floor := max(opts.DrainDuration, 0) + 10*time.Second; opts.ShutdownTimeout < floor {
+		opts.ShutdownTimeout = floor
+	}
+	if opts.LowPriorityBudget <= 0 {
+		opts.LowPriorityBudget = DefaultLowPriorityBudget
 	}
 	if err := opts.Stream.Validate(); err != nil {
 		return nil, err
@@ -180,22 +221,46 @@ func (n *Node) Start() (err error) {
 	if err != nil {
 		return err
 	}
-	n.hub = hub.New(n.broker.NC, history.New(n.broker.JS), n.opts.Hub, n.log, n.m)
+	if n.opts.Policy == nil {
+		n.opts.Policy = policy.None()
+	}
+	hubOpts := n.opts.Hub
+	hubOpts.Policy = n.opts.Policy
+	n.hub = hub.New(n.broker.NC, history.New(n.broker.JS), hubOpts, n.log, n.m)
 	n.hubReady.Store(n.hub)
 	n.positions = positions.Open(n.broker.JS, n.opts.Positions, n.log, n.m)
+	n.revoked = revocation.New(n.opts.RevocationTTL)
 	env := &session.Env{
-		Node:      n.opts.Name,
-		Hub:       n.hub,
-		Verifier:  n.verifier,
-		Metrics:   n.m,
-		Positions: n.positions,
-		Log:       n.log,
-		Options:   n.opts.Session.WithDefaults(),
+		Node:        n.opts.Name,
+		Hub:         n.hub,
+		Verifier:    n.verifier,
+		Metrics:     n.m,
+		Positions:   n.positions,
+		Revocations: n.revoked,
+		Policy:      n.opts.Policy,
+		Log:         n.log,
+		Options:     n.opts.Session.WithDefaults(),
+		LowBudget:   rate.NewLimiter(rate.Limit(n.opts.LowPriorityBudget), max(int(n.opts.LowPriorityBudget), 1)),
 	}
 	n.ws = server.New(env, n.opts.Server)
 	n.ws.Handle("GET /v1/client.js", webclient.Handler())
+	if n.revokeSub, err = n.broker.NC.Subscribe(revocation.Subject, n.onRevoke); err != nil {
+		return fmt.Errorf("subscribe %s: %w", revocation.Subject, err)
+	}
 
-	if n.publicLn, err = net.Listen("tcp", n.opts.Addr); err != nil {
+	lc := net.ListenConfig{}
+	if n.opts.SocketSendBuffer > 0 {
+		lc.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, n.opts.SocketSendBuffer)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	if n.publicLn, err = lc.Listen(context.Background(), "tcp", n.opts.Addr); err != nil {
 		return fmt.Errorf("listen %s: %w", n.opts.Addr, err)
 	}
 	if n.adminLn, err = net.Listen("tcp", n.opts.AdminAddr); err != nil {
@@ -208,6 +273,21 @@ func (n *Node) Start() (err error) {
 	n.serve(n.admin, n.adminLn)
 	n.log.Info().Str("addr", n.publicLn.Addr().String()).Str("admin", n.adminLn.Addr().String()).Msg("edge node serving")
 	return nil
+}
+
+// onRevoke applies a revocation published on ctl.revoke: it is remembered
+// (so the rooms are refused to older tokens) and applied to the user's
+// connections on this node.
+func (n *Node) onRevoke(msg *nats.Msg) {
+	m, rooms, err := revocation.Parse(msg.Data)
+	if err != nil {
+		n.log.Warn().Err(err).Msg("ignored an invalid revocation")
+		return
+	}
+	n.revoked.Add(m.UserID, rooms)
+	hit := n.ws.Revoke(m.UserID, rooms)
+	n.m.Revocations.Inc()
+	n.log.Info().Str("user", m.UserID).Strs("rooms", m.Rooms).Int("connections", hit).Msg("access revoked")
 }
 
 func (n *Node) serve(srv *http.Server, ln net.Listener) {
@@ -246,10 +326,13 @@ func (n *Node) Ready() error {
 	if n.draining.Load() {
 		return errors.New("draining")
 	}
-	if n.broker == nil {
+	if n.broker == nil || n.ws == nil {
 		return errors.New("starting")
 	}
-	return n.broker.Ready()
+	if err := n.broker.Ready(); err != nil {
+		return err
+	}
+	return n.ws.Ready() // not ready when (nearly) full
 }
 
 func (n *Node) adminHandler() http.Handler {
@@ -272,7 +355,8 @@ func (n *Node) adminHandler() http.Handler {
 }
 
 // Shutdown stops the node: readiness off, the public listener closed,
-// clients closed with 1012, the hub and NATS connection drained, the
+// clients closed with 1012 in batches spread over DrainDuration, the hub
+// and NATS connection drained, the
 // embedded server stopped, the admin listener closed last. It waits at most
 // ShutdownTimeout for clients. Safe to call more than once.
 func (n *Node) Shutdown() error {
@@ -282,7 +366,7 @@ func (n *Node) Shutdown() error {
 
 func (n *Node) doShutdown() error {
 	n.draining.Store(true)
-	n.log.Info().Int("clients", n.ws.Sessions()).Msg("shutting down")
+	n.log.Info().Int("clients", n.ws.Sessions()).Dur("drain", n.opts.DrainDuration).Msg("shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), n.opts.ShutdownTimeout)
 	defer cancel()
 	var errs []error
@@ -290,7 +374,7 @@ func (n *Node) doShutdown() error {
 	if err := n.public.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("public listener: %w", err))
 	}
-	if err := n.ws.Shutdown(ctx); err != nil {
+	if err := n.ws.Drain(ctx, n.opts.DrainDuration); err != nil {
 		errs = append(errs, fmt.Errorf("close clients: %w", err))
 	}
 	n.hub.Close()

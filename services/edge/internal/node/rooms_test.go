@@ -15,6 +15,8 @@ import (
 
 	"github.com/eventedge/eventedge/services/edge/client"
 	"github.com/eventedge/eventedge/services/edge/internal/edgetest"
+	"github.com/eventedge/eventedge/services/edge/internal/node"
+	"github.com/eventedge/eventedge/services/edge/internal/policy"
 )
 
 func replyCode(err error) string {
@@ -147,7 +149,7 @@ func TestRoomInjectionRefused(t *testing.T) {
 func TestUnsubscribeStopsEventsAndReleasesNATS(t *testing.T) {
 	n := edgetest.StartNATS(t)
 	_, js := n.Connect(t)
-	e := edgetest.StartEdge(t, n, nil)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) { o.Policy = mustPolicy(t, "defaults:\n  ttl: 0s\n") })
 	tok := edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, time.Hour)
 	a, b := edgetest.Dial(t, e, tok), edgetest.Dial(t, e, tok)
 	before := n.Server.NumSubscriptions()
@@ -175,4 +177,62 @@ func TestUnsubscribeStopsEventsAndReleasesNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	edgetest.Eventually(t, 5*time.Second, func() bool { return n.Server.NumSubscriptions() == before }, "room's NATS subscription removed after the last leave")
+}
+
+func mustPolicy(t *testing.T, doc string) *policy.Policy {
+	t.Helper()
+	p, err := policy.Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRoomPolicy: a policy file's maxClients refuses the next subscriber
+// with room_full, its permissions are required on top of the built-in
+// rules, and its ttl keeps an empty room's NATS subscription for a while
+// (a returning client finds the room ready) before tearing it down.
+func TestRoomPolicy(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) {
+		o.Policy = mustPolicy(t, `
+rooms:
+  - match: "project:small"
+    maxClients: 2
+    ttl: 1s
+  - match: "project:secret-*"
+    permissions: ["secret:read"]
+defaults:
+  ttl: 0s
+`)
+	})
+	tok := edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"*"}, time.Hour)
+	a, b, c := edgetest.Dial(t, e, tok), edgetest.Dial(t, e, tok), edgetest.Dial(t, e, tok)
+	for _, cl := range []*client.Conn{a, b} {
+		if err := cl.Subscribe(ctxT(t), "project:small"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := replyCode(c.Subscribe(ctxT(t), "project:small")); got != "room_full" {
+		t.Fatalf("third subscriber: %s, want room_full", got)
+	}
+	if got := replyCode(c.Subscribe(ctxT(t), "project:secret-x")); got != "forbidden" {
+		t.Fatalf("without secret:read: %s, want forbidden", got)
+	}
+	d := edgetest.Dial(t, e, edgetest.Token(t, "u2", []string{"tasks:read", "secret:read"}, []string{"*"}, time.Hour))
+	if err := d.Subscribe(ctxT(t), "project:secret-x"); err != nil {
+		t.Fatalf("with secret:read: %v", err)
+	}
+
+	// Both leave: the room stays for its ttl, then goes.
+	base := n.Server.NumSubscriptions()
+	for _, cl := range []*client.Conn{a, b} {
+		if err := cl.Unsubscribe(ctxT(t), "project:small"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := n.Server.NumSubscriptions(); got != base {
+		t.Fatalf("NATS subscriptions %d right after the last leave, want %d (kept for the ttl)", got, base)
+	}
+	edgetest.Eventually(t, 10*time.Second, func() bool { return n.Server.NumSubscriptions() == base-1 }, "room torn down after its ttl")
 }

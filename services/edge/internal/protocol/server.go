@@ -211,3 +211,16 @@ const OpUnsubscribed = "unsubscribed"
 func EncodeUnsubscribed(roomName, reason string) []byte {
 	return mustJSON(Unsubscribed{Op: OpUnsubscribed, Room: roomName, Reason: reason})
 }
+
+// OpExpiring warns that the token expires soon.
+const OpExpiring = "expiring"
+
+// Expiring is sent ExpiringNotice before the token's expiry: the client
+// should refresh with auth, or be closed with 4001 at expiry.
+type Expiring struct {
+	Op string `json:"op"`
+	In int    `json:"in"` // seconds until expiry
+}
+
+// EncodeExpiring encodes an expiring message.
+func EncodeExpiring(in int) []byte { return mustJSON(Expiring{Op: OpExpiring, In: in}) }

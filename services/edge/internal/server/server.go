@@ -1,16 +1,26 @@
 // Package server is the edge node's public HTTP surface: the WebSocket
-// endpoint /v1/ws. It checks the origin, takes a bearer token from the
-// upgrade request, accepts the connection and runs a session for it, and on
-// Shutdown closes every session with 1012 and waits for them.
+// endpoint /v1/ws. It protects the node at the handshake (connection limits
+// per node, client IP and user, answered with 503 or 429 and a computed
+// Retry-After), checks the origin, takes a bearer token from the upgrade
+// request, accepts the connection and runs a session for it. Drain closes
+// every session with 1012 in batches spread over a duration and waits for
+// them.
 package server
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/rs/zerolog"
@@ -31,38 +41,88 @@ type Options struct {
 	// ReadLimit is the largest client frame in bytes; a larger one closes
 	// the connection with 1009. Default 64 KiB.
 	ReadLimit int64
+	// MaxConns bounds the node's connections, counted from the accepted
+	// upgrade (so before authentication) until the session ends. A
+	// handshake beyond it gets 503 with a Retry-After. Default 10,000:
+	// sized for a 2-core node, to be revisited from benchmarks.
+	MaxConns int
+	// MaxConnsPerUser bounds one user's connections (counted from their
+	// authentication). Beyond it a handshake with a header token gets 429
+	// with a Retry-After; a connection authenticating with an auth message
+	// is closed with 4029. Default 100.
+	MaxConnsPerUser int
+	// MaxConnsPerIP bounds the connections from one client address, counted
+	// like MaxConns; beyond it the handshake gets 429 with a Retry-After.
+	// Default 1,000, so an office behind one NAT still fits.
+	MaxConnsPerIP int
+	// ReadyFill is the fraction of MaxConns at and above which Ready reports
+	// the server not ready (so a load balancer sends new clients elsewhere
+	// before the node refuses them). Default 0.9; 1 turns not ready only
+	// when full.
+	ReadyFill float64
+	// TrustForwardedFor takes the client address from the first entry of
+	// X-Forwarded-For instead of the connection's peer. Set it only behind
+	// a proxy that overwrites the header, or clients choose their own
+	// address. Default false.
+	TrustForwardedFor bool
 }
 
-// DefaultReadLimit is Options.ReadLimit's default.
-const DefaultReadLimit = 64 << 10
+// Defaults of Options.
+const (
+	DefaultReadLimit       = 64 << 10
+	DefaultMaxConns        = 10000
+	DefaultMaxConnsPerUser = 100
+	DefaultMaxConnsPerIP   = 1000
+	DefaultReadyFill       = 0.9
+)
 
 // Server serves /v1/ws. Safe for concurrent use.
 type Server struct {
 	// static after construction
-	env    *session.Env
+	env    *session.Env // a copy of New's env, with Users set to lim
 	opts   Options
 	accept websocket.AcceptOptions
+	lim    *limiter
 	log    zerolog.Logger
 	base   context.Context // parent of every session; never cancelled by a request
 	mux    *http.ServeMux
 
-	mu       sync.Mutex
-	sessions map[*session.Session]struct{} // guarded by mu
-	closing  bool                          // guarded by mu
-	wg       sync.WaitGroup                // running sessions
+	mu sync.Mutex
+	// sessions maps each running session to whether a drain has told it to
+	// close.
+	sessions map[*session.Session]bool // guarded by mu
+	closing  bool                      // guarded by mu
+	wg       sync.WaitGroup            // running handshakes and sessions
 }
 
-// New returns a Server running sessions with env.
+// New returns a Server running sessions with a copy of env whose Users is
+// the server's connection limiter (env itself is not modified).
 func New(env *session.Env, opts Options) *Server {
 	if opts.ReadLimit <= 0 {
 		opts.ReadLimit = DefaultReadLimit
 	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultMaxConns
+	}
+	if opts.MaxConnsPerUser <= 0 {
+		opts.MaxConnsPerUser = DefaultMaxConnsPerUser
+	}
+	if opts.MaxConnsPerIP <= 0 {
+		opts.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if opts.ReadyFill <= 0 {
+		opts.ReadyFill = DefaultReadyFill
+	}
+	lim := newLimiter(opts, env.Metrics, time.Now, mrand.Float64)
+	e := *env
+	e.Users = lim
 	s := &Server{
-		env:      env,
+		env:      &e,
 		opts:     opts,
+		lim:      lim,
 		log:      env.Log,
 		base:     context.Background(),
-		sessions: make(map[*session.Session]struct{}),
+		sessions: make(map[*session.Session]bool),
 	}
 	if len(opts.AllowedOrigins) == 1 && opts.AllowedOrigins[0] == "*" {
 		s.accept.InsecureSkipVerify = true
@@ -81,6 +141,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // browser client).
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
+// serveWS checks, in order: draining (503), node full (503), client IP at
+// its limit (429), user at its limit when the token came in the header
+// (429), origin (403, by Accept); then runs the session.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	closing := s.closing
@@ -89,20 +152,46 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if closing {
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "edge node is shutting down; reconnect to another node", http.StatusServiceUnavailable)
+		s.refuse(w, r, &refusal{http.StatusServiceUnavailable, rejectDraining,
+			"edge node is shutting down; reconnect to another node", 1})
 		return
 	}
 	defer s.wg.Done()
 
+	ip := s.clientIP(r)
+	if rf := s.lim.acquireConn(ip); rf != nil {
+		s.refuse(w, r, rf)
+		return
+	}
+	accepted := false
+	defer func() { s.lim.releaseConn(ip, accepted) }()
+
 	token := bearerToken(r)
-	conn, err := websocket.Accept(w, r, &s.accept)
+	if token != "" {
+		// Verified here only to learn the user. An invalid token goes on to
+		// the session, which closes with 4001 as it always has; a valid one
+		// takes its user slot in the session, once authenticated.
+		if claims, err := s.env.Verifier.Verify(token); err == nil {
+			if rf := s.lim.userRefusal(claims.Subject); rf != nil {
+				s.refuse(w, r, rf)
+				return
+			}
+		}
+	}
+
+	sw := &statusWriter{ResponseWriter: w}
+	conn, err := websocket.Accept(sw, r, &s.accept)
 	if err != nil {
-		// Accept has written the HTTP error (e.g. 403 for a foreign origin).
+		// Accept has written the HTTP error: 403 for a foreign origin, 4xx
+		// for a request that is not a WebSocket handshake.
 		s.env.Metrics.AuthFailures.WithLabelValues("handshake").Inc()
+		if sw.status == http.StatusForbidden {
+			s.env.Metrics.HandshakesRejected.WithLabelValues(rejectOrigin).Inc()
+		}
 		s.log.Info().Err(err).Str("remote", r.RemoteAddr).Str("origin", r.Header.Get("Origin")).Msg("handshake refused")
 		return
 	}
+	accepted = true
 	conn.SetReadLimit(s.opts.ReadLimit)
 	sess := session.New(s.env, conn, session.Info{
 		ID:          newID(),
@@ -117,7 +206,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close(protocol.ReasonServiceRestart.Code, protocol.ReasonServiceRestart.Text)
 		return
 	}
-	s.sessions[sess] = struct{}{}
+	s.sessions[sess] = false
 	s.mu.Unlock()
 
 	s.env.Metrics.Connections.Inc()
@@ -130,6 +219,51 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	delete(s.sessions, sess)
 	s.mu.Unlock()
 }
+
+// refuse answers a handshake refused for capacity or a drain, and counts
+// it. It is not logged (a flood would flood the log): the metric says it.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, rf *refusal) {
+	s.env.Metrics.HandshakesRejected.WithLabelValues(rf.reason).Inc()
+	h := w.Header()
+	h.Set("Retry-After", strconv.Itoa(rf.retryAfter))
+	h.Set("Connection", "close") // a refused client does not keep a connection open
+	http.Error(w, rf.text, rf.status)
+	s.log.Debug().Str("remote", r.RemoteAddr).Str("reason", rf.reason).Int("retry_after", rf.retryAfter).Msg("handshake refused")
+}
+
+// clientIP is the address connection limits are counted by: the peer's,
+// or with TrustForwardedFor the first of X-Forwarded-For when it is an IP.
+// IPv4-mapped IPv6 addresses count as their IPv4 address.
+func (s *Server) clientIP(r *http.Request) string {
+	if s.opts.TrustForwardedFor {
+		first, _, _ := strings.Cut(r.Header.Get("X-Forwarded-For"), ",")
+		if a, err := netip.ParseAddr(strings.TrimSpace(first)); err == nil {
+			return a.Unmap().String()
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.Unmap().String()
+	}
+	return host
+}
+
+// statusWriter records the status Accept answers a refused handshake with.
+// Accept reaches the connection to hijack through Unwrap.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func bearerToken(r *http.Request) string {
 	h := r.Header.Get("Authorization")
@@ -146,27 +280,20 @@ func (s *Server) Sessions() int {
 	return len(s.sessions)
 }
 
-// Shutdown refuses new connections, closes every session with 1012
-// (service restart) and waits for them to end or ctx to expire.
-func (s *Server) Shutdown(ctx context.Context) error {
+// Ready returns nil while the server takes new connections and holds
+// fewer than ReadyFill of MaxConns.
+func (s *Server) Ready() error {
 	s.mu.Lock()
-	s.closing = true
-	open := make([]*session.Session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		open = append(open, sess)
-	}
+	closing := s.closing
 	s.mu.Unlock()
-	for _, sess := range open {
-		sess.Close(protocol.ReasonServiceRestart)
+	if closing {
+		return errors.New("draining")
 	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	n, limit := s.lim.load()
+	if fill := float64(n) / float64(limit); fill >= s.opts.ReadyFill {
+		return fmt.Errorf("%d of %d connections in use (ready below %g%%)", n, limit, s.opts.ReadyFill*100)
 	}
+	return nil
 }
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)

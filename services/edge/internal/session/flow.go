@@ -72,7 +72,7 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 			m.Coalesced.Inc()
 			return true
 		}
-		if !replay && (s.aboveHighWater() || !s.allowProgress(key) || !s.allowLow()) {
+		if !replay && (s.aboveHighWater() || !s.takeProgress(key)) {
 			s.hold(key, it)
 			m.Throttled.Inc()
 			return true
@@ -113,7 +113,10 @@ func (s *Session) allowLow() bool {
 	return s.env.LowBudget == nil || s.env.LowBudget.Allow()
 }
 
-func (s *Session) allowProgress(key string) bool {
+// takeProgress spends a token of every limit a progress event of key is
+// under — its task's, the client's, the node's low-priority budget — only
+// when all of them have one: a refused event wastes no token.
+func (s *Session) takeProgress(key string) bool {
 	lim := s.flow.progress[key]
 	if lim == nil {
 		if len(s.flow.progress) >= maxTrackedTasks {
@@ -122,7 +125,16 @@ func (s *Session) allowProgress(key string) bool {
 		lim = rate.NewLimiter(rate.Limit(s.opts.ProgressRate), 1)
 		s.flow.progress[key] = lim
 	}
-	return lim.Allow()
+	now := time.Now()
+	if delayOf(lim, now) > 0 || delayOf(s.flow.client, now) > 0 || delayOf(s.env.LowBudget, now) > 0 {
+		return false
+	}
+	lim.AllowN(now, 1)
+	s.flow.client.AllowN(now, 1)
+	if s.env.LowBudget != nil {
+		s.env.LowBudget.AllowN(now, 1)
+	}
+	return true
 }
 
 // maxTrackedTasks bounds the per-task limiters one session keeps.
@@ -152,12 +164,36 @@ func (s *Session) hold(key string, it item) {
 	h := it
 	s.flow.held[key] = &h
 	if s.flow.timer == nil {
-		s.flow.timer = time.AfterFunc(s.releaseTick(), s.releaseDue)
+		s.flow.timer = time.AfterFunc(s.nextDue(), s.releaseDue)
 	}
 }
 
-func (s *Session) releaseTick() time.Duration {
-	return max(time.Duration(float64(time.Second)/s.opts.ProgressRate)/2, 10*time.Millisecond)
+// nextDue is how long until the first held event's limits allow it: the
+// release timer fires then, so a held event waits no longer than its rate
+// requires (the trailing edge is on time).
+func (s *Session) nextDue() time.Duration {
+	due := time.Second
+	now := time.Now()
+	for key := range s.flow.held {
+		d := delayOf(s.flow.progress[key], now)
+		d = max(d, delayOf(s.flow.client, now))
+		if s.env.LowBudget != nil {
+			d = max(d, delayOf(s.env.LowBudget, now))
+		}
+		due = min(due, d)
+	}
+	return max(due, time.Millisecond)
+}
+
+// delayOf is how long until lim has a token, without taking it.
+func delayOf(lim *rate.Limiter, now time.Time) time.Duration {
+	if lim == nil {
+		return 0
+	}
+	r := lim.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	r.CancelAt(now)
+	return d
 }
 
 // releaseHeld queues every held event of room, in seq order, ahead of a
@@ -200,7 +236,7 @@ func (s *Session) releaseDue() {
 	released := false
 	for _, h := range held {
 		key := taskKey(h.room, h.task)
-		if blocked[h.room] || s.aboveHighWater() || !s.allowProgress(key) || !s.allowLow() {
+		if blocked[h.room] || s.aboveHighWater() || !s.takeProgress(key) {
 			blocked[h.room] = true
 			continue
 		}
@@ -209,7 +245,7 @@ func (s *Session) releaseDue() {
 		released = true
 	}
 	if len(s.flow.held) > 0 {
-		s.flow.timer.Reset(s.releaseTick())
+		s.flow.timer.Reset(s.nextDue())
 	} else {
 		s.flow.timer = nil
 	}

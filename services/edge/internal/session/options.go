@@ -44,6 +44,9 @@ type Options struct {
 	// and 300 (room for subscribing to many rooms at once).
 	CommandRate  float64
 	CommandBurst int
+	// ExpiringNotice is how long before the token's expiry the client is
+	// sent {"op":"expiring","in":<seconds>}. Default 60s.
+	ExpiringNotice time.Duration
 }
 
 // Defaults.
@@ -52,6 +55,7 @@ const (
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultPingInterval     = 25 * time.Second
 	DefaultPingTimeout      = 10 * time.Second
+	DefaultExpiringNotice   = time.Minute
 	DefaultQueueMessages    = 1024
 	DefaultQueueBytes       = 4 << 20
 	DefaultMaxBatchBytes    = 64 << 10
@@ -81,6 +85,7 @@ func (o Options) WithDefaults() Options {
 	def(&o.WriteTimeout, DefaultWriteTimeout)
 	def(&o.PingInterval, DefaultPingInterval)
 	def(&o.PingTimeout, DefaultPingTimeout)
+	def(&o.ExpiringNotice, DefaultExpiringNotice)
 	defInt(&o.QueueMessages, DefaultQueueMessages)
 	defInt(&o.QueueBytes, DefaultQueueBytes)
 	defInt(&o.MaxBatchBytes, DefaultMaxBatchBytes)

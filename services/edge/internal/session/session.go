@@ -18,8 +18,10 @@ import (
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
 	"github.com/eventedge/eventedge/services/edge/internal/hub"
 	"github.com/eventedge/eventedge/services/edge/internal/metrics"
+	"github.com/eventedge/eventedge/services/edge/internal/policy"
 	"github.com/eventedge/eventedge/services/edge/internal/positions"
 	"github.com/eventedge/eventedge/services/edge/internal/protocol"
+	"github.com/eventedge/eventedge/services/edge/internal/revocation"
 )
 
 // Env is what sessions share: the node's components.
@@ -34,8 +36,14 @@ type Env struct {
 	// LowBudget is the node's budget for low-priority events, shared by
 	// every session; nil: unlimited.
 	LowBudget *rate.Limiter
-	Log       zerolog.Logger
-	Options   Options // with defaults applied by New
+	// Revocations refuses rooms (or users) revoked on NATS; nil: none.
+	Revocations *revocation.List
+	// Policy adds per-room required permissions; nil: none.
+	Policy *policy.Policy
+	// Users bounds each user's connections (slots.go); nil: no limit.
+	Users   UserSlots
+	Log     zerolog.Logger
+	Options Options // with defaults applied by New
 }
 
 // subState is one subscription and the catch-up that may run for it.
@@ -70,11 +78,17 @@ type Session struct {
 	deviceID atomic.Pointer[string]
 	cmdLimit *rate.Limiter // commands from the client; owned by the reader
 
+	// subsMu guards subs: the reader's commands and revocations (from the
+	// node's NATS subscription) both change them.
+	subsMu sync.Mutex
+	subs   map[string]*subState // by room name
+
 	// owned by the reader (Run)
-	subs      map[string]*subState // by room name
-	authTimer *time.Timer
-	expTimer  *time.Timer
-	catchUps  sync.WaitGroup // catch-up goroutines, started by the reader, waited for by Run
+	userSlot    string // the user whose Env.Users slot this session holds; "" none
+	authTimer   *time.Timer
+	expTimer    *time.Timer
+	noticeTimer *time.Timer    // sends expiring before the token's expiry
+	catchUps    sync.WaitGroup // catch-up goroutines, started by the reader, waited for by Run
 
 	mu        sync.Mutex
 	q         *queue                // guarded by mu
@@ -233,9 +247,15 @@ func (s *Session) Run(ctx context.Context) *protocol.CloseReason {
 	if s.expTimer != nil {
 		s.expTimer.Stop()
 	}
+	if s.noticeTimer != nil {
+		s.noticeTimer.Stop()
+	}
+	s.subsMu.Lock()
 	for _, st := range s.subs {
 		s.leave(st)
 	}
+	clear(s.subs)
+	s.subsMu.Unlock()
 	s.catchUps.Wait()
 	s.mu.Lock()
 	s.done = true
@@ -255,6 +275,9 @@ func (s *Session) Run(ctx context.Context) *protocol.CloseReason {
 	cancel()
 	_ = s.conn.CloseNow()
 	s.pingWG.Wait()
+	if s.userSlot != "" { // per-user connection limit (slots.go)
+		s.env.Users.ReleaseUser(s.userSlot)
+	}
 	s.logClose(reason)
 	return reason
 }
@@ -340,6 +363,8 @@ func (s *Session) handle(ctx context.Context, data []byte) {
 			s.send(protocol.EncodeError(msg.ID, protocol.CodeUnauthorized, "authenticate first: send {\"op\":\"auth\",\"token\":…}"))
 			return
 		}
+		s.subsMu.Lock()
+		defer s.subsMu.Unlock()
 		switch msg.Op {
 		case protocol.OpSubscribe:
 			s.subscribe(ctx, msg)
@@ -367,16 +392,33 @@ func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string
 		s.send(protocol.EncodeError(id, protocol.CodeUnauthorized, err.Error()))
 		return
 	}
+	if s.env.Revocations != nil && s.env.Revocations.User(claims.Subject, claims.IssuedAt) {
+		s.env.Metrics.AuthFailures.WithLabelValues("revoked").Inc()
+		s.Close(protocol.Forbidden("access revoked: get a new token"))
+		return
+	}
 	if prev != nil && claims.Subject != prev.Subject {
 		s.env.Metrics.AuthFailures.WithLabelValues(string(auth.ReasonSubjectDiffs)).Inc()
 		s.send(protocol.EncodeError(id, protocol.CodeUnauthorized, "token refresh: sub differs from the session's user"))
 		return
 	}
+	// Per-user connection limit (slots.go; added with the server's
+	// connection limits): the first authentication takes a slot, released
+	// by Run's teardown.
+	if prev == nil && s.env.Users != nil {
+		if !s.env.Users.AcquireUser(claims.Subject) {
+			s.Close(protocol.RateLimited("too many connections for this user"))
+			return
+		}
+		s.userSlot = claims.Subject
+	}
 	s.claims.Store(claims)
 	s.armExpiry(claims)
 	if prev != nil {
 		s.send(protocol.EncodeRefreshed(id, claims.ExpiresAt))
+		s.subsMu.Lock()
 		s.recheckSubscriptions(claims)
+		s.subsMu.Unlock()
 		return
 	}
 	if s.authTimer != nil {
@@ -396,6 +438,17 @@ func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string
 func (s *Session) armExpiry(c *auth.Claims) {
 	if s.expTimer != nil {
 		s.expTimer.Stop()
+	}
+	if s.noticeTimer != nil {
+		s.noticeTimer.Stop()
+	}
+	if notice := time.Until(c.ExpiresAt) - s.opts.ExpiringNotice; notice > 0 {
+		s.noticeTimer = time.AfterFunc(notice, func() {
+			if s.Claims() == c {
+				secs := int(time.Until(c.ExpiresAt).Round(time.Second) / time.Second)
+				s.send(protocol.EncodeExpiring(max(secs, 0)))
+			}
+		})
 	}
 	d := time.Until(c.ExpiresAt) + s.env.Verifier.Leeway()
 	s.expTimer = time.AfterFunc(d, func() {
@@ -434,6 +487,16 @@ func (s *Session) subscribe(ctx context.Context, msg *protocol.ClientMessage) {
 		s.send(protocol.EncodeError(msg.ID, protocol.CodeForbidden, err.Error()))
 		return
 	}
+	for _, p := range s.env.Policy.For(r).Permissions {
+		if !claims.Has(p) {
+			s.send(protocol.EncodeError(msg.ID, protocol.CodeForbidden, fmt.Sprintf("%s needs permission %s", r, p)))
+			return
+		}
+	}
+	if s.env.Revocations != nil && s.env.Revocations.Room(claims.Subject, r, claims.IssuedAt) {
+		s.send(protocol.EncodeError(msg.ID, protocol.CodeForbidden, "access to "+r.String()+" was revoked: get a new token"))
+		return
+	}
 	name := r.String()
 	if st, ok := s.subs[name]; ok {
 		if msg.Since == nil {
@@ -466,7 +529,12 @@ func (s *Session) subscribe(ctx context.Context, msg *protocol.ClientMessage) {
 	}
 
 	sub := hub.NewSubscription(r, s, msg.Events, resume)
-	if err := s.env.Hub.Join(ctx, sub, since, func(pos uint64) { s.send(protocol.EncodeSubscribed(msg.ID, pos)) }); err != nil {
+	err = s.env.Hub.Join(ctx, sub, since, func(pos uint64) { s.send(protocol.EncodeSubscribed(msg.ID, pos)) })
+	if errors.Is(err, hub.ErrRoomFull) {
+		s.send(protocol.EncodeError(msg.ID, protocol.CodeRoomFull, r.String()+" is full on this node; try again later"))
+		return
+	}
+	if err != nil {
 		s.log.Error().Err(err).Str("room", name).Msg("join room")
 		s.send(protocol.EncodeError(msg.ID, protocol.CodeInternal, "could not subscribe; try again"))
 		return
@@ -490,6 +558,26 @@ func (s *Session) subscribe(ctx context.Context, msg *protocol.ClientMessage) {
 			s.Close(protocol.TryAgainLater(2 * time.Second))
 		}
 	}()
+}
+
+// Revoke applies a revocation received on NATS: the listed rooms are left
+// at once ({"op":"unsubscribed","reason":"revoked"}), or, without rooms,
+// the connection is closed with 4003. Safe to call from any goroutine.
+func (s *Session) Revoke(rooms []room.Room) {
+	if len(rooms) == 0 {
+		s.Close(protocol.Forbidden("access revoked"))
+		return
+	}
+	s.subsMu.Lock()
+	defer s.subsMu.Unlock()
+	for _, r := range rooms {
+		name := r.String()
+		if st, ok := s.subs[name]; ok {
+			s.leave(st)
+			delete(s.subs, name)
+			s.send(protocol.EncodeUnsubscribed(name, "revoked"))
+		}
+	}
 }
 
 // leave ends a subscription: its catch-up stops (and has queued its last

@@ -34,6 +34,9 @@ func (s *Session) writeLoop(ctx context.Context) {
 					s.env.Metrics.QueueBytes.Observe(float64(s.q.bytes))
 				}
 				batch = s.q.take(batch[:0], s.opts.MaxBatchBytes)
+				if s.q.msgs == 0 {
+					s.q.forget() // idle: keep no per-room lanes
+				}
 			}
 			s.mu.Unlock()
 			if reason != nil {

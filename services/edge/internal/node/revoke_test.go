@@ -1,0 +1,128 @@
+package node_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/eventedge/eventedge/proto/events"
+	"github.com/eventedge/eventedge/proto/room"
+
+	"github.com/eventedge/eventedge/services/edge/client"
+	"github.com/eventedge/eventedge/services/edge/internal/edgetest"
+	"github.com/eventedge/eventedge/services/edge/internal/node"
+	"github.com/eventedge/eventedge/services/edge/internal/revocation"
+)
+
+func revoke(t *testing.T, nc *nats.Conn, msg string) {
+	t.Helper()
+	if err := nc.Publish(revocation.Subject, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRevocation: ctl.revoke with rooms removes those memberships at once
+// (unsubscribed, reason revoked) and refuses them to the same token; a
+// fresh token works. Without rooms, the user's connections are closed with
+// 4003 and the old token is refused. An invalid message changes nothing.
+func TestRevocation(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	nc, js := n.Connect(t)
+	e := edgetest.StartEdge(t, n, nil)
+	// A token from a second ago: revocations apply to tokens issued before them.
+	old := edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1", "p2"}, time.Hour)
+	time.Sleep(1100 * time.Millisecond)
+	c := edgetest.Dial(t, e, old)
+	other := edgetest.Dial(t, e, edgetest.Token(t, "u2", []string{"tasks:read"}, []string{"p1"}, time.Hour))
+	for _, r := range []string{"project:p1", "project:p2"} {
+		if err := c.Subscribe(ctxT(t), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := other.Subscribe(ctxT(t), "project:p1"); err != nil {
+		t.Fatal(err)
+	}
+
+	revoke(t, nc, `{"userId":"u1","rooms":["project:p1.*"]}`) // invalid: ignored
+	revoke(t, nc, `{"userId":"u1","rooms":["project:p1"]}`)
+	select {
+	case m := <-c.Messages():
+		if m.Op != "unsubscribed" || m.Room != "project:p1" || m.Reason != "revoked" {
+			t.Fatalf("got %s, want unsubscribed project:p1 revoked", m.Raw)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no unsubscribed after the revocation")
+	}
+	ev1 := events.TaskDeleted(room.Project("p1"), "u9", "t1")
+	ev2 := events.TaskDeleted(room.Project("p2"), "u9", "t2")
+	edgetest.Publish(t, js, ev1)
+	edgetest.Publish(t, js, ev2)
+	if m := edgetest.NextEvent(t, c, 5*time.Second); m.Event.ID != ev2.Id {
+		t.Fatalf("after revoking p1 got %s, want only p2's event", m.Raw)
+	}
+	if m := edgetest.NextEvent(t, other, 5*time.Second); m.Event.ID != ev1.Id {
+		t.Fatalf("another user lost p1: %s", m.Raw)
+	}
+	if got := replyCode(c.Subscribe(ctxT(t), "project:p1")); got != "forbidden" {
+		t.Fatalf("resubscribing with the old token: %s, want forbidden", got)
+	}
+	fresh := edgetest.Dial(t, e, edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, time.Hour))
+	if err := fresh.Subscribe(ctxT(t), "project:p1"); err != nil {
+		t.Fatalf("a token issued after the revocation: %v", err)
+	}
+
+	// The whole user: every connection closed with 4003, the old token refused.
+	revoke(t, nc, `{"userId":"u1"}`)
+	for _, cl := range []*client.Conn{c, fresh} {
+		select {
+		case <-cl.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("connection not closed after a user revocation")
+		}
+		var ce *client.CloseError
+		if !errors.As(cl.Err(), &ce) || ce.Code != 4003 {
+			t.Fatalf("closed with %v, want 4003", cl.Err())
+		}
+	}
+	if ce := dialErr(t, e.URL, client.Options{Token: old}); ce.Code != 4003 {
+		t.Fatalf("old token after a user revocation: %d %q, want 4003", ce.Code, ce.Reason)
+	}
+	if _, err := other.Ping(ctxT(t)); err != nil {
+		t.Fatalf("another user's connection suffered: %v", err)
+	}
+	if got := e.Metric(t, "eventedge_revocations_total"); got != 2 {
+		t.Fatalf("revocations counted %v, want 2 (the invalid one ignored)", got)
+	}
+}
+
+// TestExpiringNotice: the client is warned before its token expires, and a
+// refresh in time keeps the connection.
+func TestExpiringNotice(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) {
+		o.Session.ExpiringNotice = 2 * time.Second
+		o.Auth.Leeway = -1
+	})
+	c := edgetest.Dial(t, e, edgetest.Token(t, "u1", nil, nil, 4*time.Second))
+	select {
+	case m := <-c.Messages():
+		if m.Op != "expiring" || !strings.Contains(string(m.Raw), `"in":`) {
+			t.Fatalf("got %s, want expiring", m.Raw)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no expiring notice")
+	}
+	if _, err := c.Refresh(ctxT(t), edgetest.Token(t, "u1", nil, nil, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // past the first token's expiry
+	if _, err := c.Ping(ctxT(t)); err != nil {
+		t.Fatalf("refreshed connection closed: %v", err)
+	}
+}

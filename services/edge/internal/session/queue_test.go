@@ -1,0 +1,85 @@
+package session
+
+import (
+	"fmt"
+	"testing"
+
+	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
+)
+
+func ev(room string, seq uint64, prio pb.Priority) item {
+	return item{room: room, seq: seq, prio: prio, data: []byte(fmt.Sprintf("%s/%d", room, seq))}
+}
+
+func names(items []item) []string {
+	var out []string
+	for _, it := range items {
+		out = append(out, string(it.data))
+	}
+	return out
+}
+
+// TestQueueOrder: control messages first, then rooms by the priority of
+// their oldest event (oldest first on a tie), and each room in seq order
+// even when a later event of it has a higher priority.
+func TestQueueOrder(t *testing.T) {
+	q := newQueue()
+	q.push(ev("low", 1, pb.Priority_PRIORITY_LOW))
+	q.push(ev("normal", 2, pb.Priority_PRIORITY_NORMAL))
+	q.push(ev("low", 3, pb.Priority_PRIORITY_HIGH)) // behind a low event of its room
+	q.push(ev("high", 4, pb.Priority_PRIORITY_HIGH))
+	q.push(ev("normal2", 5, pb.Priority_PRIORITY_NORMAL))
+	q.pushControl([]byte("reply"))
+	if q.msgs != 6 {
+		t.Fatalf("msgs = %d", q.msgs)
+	}
+	got := names(q.take(nil, 1<<20))
+	want := []string{"reply", "high/4", "normal/2", "normal2/5", "low/1", "low/3"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+	if q.msgs != 0 || q.bytes != 0 {
+		t.Fatalf("after take: msgs %d bytes %d", q.msgs, q.bytes)
+	}
+}
+
+// TestQueueTakeBounded: take stops at maxBytes but always takes one.
+func TestQueueTakeBounded(t *testing.T) {
+	q := newQueue()
+	for i := range 10 {
+		q.push(ev("r", uint64(i+1), pb.Priority_PRIORITY_NORMAL)) // 3-4 bytes each
+	}
+	if got := q.take(nil, 10); len(got) != 3 {
+		t.Fatalf("took %d items within 10 bytes, want 3", len(got))
+	}
+	if got := q.take(nil, 1); len(got) != 1 {
+		t.Fatalf("took %d items within 1 byte, want 1", len(got))
+	}
+	if q.msgs != 6 {
+		t.Fatalf("msgs = %d, want 6", q.msgs)
+	}
+}
+
+// TestQueueKillAndFind: a coalesced item is skipped and uncounted.
+func TestQueueKillAndFind(t *testing.T) {
+	q := newQueue()
+	a := ev("r", 1, pb.Priority_PRIORITY_LOW)
+	a.task = "t1"
+	q.push(a)
+	q.push(ev("r", 2, pb.Priority_PRIORITY_NORMAL))
+	old := q.findProgress("r", "t1")
+	if old == nil || old.seq != 1 {
+		t.Fatalf("findProgress = %+v", old)
+	}
+	q.kill(old)
+	if q.findProgress("r", "t1") != nil {
+		t.Fatal("killed item still found")
+	}
+	if got := names(q.take(nil, 1<<20)); fmt.Sprint(got) != "[r/2]" {
+		t.Fatalf("took %v", got)
+	}
+	q.forget()
+	if len(q.lanes) != 0 {
+		t.Fatalf("%d lanes left", len(q.lanes))
+	}
+}
