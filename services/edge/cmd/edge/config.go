@@ -16,6 +16,7 @@ import (
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
 	"github.com/eventedge/eventedge/services/edge/internal/broker"
 	"github.com/eventedge/eventedge/services/edge/internal/node"
+	"github.com/eventedge/eventedge/services/edge/internal/policy"
 	"github.com/eventedge/eventedge/services/edge/internal/server"
 	"github.com/eventedge/eventedge/services/edge/internal/session"
 )
@@ -113,6 +114,15 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	integer(&maxConnsPerUser, "max-conns-per-user", "EDGE_MAX_CONNS_PER_USER", server.DefaultMaxConnsPerUser, "connections per user; beyond: 429 at the handshake (header token) or close 4029 after auth")
 	integer(&maxConnsPerIP, "max-conns-per-ip", "EDGE_MAX_CONNS_PER_IP", server.DefaultMaxConnsPerIP, "connections per client address; beyond: 429 with Retry-After")
 	float(&readyFill, "ready-fill", "EDGE_READY_FILL", server.DefaultReadyFill, "fraction (0-1] of --max-conns from which /readyz reports not ready")
+	var (
+		roomPolicy                    string
+		expiringNotice, revocationTTL time.Duration
+		socketSendBuffer              int
+	)
+	str(&roomPolicy, "room-policy", "EDGE_ROOM_POLICY", "", "path of the room policy file (YAML or JSON): per-room permissions, maxClients, ttl, rate; empty: built-in defaults")
+	dur(&expiringNotice, "expiring-notice", "EDGE_EXPIRING_NOTICE", session.DefaultExpiringNotice, "how long before a token's expiry the client is sent expiring")
+	dur(&revocationTTL, "revocation-ttl", "EDGE_REVOCATION_TTL", 24*time.Hour, "how long revocations from ctl.revoke are remembered (at least the tokens' lifetime)")
+	integer(&socketSendBuffer, "socket-send-buffer", "EDGE_SOCKET_SEND_BUFFER", 0, "SO_SNDBUF of client sockets in bytes; 0: the kernel's autotuning")
 	boolean(&trustForwardedFor, "trust-forwarded-for", "EDGE_TRUST_FORWARDED_FOR", false, "take the client address from X-Forwarded-For (only behind a proxy that sets it)")
 	dur(&drainDuration, "drain-duration", "EDGE_DRAIN_DURATION", node.DefaultDrainDuration, "time shutdown spreads closing the clients (1012) over; 0s closes them at once")
 	dur(&shutdownTimeout, "shutdown-timeout", "EDGE_SHUTDOWN_TIMEOUT", node.DefaultDrainDuration+10*time.Second, "how long shutdown waits for clients to close; raised to --drain-duration + 10s when lower")
@@ -297,6 +307,22 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	}
 	if drainDuration == 0 {
 		c.node.DrainDuration = -1 // explicit zero: close every client at once
+	}
+	if expiringNotice <= 0 || revocationTTL <= 0 {
+		return nil, errors.New("--expiring-notice (EDGE_EXPIRING_NOTICE) and --revocation-ttl (EDGE_REVOCATION_TTL) must be positive")
+	}
+	if socketSendBuffer < 0 || socketSendBuffer > 64<<20 {
+		return nil, fmt.Errorf("--socket-send-buffer (EDGE_SOCKET_SEND_BUFFER): %d must be between 0 and 67108864", socketSendBuffer)
+	}
+	c.node.Session.ExpiringNotice = expiringNotice
+	c.node.RevocationTTL = revocationTTL
+	c.node.SocketSendBuffer = socketSendBuffer
+	if roomPolicy != "" {
+		p, err := policy.Load(roomPolicy)
+		if err != nil {
+			return nil, fmt.Errorf("--room-policy (EDGE_ROOM_POLICY): %w", err)
+		}
+		c.node.Policy = p
 	}
 	return c, nil
 }

@@ -410,3 +410,38 @@ func TestParseConfigHelp(t *testing.T) {
 		t.Errorf("parseConfig(-h) = %v, want flag.ErrHelp", err)
 	}
 }
+
+func TestParseConfigPolicyAndNotice(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(good, []byte("rooms:\n  - match: project\n    maxClients: 3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("rooms:\n  - match: project\n    maxClient: 3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secret := map[string]string{"EDGE_JWT_SECRET": strings.Repeat("s", 32)}
+	getenv := func(k string) string { return secret[k] }
+	c, err := parseConfig([]string{"--room-policy", good, "--expiring-notice", "30s", "--socket-send-buffer", "65536"}, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.node.Policy == nil || c.node.Session.ExpiringNotice != 30*time.Second || c.node.SocketSendBuffer != 65536 {
+		t.Fatalf("options %+v", c.node)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--room-policy", bad}, "maxClient"},
+		{[]string{"--room-policy", filepath.Join(dir, "missing.yaml")}, "EDGE_ROOM_POLICY"},
+		{[]string{"--expiring-notice", "0s"}, "EDGE_EXPIRING_NOTICE"},
+		{[]string{"--socket-send-buffer", "-1"}, "EDGE_SOCKET_SEND_BUFFER"},
+	} {
+		_, err := parseConfig(tc.args, getenv)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error naming %s", tc.args, err, tc.want)
+		}
+	}
+}
