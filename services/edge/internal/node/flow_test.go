@@ -364,3 +364,111 @@ func TestCommandFloodClosed(t *testing.T) {
 		t.Fatalf("close %d %q, want 4029", ce.Code, ce.Reason)
 	}
 }
+
+// TestPriorityOvertakesLowBacklog: with a client's queue backed up by
+// low-priority events of one room, high-priority events of another room
+// published later go out before the low ones still queued; each room's
+// events stay in seq order.
+func TestPriorityOvertakesLowBacklog(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	_, js := n.Connect(t)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) {
+		o.SocketSendBuffer = 4 << 10
+		o.Session.MaxBatchBytes = 4 << 10 // small frames: the order is visible
+	})
+	tok := edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"low", "high"}, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dialer := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	ws, _, err := websocket.Dial(ctx, e.URL, &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(1 << 20)
+	hello := `{"op":"auth","token":"` + tok + `"}` + "\n" + `{"op":"subscribe","id":1,"room":"project:low"}` + "\n" + `{"op":"subscribe","id":2,"room":"project:high"}`
+	if err := ws.Write(ctx, websocket.MessageText, []byte(hello)); err != nil {
+		t.Fatal(err)
+	}
+	for got := 0; got < 3; { // welcome and two replies
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += strings.Count(string(data), "\n") + 1
+	}
+
+	// The client stops reading: 200 low-priority events back up, then 20
+	// high-priority ones of the other room follow.
+	pad := strings.Repeat("p", 1<<10)
+	var lows, highs []*pb.Event
+	for range 200 {
+		ev := events.TaskUpdated(room.Project("low"), "u1", "t1", &pb.Task{Description: pad}, "description")
+		ev.Priority = pb.Priority_PRIORITY_LOW
+		lows = append(lows, ev)
+	}
+	for range 20 {
+		highs = append(highs, events.TaskCreated(room.Project("high"), "u1", &pb.Task{Id: "t2"}))
+	}
+	publishAsync(t, js, lows)
+	edgetest.Eventually(t, 10*time.Second, func() bool { return e.Metric(t, "eventedge_deliveries_total") >= 200 }, "low events queued")
+	publishAsync(t, js, highs)
+	edgetest.Eventually(t, 10*time.Second, func() bool { return e.Metric(t, "eventedge_deliveries_total") >= 220 }, "high events queued")
+
+	// Now read everything and note the order of rooms.
+	var order []string
+	var lastSeq = map[string]uint64{}
+	for len(order) < 220 {
+		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+		_, data, err := ws.Read(rctx)
+		rcancel()
+		if err != nil {
+			t.Fatalf("after %d events: %v", len(order), err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			var m struct {
+				Op   string `json:"op"`
+				Room string `json:"room"`
+				Seq  uint64 `json:"seq"`
+			}
+			if err := json.Unmarshal([]byte(line), &m); err != nil || m.Op != "event" {
+				t.Fatalf("unexpected %s", line)
+			}
+			if m.Seq <= lastSeq[m.Room] {
+				t.Fatalf("%s: seq %d after %d", m.Room, m.Seq, lastSeq[m.Room])
+			}
+			lastSeq[m.Room] = m.Seq
+			order = append(order, m.Room)
+		}
+	}
+	firstHigh := slices.Index(order, "project:high")
+	lastHigh := firstHigh
+	for i, r := range order {
+		if r == "project:high" {
+			lastHigh = i
+		}
+	}
+	lowsAfter := 0
+	for _, r := range order[lastHigh+1:] {
+		if r == "project:low" {
+			lowsAfter++
+		}
+	}
+	if lowsAfter == 0 {
+		t.Fatalf("no low-priority event was still queued behind the high ones (first high at %d): the test did not back the queue up", firstHigh)
+	}
+	for _, r := range order[firstHigh : lastHigh+1] {
+		if r != "project:high" {
+			t.Fatalf("a low event went out between high ones: %v", order[firstHigh:lastHigh+1])
+		}
+	}
+	t.Logf("%d low events before the high ones (in flight), 20 high, then %d low", firstHigh, lowsAfter)
+}
