@@ -33,6 +33,7 @@ import (
 	"github.com/eventedge/eventedge/services/edge/internal/history"
 	"github.com/eventedge/eventedge/services/edge/internal/hub"
 	"github.com/eventedge/eventedge/services/edge/internal/metrics"
+	"github.com/eventedge/eventedge/services/edge/internal/nodestats"
 	"github.com/eventedge/eventedge/services/edge/internal/policy"
 	"github.com/eventedge/eventedge/services/edge/internal/positions"
 	"github.com/eventedge/eventedge/services/edge/internal/revocation"
@@ -78,6 +79,9 @@ type Options struct {
 	// RevocationTTL is how long revocations received on ctl.revoke are
 	// remembered (refusing the revoked rooms to older tokens). Default 24h.
 	RevocationTTL time.Duration
+	// StatsInterval is how often the node publishes its stats on
+	// ctl.edge.stats for the system monitor. Default 5s.
+	StatsInterval time.Duration
 	// SocketSendBuffer, when positive, sets SO_SNDBUF (bytes) of client
 	// connections, turning off the kernel's autotuning: a smaller buffer
 	// bounds the memory a stalled client holds in the kernel and makes the
@@ -118,6 +122,7 @@ type Node struct {
 	hubReady  atomic.Pointer[hub.Hub] // for the reconnect callback, set once the hub exists
 	positions *positions.Store
 	revoked   *revocation.List
+	stats     *nodestats.Publisher
 	revokeSub *nats.Subscription
 	ws        *server.Server
 	public    *http.Server
@@ -188,6 +193,9 @@ func (n *Node) Start() (err error) {
 			if n.positions != nil {
 				n.positions.Close()
 			}
+			if n.stats != nil {
+				n.stats.Stop()
+			}
 			n.stopNATS()
 		}
 	}()
@@ -230,6 +238,8 @@ func (n *Node) Start() (err error) {
 	n.hubReady.Store(n.hub)
 	n.positions = positions.Open(n.broker.JS, n.opts.Positions, n.log, n.m)
 	n.revoked = revocation.New(n.opts.RevocationTTL)
+	n.stats = nodestats.New(n.opts.Name, n.broker.NC, n.m, n.log, n.opts.StatsInterval)
+	n.stats.Start()
 	env := &session.Env{
 		Node:        n.opts.Name,
 		Hub:         n.hub,
@@ -378,6 +388,7 @@ func (n *Node) doShutdown() error {
 		errs = append(errs, fmt.Errorf("close clients: %w", err))
 	}
 	n.hub.Close()
+	n.stats.Stop()
 	n.positions.Close() // writes the last acknowledged positions
 	n.stopNATS()
 	if err := n.admin.Shutdown(ctx); err != nil {

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/eventedge/eventedge/services/edge/client"
 	"github.com/eventedge/eventedge/services/edge/internal/edgetest"
 	"github.com/eventedge/eventedge/services/edge/internal/node"
+	"github.com/eventedge/eventedge/services/edge/internal/nodestats"
 )
 
 // TestNATSRestartKeepsClients: NATS goes away while clients are connected;
@@ -300,5 +302,43 @@ func TestSeveralMessagesInOneFrame(t *testing.T) {
 	want := []string{`{"op":"pong","id":1}`, `{"op":"reply","id":2,"ok":true,"seq":0}`, `{"op":"pong","id":3}`}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// TestNodeStatsPublished: the node reports its vital signs on
+// ctl.edge.stats for the system monitor.
+func TestNodeStatsPublished(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	nc, js := n.Connect(t)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) { o.StatsInterval = 200 * time.Millisecond; o.Name = "edge-s" })
+	sub, err := nc.SubscribeSync(nodestats.Subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := edgetest.Dial(t, e, edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, time.Hour))
+	if err := c.Subscribe(ctxT(t), "project:p1"); err != nil {
+		t.Fatal(err)
+	}
+	edgetest.Publish(t, js, events.TaskDeleted(room.Project("p1"), "u1", "t1"))
+	edgetest.NextEvent(t, c, 5*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		msg, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s nodestats.Stats
+		if err := json.Unmarshal(msg.Data, &s); err != nil {
+			t.Fatal(err)
+		}
+		if s.Node != "edge-s" {
+			t.Fatalf("stats %+v", s)
+		}
+		if s.Connections == 1 && s.Rooms == 1 && s.EventsInPerSecond > 0 && s.EventsOutPerSecond > 0 && s.P99DeliveryLatencyMs > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("last stats %+v: never showed the connection, room and event", s)
+		}
 	}
 }
