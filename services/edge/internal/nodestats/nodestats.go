@@ -59,7 +59,7 @@ type Publisher struct {
 
 type sample struct {
 	at                  time.Time
-	in, out, drops, cnt float64
+	in, out, drops float64
 }
 
 // New returns a publisher for node; interval 0 means DefaultInterval.
