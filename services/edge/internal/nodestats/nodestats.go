@@ -58,7 +58,7 @@ type Publisher struct {
 }
 
 type sample struct {
-	at                  time.Time
+	at             time.Time
 	in, out, drops float64
 }
 
