@@ -308,17 +308,7 @@ func TestSlowConsumerClosedOthersUnaffected(t *testing.T) {
 	// after a few hundred KiB rather than the megabytes loopback buffers.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dialer := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	httpc := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
-	slow, _, err := websocket.Dial(ctx, e.URL, &websocket.DialOptions{HTTPClient: httpc})
+	slow, _, err := websocket.Dial(ctx, e.URL, &websocket.DialOptions{HTTPClient: tinyReceiveBuffer()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,16 +369,7 @@ func TestPriorityOvertakesLowBacklog(t *testing.T) {
 	tok := edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"low", "high"}, time.Hour)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dialer := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	ws, _, err := websocket.Dial(ctx, e.URL, &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}})
+	ws, _, err := websocket.Dial(ctx, e.URL, &websocket.DialOptions{HTTPClient: tinyReceiveBuffer()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,4 +452,20 @@ func TestPriorityOvertakesLowBacklog(t *testing.T) {
 		}
 	}
 	t.Logf("%d low events before the high ones (in flight), 20 high, then %d low", firstHigh, lowsAfter)
+}
+
+// tinyReceiveBuffer returns an HTTP client whose connections have a 4 KiB
+// receive buffer, so a client that stops reading backs the node's queue up
+// after kilobytes rather than the megabytes loopback buffers hold.
+func tinyReceiveBuffer() *http.Client {
+	dialer := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	return &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
 }

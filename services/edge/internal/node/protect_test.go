@@ -298,37 +298,6 @@ func pacedPublisher(js jetstream.JetStream, r room.Room, n int, rate float64, lo
 	return done
 }
 
-// drainClient runs a reconnecting client subscribed to r until the test
-// ends, recording what it delivers in got.
-func drainClient(t *testing.T, cfg client.Config, got *deliverycheck.Received, r string) (*client.Client, *atomic.Int64) {
-	c := client.NewClient(cfg)
-	c.Subscribe(r)
-	ctx, cancel := context.WithCancel(context.Background())
-	delivered := &atomic.Int64{}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		if err := c.Run(ctx); err != nil {
-			t.Errorf("client run: %v", err)
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for m := range c.Events() {
-			switch m.Op {
-			case "event":
-				got.Add(m.Room, m.Seq)
-				delivered.Add(1)
-			case "reset":
-				got.Reset(m.Room, m.Seq)
-			}
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	return c, delivered
-}
-
 // TestDrainMovesClientsWithoutLoss: 500 reconnecting clients on node A
 // stream a room while A drains over 2s. A stops being ready at once, the
 // clients get 1012 in batches spread over the drain, all of them end on B,
@@ -363,7 +332,7 @@ func TestDrainMovesClientsWithoutLoss(t *testing.T) {
 	}
 	for i := range clients {
 		got[i] = deliverycheck.NewReceived(fmt.Sprintf("c%03d", i))
-		conns[i], delivered[i] = drainClient(t, client.Config{
+		conns[i], delivered[i] = reliableClient(t, client.Config{
 			URLs: []string{a.URL, b.URL}, Token: tokens[i%users], OnState: w.onState(i),
 		}, got[i], r.String())
 	}
