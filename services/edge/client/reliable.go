@@ -372,11 +372,34 @@ func (c *Client) session(ctx context.Context, url string) error {
 				}
 				return errors.New("connection ended")
 			}
+			if m.Op == "expiring" && c.cfg.TokenFunc != nil {
+				// Refresh before the server closes with 4001: no reconnect.
+				subWG.Add(1)
+				go func() {
+					defer subWG.Done()
+					if err := c.refresh(sctx, conn); err != nil && sctx.Err() == nil {
+						c.setState(StateChange{State: StateConnected, Node: conn.Welcome().Node, URL: url, Err: fmt.Errorf("token refresh: %w", err)})
+					}
+				}()
+				continue
+			}
 			if err := c.handle(ctx, m); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// refresh replaces the connection's token with a fresh one from TokenFunc.
+func (c *Client) refresh(ctx context.Context, conn *Conn) error {
+	tok, err := c.cfg.TokenFunc(ctx)
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = conn.Refresh(rctx, tok)
+	return err
 }
 
 // subscribeRoom subscribes name from its position (or live when it has

@@ -238,6 +238,7 @@ func (h *Hub) Join(ctx context.Context, sub *Subscription, since uint64, onJoine
 	}
 	if r := rs.rule.LowEventsPerSecond; r > 0 {
 		sub.low = rate.NewLimiter(rate.Limit(r), rs.rule.LowBurst)
+		sub.lowDrops = func() { h.m.Dropped("low", "room_rate") }
 	}
 	sub.mu.Lock()
 	if sub.catchingUp {
@@ -557,7 +558,7 @@ func (h *Hub) reset(rs *roomState) {
 	msg := protocol.EncodeReset(rs.name, string(history.Recreated), last)
 	for sub := range rs.subs {
 		sub.restart(last)
-		sub.sink.Send(msg)
+		sub.sink.Reset(rs.name, msg, true)
 		h.m.Resets.WithLabelValues(string(history.Recreated)).Inc()
 	}
 }
@@ -629,7 +630,7 @@ func (h *Hub) CatchUp(ctx context.Context, sub *Subscription) error {
 	if pos.Gap != "" {
 		h.m.Resets.WithLabelValues(string(pos.Gap)).Inc()
 		sub.resetTo(pos.Last)
-		sub.sink.Send(protocol.EncodeReset(sub.name, string(pos.Gap), pos.Last))
+		sub.sink.Reset(sub.name, protocol.EncodeReset(sub.name, string(pos.Gap), pos.Last), false)
 	}
 	upTo := pos.Last
 	for {

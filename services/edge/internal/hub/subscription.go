@@ -21,8 +21,10 @@ type Sink interface {
 	// half full. Replays use it: they may produce events faster than a
 	// client takes them, and unlike live fan-out they can wait.
 	DeliverWait(ctx context.Context, o *Outbound) error
-	// Send queues a control message (such as reset) for the client.
-	Send(data []byte)
+	// Reset queues a reset message of room, in the room's order: after the
+	// room's events already queued, or, with purge, instead of them (their
+	// seqs belong to a stream that no longer exists).
+	Reset(room string, data []byte, purge bool)
 	// Claims returns the client's current claims.
 	Claims() *auth.Claims
 }
@@ -37,10 +39,11 @@ const maxPending = 4096
 // so all its mutable state is guarded by mu.
 type Subscription struct {
 	// static after construction (low: set by Join before the first event)
-	room room.Room
-	name string
-	sink Sink
-	low  *rate.Limiter // the room policy's low-priority rate; nil: none
+	room     room.Room
+	name     string
+	sink     Sink
+	low      *rate.Limiter // the room policy's low-priority rate; nil: none
+	lowDrops func()        // counts an event dropped by low; set with low
 
 	mu         sync.Mutex
 	events     []string    // empty: every type
@@ -114,7 +117,8 @@ func (s *Subscription) offer(o *Outbound) bool {
 		return false
 	}
 	if s.low != nil && o.Priority == pb.Priority_PRIORITY_LOW && o.Task == "" && !s.low.Allow() {
-		return false // over the room's low-priority rate (progress is throttled per task instead)
+		s.lowDrops() // over the room's low-priority rate (progress is throttled per task instead)
+		return false
 	}
 	s.sink.Deliver(o)
 	return true

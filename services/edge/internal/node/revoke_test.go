@@ -1,8 +1,10 @@
 package node_test
 
 import (
+	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/eventedge/eventedge/proto/room"
 
 	"github.com/eventedge/eventedge/services/edge/client"
+	"github.com/eventedge/eventedge/services/edge/deliverycheck"
 	"github.com/eventedge/eventedge/services/edge/internal/edgetest"
 	"github.com/eventedge/eventedge/services/edge/internal/node"
 	"github.com/eventedge/eventedge/services/edge/internal/revocation"
@@ -124,5 +127,44 @@ func TestExpiringNotice(t *testing.T) {
 	time.Sleep(3 * time.Second) // past the first token's expiry
 	if _, err := c.Ping(ctxT(t)); err != nil {
 		t.Fatalf("refreshed connection closed: %v", err)
+	}
+}
+
+// TestClientRefreshesOnExpiring: the reconnecting Go client answers the
+// expiring notice with a fresh token from TokenFunc, so its connection is
+// never closed for expiry.
+func TestClientRefreshesOnExpiring(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) {
+		o.Session.ExpiringNotice = 2 * time.Second
+		o.Auth.Leeway = -1
+	})
+	var calls atomic.Int64
+	states := make(chan client.StateChange, 64)
+	got := deliverycheck.NewReceived("c1")
+	reliableClient(t, client.Config{
+		URLs: []string{e.URL},
+		TokenFunc: func(context.Context) (string, error) {
+			calls.Add(1)
+			return edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, 4*time.Second), nil
+		},
+		OnState: connected(states),
+	}, got, "project:p1")
+	waitState(t, states, client.StateConnected)
+	// Two token lifetimes: each expiring notice is answered with a refresh.
+	edgetest.Eventually(t, 20*time.Second, func() bool { return calls.Load() >= 3 }, "two refreshes")
+	for {
+		select {
+		case s := <-states:
+			if s.State != client.StateConnected {
+				t.Fatalf("state %s (%v): the connection was lost", s.State, s.Err)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	if got := e.Metric(t, "eventedge_connections_opened_total"); got != 1 {
+		t.Fatalf("%v connections opened, want 1 (no reconnect)", got)
 	}
 }

@@ -56,7 +56,7 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 	it := item{data: o.Data, ts: o.Timestamp, room: o.Room, seq: o.Seq, prio: o.Priority, task: o.Task, ev: o.Event}
 	m := s.env.Metrics
 	low := o.Priority == pb.Priority_PRIORITY_LOW
-	if it.task != "" {
+	if it.task != "" && low { // progress of higher priority is never coalesced or held
 		key := taskKey(it.room, it.task)
 		if h := s.flow.held[key]; h != nil {
 			s.coalesce(h, it)

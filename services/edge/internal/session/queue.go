@@ -149,6 +149,21 @@ func (q *queue) take(dst []item, maxBytes int) []item {
 	}
 }
 
+// dropRoom discards the queued messages of room (it was left, or its
+// stream recreated).
+func (q *queue) dropRoom(room string) {
+	l := q.lanes[room]
+	if l == nil {
+		return
+	}
+	for i := l.head; i < len(l.items); i++ {
+		if it := &l.items[i]; !it.dead {
+			q.kill(it)
+		}
+	}
+	delete(q.lanes, room)
+}
+
 // forget drops the lanes that are empty (rooms left, or idle).
 func (q *queue) forget() {
 	for name, l := range q.lanes {

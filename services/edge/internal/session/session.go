@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/eventedge/eventedge/proto/events"
+	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 	"github.com/eventedge/eventedge/proto/room"
 
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
@@ -200,6 +201,35 @@ func (s *Session) DeliverWait(ctx context.Context, o *hub.Outbound) error {
 // not subject to the slow-consumer limit. It implements hub.Sink.
 func (s *Session) Send(data []byte) {
 	s.send(data)
+}
+
+// Reset queues a reset of room in the room's own order (see hub.Sink); with
+// purge the room's queued events are discarded first. Held progress of the
+// room goes with them. It implements hub.Sink.
+func (s *Session) Reset(room string, data []byte, purge bool) {
+	s.mu.Lock()
+	if s.reason != nil {
+		s.mu.Unlock()
+		return
+	}
+	if purge {
+		s.dropRoomLocked(room)
+	} else {
+		s.releaseHeld(room)
+	}
+	s.q.push(item{data: data, room: room, prio: pb.Priority_PRIORITY_HIGH})
+	s.mu.Unlock()
+	s.signal()
+}
+
+// dropRoomLocked discards everything queued or held for room. Caller holds mu.
+func (s *Session) dropRoomLocked(room string) {
+	s.q.dropRoom(room)
+	for key, h := range s.flow.held {
+		if h.room == room {
+			delete(s.flow.held, key)
+		}
+	}
 }
 
 func (s *Session) send(data []byte) {
@@ -462,7 +492,7 @@ func (s *Session) armExpiry(c *auth.Claims) {
 // recheckSubscriptions leaves the rooms the refreshed claims no longer allow.
 func (s *Session) recheckSubscriptions(c *auth.Claims) {
 	for name, st := range s.subs {
-		if err := c.CanJoin(st.sub.Room()); err != nil {
+		if err := s.mayJoin(c, st.sub.Room()); err != nil {
 			s.leave(st)
 			delete(s.subs, name)
 			s.send(protocol.EncodeUnsubscribed(name, "forbidden"))
@@ -483,15 +513,9 @@ func (s *Session) subscribe(ctx context.Context, msg *protocol.ClientMessage) {
 		}
 	}
 	claims := s.Claims()
-	if err := claims.CanJoin(r); err != nil {
+	if err := s.mayJoin(claims, r); err != nil {
 		s.send(protocol.EncodeError(msg.ID, protocol.CodeForbidden, err.Error()))
 		return
-	}
-	for _, p := range s.env.Policy.For(r).Permissions {
-		if !claims.Has(p) {
-			s.send(protocol.EncodeError(msg.ID, protocol.CodeForbidden, fmt.Sprintf("%s needs permission %s", r, p)))
-			return
-		}
 	}
 	if s.env.Revocations != nil && s.env.Revocations.Room(claims.Subject, r, claims.IssuedAt) {
 		s.send(protocol.EncodeError(msg.ID, protocol.CodeForbidden, "access to "+r.String()+" was revoked: get a new token"))
@@ -560,6 +584,20 @@ func (s *Session) subscribe(ctx context.Context, msg *protocol.ClientMessage) {
 	}()
 }
 
+// mayJoin applies the built-in room rules and the room policy's extra
+// permissions.
+func (s *Session) mayJoin(c *auth.Claims, r room.Room) error {
+	if err := c.CanJoin(r); err != nil {
+		return err
+	}
+	for _, p := range s.env.Policy.For(r).Permissions {
+		if !c.Has(p) {
+			return fmt.Errorf("%w: %s needs permission %s", auth.ErrForbidden, r, p)
+		}
+	}
+	return nil
+}
+
 // Revoke applies a revocation received on NATS: the listed rooms are left
 // at once ({"op":"unsubscribed","reason":"revoked"}), or, without rooms,
 // the connection is closed with 4003. Safe to call from any goroutine.
@@ -589,6 +627,9 @@ func (s *Session) leave(st *subState) {
 		<-st.done
 	}
 	s.env.Hub.Leave(st.sub)
+	s.mu.Lock()
+	s.dropRoomLocked(st.sub.Room().String()) // nothing of the room follows the reply
+	s.mu.Unlock()
 }
 
 func (s *Session) device() string {

@@ -34,7 +34,7 @@ const ROOM = /^(global|(user|project):[A-Za-z0-9_-]{1,64})$/;
  * @property {"connecting"|"connected"|"reconnecting"|"offline"|"unauthorized"} state
  *   connecting: first attempt; connected: welcomed by a node; reconnecting:
  *   waiting retryInMs or trying again; offline: the browser is offline (the
- *   client retries when it is back); unauthorized: a 4001 close and no
+ *   client retries when it is back); unauthorized: a 4001 or 4003 close and no
  *   getToken to get another token (the client has stopped).
  * @property {string|null} node The node of the current or last connection.
  * @property {number|null} latencyMs Round trip of the last protocol ping.
@@ -342,13 +342,14 @@ export class Client {
     if (this.#closed) return;
     const error = `${code} ${reason || "connection lost"}`;
     if (globalThis.navigator?.onLine === false) return this.#set({ state: "offline", retryInMs: null, error });
-    // 4001: only a new token can help.
-    if (code === 4001 && !this.#opts.getToken) return this.#set({ state: "unauthorized", retryInMs: null, error });
+    // 4001 (token refused or expired) and 4003 (access revoked): only a new
+    // token can help.
+    if ((code === 4001 || code === 4003) && !this.#opts.getToken) return this.#set({ state: "unauthorized", retryInMs: null, error });
     const retryAfter = code === 1013 && /^retry-after=(\d+)$/.exec(reason)?.[1];
     let delay;
     if (code === 1012) delay = Math.random() * RESTART_JITTER_MS; // service restart: another node takes us at once
     else if (retryAfter) delay = Number(retryAfter) * 1000 + Math.random() * RETRY_AFTER_JITTER_MS;
-    else delay = this.#backoff(); // 1006 network, 4001 (new token), 4003, 4008 slow consumer, 4029, 4400 …
+    else delay = this.#backoff(); // 1006 network, 4001/4003 (new token), 4008 slow consumer, 4029, 4400 …
     this.#retry(delay, error);
   }
 
