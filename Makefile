@@ -1,6 +1,6 @@
 # eventedge — build, run and test everything from here.
 #
-#   make run     start an edge node with an embedded NATS server (no other service needed)
+#   make run     the whole system with an embedded NATS server (no other service needed)
 #   make test    run every module's tests with -race (what CI runs)
 #   make build   put every service binary in ./bin
 #   make lint    gofmt, go vet, staticcheck
@@ -15,18 +15,13 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 GO          ?= go
-MODULES     := proto services/edge
+MODULES     := proto services/edge scripts/devrun
 SERVICES    := edge
 TOOLS_BIN   := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS_BIN):$(PATH)
 
 PROTOC_GEN_GO_VERSION := v1.36.12
 STATICCHECK_VERSION   := v0.8.2
-
-# Development settings for `make run`. Never use this secret in production.
-DEV_SECRET  ?= dev-secret-do-not-use-in-production-0123456789
-EDGE_ADDR   ?= :8080
-ADMIN_ADDR  ?= :9090
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -62,16 +57,14 @@ build:
 		echo "build bin/$$s"; \
 		(cd services/$$s && CGO_ENABLED=0 $(GO) build -trimpath -o $(CURDIR)/bin/$$s ./cmd/$$s); \
 	done
+	@echo "build bin/devrun"
+	@cd scripts/devrun && CGO_ENABLED=0 $(GO) build -trimpath -o $(CURDIR)/bin/devrun .
 
-## run: an edge node with an embedded NATS server, development secret, console logs
+## run: the whole system on this machine (edge with embedded NATS, task API,
+## worker, sysmon, dashboard when built), a demo project and a development
+## token; Ctrl-C stops everything (scripts/devrun supervises the processes)
 run: build
-	@echo "eventedge edge node: ws://localhost$(EDGE_ADDR)/v1/ws  (admin http://localhost$(ADMIN_ADDR)/metrics)"
-	@echo "NATS (embedded, JetStream): nats://127.0.0.1:4222"
-	@echo "a development token (user u1, project p1, 1h):"
-	@echo "  $$(EDGE_JWT_SECRET=$(DEV_SECRET) ./bin/edge token --sub u1 --projects p1 --permissions tasks:read,logs:read,system:read --ttl 1h)"
-	@echo "more: EDGE_JWT_SECRET=$(DEV_SECRET) ./bin/edge token --sub <user> --projects <ids> --permissions <perms>"
-	EDGE_JWT_SECRET=$(DEV_SECRET) ./bin/edge --addr $(EDGE_ADDR) --admin-addr $(ADMIN_ADDR) \
-		--log-format console --allowed-origins 'localhost:*,127.0.0.1:*'
+	./bin/devrun --bin ./bin --data-dir ./.data
 
 ## test: every module's tests with the race detector
 test: tools
