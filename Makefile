@@ -15,8 +15,8 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 GO          ?= go
-MODULES     := proto services/edge scripts/devrun
-SERVICES    := edge
+MODULES     := proto services/edge scripts/devrun services/sysmon
+SERVICES    := edge sysmon
 TOOLS_BIN   := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS_BIN):$(PATH)
 
