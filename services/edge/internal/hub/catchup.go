@@ -1,0 +1,61 @@
+package hub
+
+import (
+	"context"
+
+	"github.com/eventedge/eventedge/proto/events"
+	"github.com/eventedge/eventedge/services/edge/internal/protocol"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// CatchUp brings a subscription created with resume=true up to date: it
+// replays the room's stored events after the subscription's position (or,
+// when they are gone from the stream, sends a reset), then merges the live
+// events held meanwhile and lets later ones flow. It returns when the
+// subscription is live, or with ctx's error (the session ended or left).
+func (h *Hub) CatchUp(ctx context.Context, sub *Subscription) error {
+	since := sub.Position()
+	pos, err := h.hist.Check(ctx, sub.room.Subject(), since)
+	if err != nil {
+		return err
+	}
+	if pos.Gap != "" {
+		h.m.Resets.WithLabelValues(string(pos.Gap)).Inc()
+		sub.resetTo(pos.Last)
+		sub.sink.Reset(sub.name, protocol.EncodeReset(sub.name, string(pos.Gap), pos.Last), false)
+	}
+	upTo := pos.Last
+	for {
+		if err := h.replay(ctx, sub, upTo); err != nil {
+			return err
+		}
+		live, err := sub.drainPending(ctx)
+		if err != nil || live {
+			return err
+		}
+		// Held live events overflowed: read on from the stream.
+		if upTo, err = h.hist.Last(ctx, sub.room.Subject()); err != nil {
+			return err
+		}
+	}
+}
+
+func (h *Hub) replay(ctx context.Context, sub *Subscription, upTo uint64) error {
+	n := 0
+	err := h.hist.Range(ctx, sub.room.Subject(), sub.Position(), upTo, func(m *jetstream.RawStreamMsg) error {
+		out, err := encode(sub.name, m.Sequence, m.Data, m.Header.Get(events.HeaderContentType))
+		if err != nil {
+			h.m.EventsInvalid.Inc()
+			h.log.Warn().Err(err).Str("room", sub.name).Uint64("seq", m.Sequence).Msg("skipped invalid stored event")
+			sub.skipTo(m.Sequence)
+			return nil
+		}
+		ok, err := sub.replayed(ctx, out)
+		if ok {
+			n++
+		}
+		return err
+	})
+	h.m.Replayed.Add(float64(n))
+	return err
+}

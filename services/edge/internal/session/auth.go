@@ -1,0 +1,118 @@
+package session
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/eventedge/eventedge/proto/room"
+	"github.com/eventedge/eventedge/services/edge/internal/auth"
+	"github.com/eventedge/eventedge/services/edge/internal/protocol"
+)
+
+// authenticate handles the first authentication (from the header or the
+// first auth message) and later token refreshes.
+func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string) {
+	claims, err := s.env.Verifier.Verify(token)
+	prev := s.Claims()
+	if err != nil {
+		reason := auth.ReasonOf(err)
+		s.env.Metrics.AuthFailures.WithLabelValues(string(reason)).Inc()
+		if prev == nil {
+			s.Close(protocol.Unauthenticated(err.Error()))
+			return
+		}
+		// A failed refresh leaves the current, still valid token in force.
+		s.send(protocol.EncodeError(id, protocol.CodeUnauthorized, err.Error()))
+		return
+	}
+	if s.env.Revocations != nil && s.env.Revocations.User(claims.Subject, claims.IssuedAt) {
+		s.env.Metrics.AuthFailures.WithLabelValues("revoked").Inc()
+		s.Close(protocol.Forbidden("access revoked: get a new token"))
+		return
+	}
+	if prev != nil && claims.Subject != prev.Subject {
+		s.env.Metrics.AuthFailures.WithLabelValues(string(auth.ReasonSubjectDiffs)).Inc()
+		s.send(protocol.EncodeError(id, protocol.CodeUnauthorized, "token refresh: sub differs from the session's user"))
+		return
+	}
+	// Per-user connection limit (slots.go; added with the server's
+	// connection limits): the first authentication takes a slot, released
+	// by Run's teardown.
+	if prev == nil && s.env.Users != nil {
+		if !s.env.Users.AcquireUser(claims.Subject) {
+			s.Close(protocol.RateLimited("too many connections for this user"))
+			return
+		}
+		s.userSlot = claims.Subject
+	}
+	s.claims.Store(claims)
+	s.armExpiry(claims)
+	if prev != nil {
+		s.send(protocol.EncodeRefreshed(id, claims.ExpiresAt))
+		s.subsMu.Lock()
+		s.recheckSubscriptions(claims)
+		s.subsMu.Unlock()
+		return
+	}
+	if s.authTimer != nil {
+		s.authTimer.Stop()
+	}
+	if deviceID != "" {
+		s.deviceID.Store(&deviceID)
+	}
+	s.log = s.log.With().Str("user", claims.Subject).Logger()
+	s.send(protocol.EncodeWelcome(s.info.ID, s.env.Node, claims.Subject, claims.ExpiresAt))
+	s.log.Info().Str("node", s.env.Node).Str("device", deviceID).Str("client_version", clientVersion).
+		Str("user_agent", s.info.UserAgent).Msg("connection authenticated")
+}
+
+// armExpiry closes the session with 4001 when the token expires, unless a
+// refresh replaces it first.
+func (s *Session) armExpiry(c *auth.Claims) {
+	if s.expTimer != nil {
+		s.expTimer.Stop()
+	}
+	if s.noticeTimer != nil {
+		s.noticeTimer.Stop()
+	}
+	if notice := time.Until(c.ExpiresAt) - s.opts.ExpiringNotice; notice > 0 {
+		s.noticeTimer = time.AfterFunc(notice, func() {
+			if s.Claims() == c {
+				secs := int(time.Until(c.ExpiresAt).Round(time.Second) / time.Second)
+				s.send(protocol.EncodeExpiring(max(secs, 0)))
+			}
+		})
+	}
+	d := time.Until(c.ExpiresAt) + s.env.Verifier.Leeway()
+	s.expTimer = time.AfterFunc(d, func() {
+		if cur := s.Claims(); cur == c {
+			s.env.Metrics.AuthFailures.WithLabelValues(string(auth.ReasonExpired)).Inc()
+			s.Close(protocol.Unauthenticated("token expired"))
+		}
+	})
+}
+
+// recheckSubscriptions leaves the rooms the refreshed claims no longer allow.
+func (s *Session) recheckSubscriptions(c *auth.Claims) {
+	for name, st := range s.subs {
+		if err := s.mayJoin(c, st.sub.Room()); err != nil {
+			s.leave(st)
+			delete(s.subs, name)
+			s.send(protocol.EncodeUnsubscribed(name, "forbidden"))
+		}
+	}
+}
+
+// mayJoin applies the built-in room rules and the room policy's extra
+// permissions.
+func (s *Session) mayJoin(c *auth.Claims, r room.Room) error {
+	if err := c.CanJoin(r); err != nil {
+		return err
+	}
+	for _, p := range s.env.Policy.For(r).Permissions {
+		if !c.Has(p) {
+			return fmt.Errorf("%w: %s needs permission %s", auth.ErrForbidden, r, p)
+		}
+	}
+	return nil
+}
