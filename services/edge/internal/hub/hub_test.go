@@ -148,10 +148,16 @@ func TestDispatchEncodesOncePerRoom(t *testing.T) {
 func TestDispatchAllocsIndependentOfSubscribers(t *testing.T) {
 	allocs := func(n int) float64 {
 		h := newHub(t)
-		join(t, h, n, false)
-		msg := liveMsg(t, logEvent(), 1)
-		h.dispatch(msg) // warm up
-		return testing.AllocsPerRun(50, func() { h.dispatch(msg) })
+		sinks := join(t, h, n, false)
+		rs, body := h.room(room.Project("p1").LiveSubject()), liveMsg(t, logEvent(), 1).Data
+		seq := uint64(0)
+		fan := func() { seq++; h.fanout(rs, seq, body, events.ContentTypeProtobuf) }
+		fan() // warm up
+		a := testing.AllocsPerRun(50, fan)
+		if got := sinks[0].count; got < 51 { // AllocsPerRun adds a warm-up run of its own
+			t.Fatalf("subscriber 0 received %d events, want at least 51: the measurement measured nothing", got)
+		}
+		return a
 	}
 	few, many := allocs(2), allocs(1000)
 	// A per-subscriber allocation would add about 1,000; allow a constant
@@ -228,14 +234,19 @@ func TestJoinConcurrentFirstSubscribers(t *testing.T) {
 // whom hold the event's required permission.
 func BenchmarkFanout1000(b *testing.B) {
 	h := newHub(b)
-	join(b, h, 1000, false)
-	msg := liveMsg(b, logEvent(), 1)
+	sinks := join(b, h, 1000, false)
+	rs, body := h.room(room.Project("p1").LiveSubject()), liveMsg(b, logEvent(), 1).Data
+	seq := uint64(0)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		h.dispatch(msg)
+		seq++
+		h.fanout(rs, seq, body, events.ContentTypeProtobuf)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/500, "ns/delivery")
+	if sinks[0].count != int(seq) {
+		b.Fatalf("subscriber 0 received %d of %d events", sinks[0].count, seq)
+	}
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
