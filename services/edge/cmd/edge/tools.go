@@ -69,6 +69,7 @@ func runListen(ctx context.Context, args []string, getenv func(string) string, o
 	token := fs.String("token", getenv("EDGE_TOKEN"), "JWT (env EDGE_TOKEN)")
 	var rooms roomList
 	fs.Var(&rooms, "room", "room to subscribe to (repeatable)")
+	since := fs.Int64("since", -1, "replay each room's stored events after this seq first (0: all retained); -1: live only")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -87,11 +88,17 @@ func runListen(ctx context.Context, args []string, getenv func(string) string, o
 	defer c.Close()
 	w := c.Welcome()
 	fmt.Fprintf(out, "connected to node %s as %s (session %s)\n", w.Node, w.User, w.Session)
+	var from *uint64
+	if *since >= 0 {
+		s := uint64(*since)
+		from = &s
+	}
 	for _, r := range rooms {
-		if err := c.Subscribe(dctx, r); err != nil {
+		pos, err := c.SubscribeFrom(dctx, r, from)
+		if err != nil {
 			return fmt.Errorf("subscribe %s: %w", r, err)
 		}
-		fmt.Fprintf(out, "subscribed to %s\n", r)
+		fmt.Fprintf(out, "subscribed to %s after seq %d\n", r, pos)
 	}
 	for {
 		select {

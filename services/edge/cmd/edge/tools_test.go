@@ -44,7 +44,7 @@ func TestPublishAndListen(t *testing.T) {
 	go func() {
 		done <- runListen(ctx, []string{"--url", e.URL, "--token", tok, "--room", "project:p1"}, noEnv, &out)
 	}()
-	edgetest.Eventually(t, 10*time.Second, func() bool { return strings.Contains(out.String(), "subscribed to project:p1") }, "listen subscribed")
+	edgetest.Eventually(t, 10*time.Second, func() bool { return strings.Contains(out.String(), "subscribed to project:p1 after seq") }, "listen subscribed")
 
 	var pubOut bytes.Buffer
 	err := runPublish(context.Background(), []string{"--nats-url", n.URL(),
