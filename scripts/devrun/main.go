@@ -142,7 +142,7 @@ func banner(sup *Supervisor, started []string, tok string) {
 	}
 	b.WriteString("  NATS       nats://127.0.0.1:4222 (embedded in the edge, JetStream)\n")
 	fmt.Fprintf(&b, "  Token (user u1, project demo, 12h):\n    %s\n", tok)
-	b.WriteString("  Watch:  ./bin/edge listen --token <token> --room project:demo\n")
+	b.WriteString("  Watch:  ./bin/edge listen --token <token> --room project:demo --since 0\n")
 	b.WriteString("  Ctrl-C stops everything.\n")
 	b.WriteString("=================================================\n\n")
 	sup.Printf("%s", b.String())
