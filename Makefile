@@ -15,7 +15,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 GO          ?= go
-MODULES     := proto services/edge scripts/devrun services/sysmon services/taskapi services/worker
+MODULES     := proto services/edge scripts/devrun services/internal services/sysmon services/taskapi services/worker
 SERVICES    := edge sysmon taskapi worker
 TOOLS_BIN   := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS_BIN):$(PATH)

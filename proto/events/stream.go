@@ -133,6 +133,24 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 	return s, nil
 }
 
+// EnsureStreamExists creates the EVENTS stream with cfg when it does not
+// exist, and leaves an existing one as it is: for services that publish but
+// do not own the stream's settings (EnsureStreams would overwrite them). It
+// reports whether it created the stream.
+func EnsureStreamExists(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (bool, error) {
+	_, err := js.Stream(ctx, StreamName)
+	switch {
+	case err == nil:
+		return false, nil
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return false, fmt.Errorf("stream %s: %w", StreamName, err)
+	}
+	if _, err := EnsureStreams(ctx, js, cfg); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // Publish normalizes ev (id, timestamp and type when missing; ev is
 // modified), validates it, publishes its protobuf encoding to the subject
 // of its room with Nats-Msg-Id = ev.Id, and waits for JetStream's ack.

@@ -518,3 +518,25 @@ func TestPublishLargestEvent(t *testing.T) {
 		t.Errorf("stream holds %d messages, want only the largest event", n)
 	}
 }
+
+// TestEnsureStreamExistsKeepsSettings: an existing stream is left as it
+// is (its owner's settings stay); a missing one is created.
+func TestEnsureStreamExistsKeepsSettings(t *testing.T) {
+	_, js := runJetStream(t)
+	ctx := testContext(t)
+	created, err := events.EnsureStreamExists(ctx, js, events.StreamConfig{MaxAge: time.Hour})
+	if err != nil || !created {
+		t.Fatalf("first call: created %v, %v", created, err)
+	}
+	created, err = events.EnsureStreamExists(ctx, js, events.StreamConfig{MaxAge: 2 * time.Hour})
+	if err != nil || created {
+		t.Fatalf("second call: created %v, %v", created, err)
+	}
+	st, err := js.Stream(ctx, events.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.CachedInfo().Config.MaxAge; got != time.Hour {
+		t.Fatalf("max age %s: the existing stream was changed", got)
+	}
+}

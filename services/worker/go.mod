@@ -5,7 +5,6 @@ go 1.26.8
 require (
 	github.com/eventedge/eventedge/proto v0.0.0
 	github.com/eventedge/eventedge/services/taskapi v0.0.0
-	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/rs/zerolog v1.35.1
@@ -13,10 +12,13 @@ require (
 	google.golang.org/protobuf v1.36.12
 )
 
+require github.com/nats-io/nats-server/v2 v2.15.2 // indirect
+
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/eventedge/eventedge/services/internal v0.0.0
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect
@@ -39,3 +41,5 @@ replace (
 	github.com/eventedge/eventedge/proto => ../../proto
 	github.com/eventedge/eventedge/services/taskapi => ../taskapi
 )
+
+replace github.com/eventedge/eventedge/services/internal => ../internal

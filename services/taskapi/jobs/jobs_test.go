@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/eventedge/eventedge/services/taskapi/internal/natstest"
+	"github.com/eventedge/eventedge/services/internal/natstest"
 	"github.com/eventedge/eventedge/services/taskapi/jobs"
 )
 

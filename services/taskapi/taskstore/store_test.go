@@ -17,7 +17,7 @@ import (
 	"github.com/eventedge/eventedge/proto/events"
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 
-	"github.com/eventedge/eventedge/services/taskapi/internal/natstest"
+	"github.com/eventedge/eventedge/services/internal/natstest"
 	"github.com/eventedge/eventedge/services/taskapi/taskstore"
 )
 

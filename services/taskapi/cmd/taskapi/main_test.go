@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventedge/eventedge/services/taskapi/internal/natstest"
+	"github.com/eventedge/eventedge/services/internal/natstest"
 )
 
 // TestMain runs main instead of the tests when the process test below

@@ -18,9 +18,9 @@ import (
 
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 
+	"github.com/eventedge/eventedge/services/internal/natstest"
 	"github.com/eventedge/eventedge/services/taskapi/docs"
 	"github.com/eventedge/eventedge/services/taskapi/internal/auth"
-	"github.com/eventedge/eventedge/services/taskapi/internal/natstest"
 	"github.com/eventedge/eventedge/services/taskapi/jobs"
 	"github.com/eventedge/eventedge/services/taskapi/taskstore"
 )

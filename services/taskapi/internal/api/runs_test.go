@@ -11,7 +11,7 @@ import (
 
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 
-	"github.com/eventedge/eventedge/services/taskapi/internal/natstest"
+	"github.com/eventedge/eventedge/services/internal/natstest"
 	"github.com/eventedge/eventedge/services/taskapi/jobs"
 )
 

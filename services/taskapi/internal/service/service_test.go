@@ -16,8 +16,8 @@ import (
 
 	"github.com/eventedge/eventedge/proto/events"
 
+	"github.com/eventedge/eventedge/services/internal/natstest"
 	"github.com/eventedge/eventedge/services/taskapi/internal/auth"
-	"github.com/eventedge/eventedge/services/taskapi/internal/natstest"
 	"github.com/eventedge/eventedge/services/taskapi/taskstore"
 )
 

@@ -21,7 +21,7 @@ import (
 	"github.com/eventedge/eventedge/services/taskapi/jobs"
 	"github.com/eventedge/eventedge/services/taskapi/taskstore"
 
-	"github.com/eventedge/eventedge/services/worker/internal/natstest"
+	"github.com/eventedge/eventedge/services/internal/natstest"
 )
 
 // TestMain runs main instead of the tests when the process test below

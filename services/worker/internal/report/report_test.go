@@ -13,7 +13,7 @@ import (
 	"github.com/eventedge/eventedge/proto/events"
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 
-	"github.com/eventedge/eventedge/services/worker/internal/natstest"
+	"github.com/eventedge/eventedge/services/internal/natstest"
 )
 
 // TestMain fails the package if a Reporter's goroutine outlives Close.

@@ -198,12 +198,8 @@ func (s *Service) prepare(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if _, err := js.Stream(ctx, events.StreamName); errors.Is(err, jetstream.ErrStreamNotFound) {
-		if _, err := events.EnsureStreams(ctx, js, s.opts.Events); err != nil {
-			return err
-		}
-	} else if err != nil {
-		return fmt.Errorf("stream %s: %w", events.StreamName, err)
+	if _, err := events.EnsureStreamExists(ctx, js, s.opts.Events); err != nil {
+		return err
 	}
 	if _, err := jobs.EnsureStream(ctx, js, s.opts.Jobs); err != nil {
 		return err

@@ -16,7 +16,7 @@ import (
 	"github.com/eventedge/eventedge/services/taskapi/jobs"
 	"github.com/eventedge/eventedge/services/taskapi/taskstore"
 
-	"github.com/eventedge/eventedge/services/worker/internal/natstest"
+	"github.com/eventedge/eventedge/services/internal/natstest"
 	"github.com/eventedge/eventedge/services/worker/internal/worker"
 )
 

@@ -21,8 +21,8 @@ import (
 	"github.com/eventedge/eventedge/services/taskapi/jobs"
 	"github.com/eventedge/eventedge/services/taskapi/taskstore"
 
+	"github.com/eventedge/eventedge/services/internal/natstest"
 	"github.com/eventedge/eventedge/services/worker/internal/jobrun"
-	"github.com/eventedge/eventedge/services/worker/internal/natstest"
 )
 
 // TestMain fails the package if a worker leaves a goroutine behind.

@@ -15,8 +15,8 @@ import (
 	"github.com/eventedge/eventedge/services/taskapi/jobs"
 	"github.com/eventedge/eventedge/services/taskapi/taskstore"
 
+	"github.com/eventedge/eventedge/services/internal/natstest"
 	"github.com/eventedge/eventedge/services/worker/internal/jobrun"
-	"github.com/eventedge/eventedge/services/worker/internal/natstest"
 	"github.com/eventedge/eventedge/services/worker/internal/report"
 )
 

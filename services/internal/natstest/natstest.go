@@ -3,9 +3,8 @@
 // dir, and can be stopped and started again on the same port and store to
 // test what happens while NATS is away. Nothing is mocked.
 //
-// It is a copy of services/taskapi/internal/natstest: an internal package
-// cannot be imported from another module, and a test helper does not
-// belong in the task API's public packages.
+// It lives in services/internal so that every service module (and only
+// those) can import it: Go's internal rule is by import path.
 package natstest
 
 import (
