@@ -69,6 +69,17 @@ func TestBrowserResume(t *testing.T) {
 	if states := eval[[]string](page, "__t.a.states"); !inOrder(states, "connecting", "connected", "reconnecting", "connected") {
 		t.Errorf("states %v: want connecting, connected, reconnecting, connected in that order", states)
 	}
+	// onSubscribed: once for the first subscribe (the reply's position, before
+	// any event), once for the resume, with the position it resumed from.
+	if got := eval[[]int64](page, "__t.a.subscribed"); len(got) != 2 || got[0] >= want[0] || got[1] != want[19] {
+		t.Errorf("onSubscribed calls %v: want [<first seq %d, %d]", got, want[0], want[19])
+	}
+	// A second subscription to the joined room is told it is subscribed too.
+	eval[any](page, `__t.a.client.subscribe("project:p1", {onSubscribed: (seq) => (__t.a.second = seq)}), null`)
+	page.waitFor("__t.a.second !== undefined", "onSubscribed of a second subscription")
+	if got := eval[int64](page, "__t.a.second"); got != want[len(want)-1] {
+		t.Errorf("second subscription's onSubscribed(%d), want the room's position %d", got, want[len(want)-1])
+	}
 	// The 20 events published during the cut came from the stream (resume
 	// with since).
 	if n := testutil.ToFloat64(edge.Metrics().Replayed); n < 20 {
@@ -260,7 +271,7 @@ window.__t = {};
 const rows = document.getElementById("clients");
 
 window.track = (name, options) => {
-  const t = (window.__t[name] = { seqs: [], states: [], errors: [], resets: [], tokens: 0, last: null });
+  const t = (window.__t[name] = { seqs: [], states: [], errors: [], resets: [], subscribed: [], tokens: 0, last: null });
   const row = rows.insertRow();
   const render = () => {
     const s = t.last ?? {};
@@ -287,6 +298,7 @@ window.track = (name, options) => {
       render();
     },
     onReset: (msg) => t.resets.push(msg),
+    onSubscribed: (seq) => t.subscribed.push(seq),
   });
 };
 </script>

@@ -54,6 +54,11 @@ const ROOM = /^(global|(user|project):[A-Za-z0-9_-]{1,64})$/;
  * @property {(err: {code: string, message: string}) => void} [onError] The
  *   server refused the subscription, or removed it (code "forbidden" after a
  *   token refresh). The subscription has ended.
+ * @property {(seq: number|null) => void} [onSubscribed] Called each time the
+ *   server has accepted the subscription (after the first subscribe and after
+ *   every resume on a new connection), with the room's position. From the
+ *   first call on no event of the room is missed: load the initial state from
+ *   the REST API then, and apply the events that follow.
  */
 
 /**
@@ -130,15 +135,16 @@ export class Client {
    * @param {SubscribeOptions} [options]
    * @returns {Subscription}
    */
-  subscribe(room, { events, onEvent, onReset, onError } = {}) {
+  subscribe(room, { events, onEvent, onReset, onError, onSubscribed } = {}) {
     if (!ROOM.test(room)) throw new TypeError(`eventedge: invalid room ${JSON.stringify(room)}`);
     if (this.#closed) throw new Error("eventedge: client is closed");
     let r = this.#rooms.get(room);
     if (!r) this.#rooms.set(room, (r = newRoom(room)));
     const before = unionFilter(r);
-    const listener = { filter: events?.length ? new Set(events) : null, onEvent, onReset, onError };
+    const listener = { filter: events?.length ? new Set(events) : null, onEvent, onReset, onError, onSubscribed };
     r.listeners.add(listener);
     if (this.#welcomed && (r.joinId === 0 || !sameFilter(before, unionFilter(r)))) this.#join(r);
+    else if (r.joined && onSubscribed) queueMicrotask(() => r.listeners.has(listener) && safely(onSubscribed, r.position));
     return { room, get position() { return r.position; }, unsubscribe: () => this.#unsubscribe(r, listener) };
   }
 
@@ -267,6 +273,7 @@ export class Client {
       r.joined = true;
       if (typeof reply.seq === "number") r.position = r.position === null ? reply.seq : Math.max(r.position, reply.seq);
       if (since !== null) this.#scheduleAck(r);
+      for (const l of r.listeners) safely(l.onSubscribed, r.position);
     });
     r.joinId = id;
   }
@@ -388,7 +395,7 @@ export class Client {
 function newRoom(name) {
   return {
     name,
-    listeners: new Set(), // {filter, onEvent, onReset, onError}, one per subscription
+    listeners: new Set(), // {filter, onEvent, onReset, onError, onSubscribed}, one per subscription
     position: null, // seq of the last delivered event (or of a reset or subscribe reply)
     joined: false, // the reply to the latest join arrived on this connection
     joinId: 0, // id of the latest subscribe sent on this connection
