@@ -16,6 +16,7 @@ import (
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
 	"github.com/eventedge/eventedge/services/edge/internal/broker"
 	"github.com/eventedge/eventedge/services/edge/internal/node"
+	"github.com/eventedge/eventedge/services/edge/internal/nodestats"
 	"github.com/eventedge/eventedge/services/edge/internal/policy"
 	"github.com/eventedge/eventedge/services/edge/internal/server"
 	"github.com/eventedge/eventedge/services/edge/internal/session"
@@ -48,7 +49,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		readLimit, queueBytes                                    int64
 		queueMessages, maxSubs, streamReplicas                   int
 		streamPerSubject                                         int64
-		drainDuration                                            time.Duration
+		drainDuration, statsInterval                             time.Duration
 		maxConns, maxConnsPerUser, maxConnsPerIP                 int
 		clientBurst, maxCoalescedLogs, commandBurst              int
 		readyFill, highWater, clientRate, progressRate           float64
@@ -124,6 +125,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	dur(&revocationTTL, "revocation-ttl", "EDGE_REVOCATION_TTL", 24*time.Hour, "how long revocations from ctl.revoke are remembered (at least the tokens' lifetime)")
 	integer(&socketSendBuffer, "socket-send-buffer", "EDGE_SOCKET_SEND_BUFFER", 0, "SO_SNDBUF of client sockets in bytes; 0: the kernel's autotuning")
 	boolean(&trustForwardedFor, "trust-forwarded-for", "EDGE_TRUST_FORWARDED_FOR", false, "take the client address from X-Forwarded-For (only behind a proxy that sets it)")
+	dur(&statsInterval, "stats-interval", "EDGE_STATS_INTERVAL", nodestats.DefaultInterval, "how often the node publishes its stats on ctl.edge.stats for sysmon (keep it well below sysmon's --node-silence)")
 	dur(&drainDuration, "drain-duration", "EDGE_DRAIN_DURATION", node.DefaultDrainDuration, "time shutdown spreads closing the clients (1012) over; 0s closes them at once")
 	dur(&shutdownTimeout, "shutdown-timeout", "EDGE_SHUTDOWN_TIMEOUT", node.DefaultDrainDuration+10*time.Second, "how long shutdown waits for clients to close; raised to --drain-duration + 10s when lower")
 	dur(&streamMaxAge, "stream-max-age", "EDGE_STREAM_MAX_AGE", events.DefaultMaxAge, "EVENTS stream: retention")
@@ -169,6 +171,9 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	}
 	if queueMessages < 1 || queueBytes < 1024 || maxSubs < 1 || streamPerSubject < 1 {
 		return nil, errors.New("--queue-messages, --queue-bytes (>= 1024), --max-subscriptions and --stream-max-msgs-per-subject must be positive")
+	}
+	if statsInterval < 100*time.Millisecond || statsInterval > time.Minute {
+		return nil, fmt.Errorf("--stats-interval (EDGE_STATS_INTERVAL): %s must be between 100ms and 1m", statsInterval)
 	}
 	if drainDuration < 0 {
 		return nil, fmt.Errorf("--drain-duration (EDGE_DRAIN_DURATION): %s must not be negative", drainDuration)
@@ -304,6 +309,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		ShutdownTimeout:   shutdownTimeout,
 		DrainDuration:     drainDuration,
 		LowPriorityBudget: lowBudget,
+		StatsInterval:     statsInterval,
 	}
 	if drainDuration == 0 {
 		c.node.DrainDuration = -1 // explicit zero: close every client at once

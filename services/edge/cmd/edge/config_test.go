@@ -21,6 +21,7 @@ import (
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
 	"github.com/eventedge/eventedge/services/edge/internal/broker"
 	"github.com/eventedge/eventedge/services/edge/internal/node"
+	"github.com/eventedge/eventedge/services/edge/internal/nodestats"
 	"github.com/eventedge/eventedge/services/edge/internal/server"
 	"github.com/eventedge/eventedge/services/edge/internal/session"
 )
@@ -101,6 +102,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		{"Server.ReadyFill", n.Server.ReadyFill, server.DefaultReadyFill},
 		{"Server.TrustForwardedFor", n.Server.TrustForwardedFor, false},
 		{"DrainDuration", n.DrainDuration, node.DefaultDrainDuration},
+		{"StatsInterval", n.StatsInterval, nodestats.DefaultInterval},
 		{"LowPriorityBudget", n.LowPriorityBudget, float64(node.DefaultLowPriorityBudget)},
 		{"ShutdownTimeout", n.ShutdownTimeout, node.DefaultDrainDuration + 10*time.Second},
 		{"Stream", n.Stream, events.StreamConfig{MaxAge: events.DefaultMaxAge, MaxMsgsPerSubject: events.DefaultMaxMsgsPerSubject,
@@ -256,6 +258,9 @@ func TestParseConfigFlagBeatsEnv(t *testing.T) {
 	eq(t, "TrustForwardedFor", c.node.Server.TrustForwardedFor, true)
 	eq(t, "DrainDuration", c.node.DrainDuration, 3*time.Second)
 	eq(t, "ClientRate", c.node.Session.ClientRate, 7.0)
+
+	c = mustParse(t, nil, env{"EDGE_JWT_SECRET": testSecret, "EDGE_STATS_INTERVAL": "250ms"})
+	eq(t, "StatsInterval", c.node.StatsInterval, 250*time.Millisecond)
 }
 
 func TestParseConfigPublicKey(t *testing.T) {
@@ -357,6 +362,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "ready fill NaN", env: env{"EDGE_READY_FILL": "NaN"}, want: []string{"--ready-fill"}},
 		{name: "high water above 1", env: env{"EDGE_QUEUE_HIGH_WATER": "2"}, want: []string{"--queue-high-water (EDGE_QUEUE_HIGH_WATER)", "at most 1"}},
 		{name: "trust forwarded for not a bool", env: env{"EDGE_TRUST_FORWARDED_FOR": "maybe"}, want: []string{`EDGE_TRUST_FORWARDED_FOR="maybe"`, "want true or false"}},
+		{name: "stats interval too short", args: []string{"--stats-interval", "10ms"}, want: []string{"--stats-interval (EDGE_STATS_INTERVAL)", "between 100ms and 1m"}},
 		{name: "drain duration negative", env: env{"EDGE_DRAIN_DURATION": "-5s"}, want: []string{"--drain-duration (EDGE_DRAIN_DURATION)", "must not be negative"}},
 		{name: "drain duration without unit", env: env{"EDGE_DRAIN_DURATION": "20"}, want: []string{`EDGE_DRAIN_DURATION="20"`, "want a duration"}},
 		{name: "client rate zero", env: env{"EDGE_CLIENT_RATE": "0"}, want: []string{"--client-rate (EDGE_CLIENT_RATE)", "positive number"}},
