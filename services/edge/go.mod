@@ -3,7 +3,6 @@ module github.com/eventedge/eventedge/services/edge
 go 1.26.8
 
 require (
-	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/coder/websocket v1.8.15
 	github.com/eventedge/eventedge/proto v0.0.0
@@ -19,10 +18,13 @@ require (
 	sigs.k8s.io/yaml v1.6.0
 )
 
+require github.com/chromedp/cdproto v0.159.0 // indirect
+
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/eventedge/eventedge/services/internal v0.0.0
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
@@ -43,3 +45,5 @@ require (
 )
 
 replace github.com/eventedge/eventedge/proto => ../../proto
+
+replace github.com/eventedge/eventedge/services/internal => ../internal

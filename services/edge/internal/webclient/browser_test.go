@@ -9,15 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -29,9 +25,8 @@ import (
 	"github.com/eventedge/eventedge/services/edge/internal/edgetest"
 	"github.com/eventedge/eventedge/services/edge/internal/node"
 	"github.com/eventedge/eventedge/services/edge/internal/positions"
+	"github.com/eventedge/eventedge/services/internal/browsertest"
 )
-
-const chromium = "/usr/bin/chromium"
 
 // TestBrowserResume runs client.js in a real headless Chromium against a
 // real edge node and NATS: the page receives 20 events, the network between
@@ -219,11 +214,7 @@ func TestBrowserReset(t *testing.T) {
 	}
 }
 
-func skipWithoutChromium(t *testing.T) {
-	if _, err := os.Stat(chromium); err != nil {
-		t.Skip("chromium not installed: make test installs it")
-	}
-}
+func skipWithoutChromium(t *testing.T) { browsertest.Skip(t) }
 
 // allowPages lets the test pages (http://127.0.0.1:<port>) connect.
 func allowPages(o *node.Options) { o.Server.AllowedOrigins = []string{"127.0.0.1:*"} }
@@ -326,95 +317,18 @@ func openPage(t *testing.T, edge *edgetest.Edge, proxy *proxy) browserPage {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
-	ctx, logs := startBrowser(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, l := range logs.all() {
-				t.Log("browser:", l)
-			}
-		}
-	})
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
-		t.Fatalf("navigate: %v", err)
-	}
-	p := browserPage{t: t, ctx: ctx}
+	tab := browsertest.Start(t, browsertest.Options{Width: 1000, Height: 700}).Tab()
+	tab.Navigate(srv.URL)
+	p := browserPage{t: t, ctx: tab.Ctx, tab: tab}
 	p.waitFor(`typeof window.track === "function"`, "the page to load client.js")
 	return p
-}
-
-// startBrowser starts headless Chromium, stopped when the test ends. Host
-// names other than 127.0.0.1 do not resolve, so the browser cannot reach
-// anything but this machine.
-func startBrowser(t *testing.T) (context.Context, *consoleLog) {
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1000, 700),
-	)
-	ctx, cancelTimeout := context.WithTimeout(context.Background(), 60*time.Second)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	ctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancelBrowser()
-		cancelAlloc() // waits for the browser to exit
-		cancelTimeout()
-	})
-	logs := &consoleLog{}
-	// Listen starts the browser.
-	err := chromedp.Listen(ctx, func(ev any) {
-		switch ev := ev.(type) {
-		case *runtime.EventConsoleAPICalled:
-			var args []string
-			for _, a := range ev.Args {
-				args = append(args, string(a.Value)+a.Description)
-			}
-			logs.add(string(ev.Type) + ": " + strings.Join(args, " "))
-		case *runtime.EventExceptionThrown:
-			d := ev.ExceptionDetails
-			if d.Exception != nil {
-				logs.add("exception: " + d.Text + " " + d.Exception.Description)
-			} else {
-				logs.add("exception: " + d.Text)
-			}
-		}
-	})
-	if err != nil {
-		t.Fatalf("start %s: %v", chromium, err)
-	}
-	return ctx, logs
-}
-
-// consoleLog collects the page's console output and exceptions.
-type consoleLog struct {
-	mu    sync.Mutex
-	lines []string // guarded by mu
-}
-
-func (l *consoleLog) add(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, s)
-}
-
-func (l *consoleLog) all() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.lines)
 }
 
 // browserPage is the loaded page.
 type browserPage struct {
 	t   *testing.T
 	ctx context.Context
+	tab *browsertest.Tab
 }
 
 func eval[T any](p browserPage, expr string) T {
@@ -449,15 +363,7 @@ func (p browserPage) waitFor(cond, what string) {
 // rendered, not a golden file.
 func (p browserPage) screenshot() {
 	p.t.Helper()
-	png, err := chromedp.Run(p.ctx, chromedp.CaptureScreenshot())
-	if err != nil {
-		p.t.Fatalf("screenshot: %v", err)
-	}
-	shot := filepath.Join(p.t.TempDir(), "page.png")
-	if err := os.WriteFile(shot, png, 0o644); err != nil {
-		p.t.Fatal(err)
-	}
-	p.t.Logf("screenshot: %s (%d bytes)", shot, len(png))
+	p.tab.Screenshot(p.t.TempDir(), "page.png")
 }
 
 // inOrder reports whether want occurs in got as a subsequence.

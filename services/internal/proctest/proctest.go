@@ -1,0 +1,243 @@
+// Package proctest builds eventedge's service binaries and runs them as real
+// processes in tests: each listens on loopback ports the test chose, is
+// ready when its admin /readyz answers 200, and can be stopped (SIGTERM),
+// killed and started again on the same ports. Their output is kept and
+// printed when the test fails.
+//
+// Ownership: a Process's fields are static after Start, except those
+// guarded by mu; the goroutine waiting for the OS process is started by
+// start and ends when the process exits (Stop and Kill wait for it).
+package proctest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Build compiles the services named (directories under root/services, each
+// with cmd/<name>) into dir and returns their paths by name. Binaries are
+// built without the race detector: they are the system under test, not
+// the test.
+func Build(dir, root string, services ...string) (map[string]string, error) {
+	paths := map[string]string{}
+	for _, svc := range services {
+		out := filepath.Join(dir, svc)
+		cmd := exec.Command("go", "build", "-o", out, "./cmd/"+svc)
+		cmd.Dir = filepath.Join(root, "services", svc)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build %s: %v\n%s", svc, err, b)
+		}
+		paths[svc] = out
+	}
+	return paths, nil
+}
+
+// FreeAddr returns a 127.0.0.1 address with a port that was free a moment
+// ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Spec describes a process.
+type Spec struct {
+	Name string   // for logs
+	Path string   // the binary
+	Args []string // command-line arguments
+	Env  []string // added to this process's environment
+	// Ready is a URL that answers 200 once the process is ready; empty:
+	// ready once started.
+	Ready string
+	// ReadyTimeout bounds the wait for Ready. Default 30s.
+	ReadyTimeout time.Duration
+	// StopTimeout bounds Stop's wait after SIGTERM, then the process is
+	// killed. Default 20s.
+	StopTimeout time.Duration
+}
+
+// Process is a running (or stopped) service process.
+type Process struct {
+	t    testing.TB
+	spec Spec
+	out  *lockedBuffer
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd     // guarded by mu: the current run
+	done chan struct{} // guarded by mu: closed when the current run ended
+	err  error         // written before done is closed
+}
+
+// Start starts the process and waits until it is ready. It is stopped
+// (SIGTERM, then kill) when the test ends, and its output is logged if the
+// test failed.
+func Start(t testing.TB, spec Spec) *Process {
+	t.Helper()
+	if spec.ReadyTimeout == 0 {
+		spec.ReadyTimeout = 30 * time.Second
+	}
+	if spec.StopTimeout == 0 {
+		spec.StopTimeout = 20 * time.Second
+	}
+	p := &Process{t: t, spec: spec, out: &lockedBuffer{}}
+	t.Cleanup(func() {
+		_ = p.Stop()
+		if t.Failed() {
+			t.Logf("output of %s:\n%s", spec.Name, p.out.String())
+		}
+	})
+	p.Restart()
+	return p
+}
+
+// Restart starts the process again after Stop or Kill, with the same spec,
+// and waits until it is ready.
+func (p *Process) Restart() {
+	p.t.Helper()
+	if err := p.start(); err != nil {
+		p.t.Fatalf("start %s: %v", p.spec.Name, err)
+	}
+	if err := p.waitReady(); err != nil {
+		p.t.Fatalf("%s: %v\noutput:\n%s", p.spec.Name, err, p.out.String())
+	}
+}
+
+func (p *Process) start() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		select {
+		case <-p.done:
+		default:
+			return errors.New("already running")
+		}
+	}
+	cmd := exec.Command(p.spec.Path, p.spec.Args...)
+	cmd.Env = append(os.Environ(), p.spec.Env...)
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test
+	fmt.Fprintf(p.out, "--- start %s\n", p.spec.Name)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	p.cmd, p.done = cmd, done
+	go func() {
+		err := cmd.Wait()
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		close(done)
+	}()
+	return nil
+}
+
+func (p *Process) waitReady() error {
+	if p.spec.Ready == "" {
+		return nil
+	}
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), p.spec.ReadyTimeout)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.spec.Ready, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-done:
+			return fmt.Errorf("exited before it was ready: %v", p.exitErr())
+		case <-ctx.Done():
+			return fmt.Errorf("not ready at %s after %s", p.spec.Ready, p.spec.ReadyTimeout)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (p *Process) exitErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// Stop sends SIGTERM and waits for the process to exit (killing it after
+// the spec's StopTimeout). It returns the exit error (nil: exit status 0);
+// a process that is not running returns nil.
+func (p *Process) Stop() error {
+	return p.signal(syscall.SIGTERM, p.spec.StopTimeout)
+}
+
+// Kill kills the process (SIGKILL) and waits for it to exit.
+func (p *Process) Kill() {
+	_ = p.signal(syscall.SIGKILL, p.spec.StopTimeout)
+}
+
+func (p *Process) signal(sig syscall.Signal, timeout time.Duration) error {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil // already exited (its error was reported by whoever waited)
+	default:
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("%s did not exit within %s of %s: killed", p.spec.Name, timeout, sig)
+	}
+	if sig == syscall.SIGKILL {
+		return nil
+	}
+	return p.exitErr()
+}
+
+// Output is everything the process wrote so far, across restarts.
+func (p *Process) Output() string { return p.out.String() }
+
+// lockedBuffer is a bytes.Buffer safe for the process's two output pipes
+// and the test.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer // guarded by mu
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
