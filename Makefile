@@ -6,6 +6,7 @@
 #   make lint    gofmt, go vet, staticcheck
 #   make proto   regenerate the Go code of proto/
 #   make bench   hot-path micro-benchmarks
+#   make screenshot  refresh docs/dashboard.png from the dashboard's browser test
 #
 # Tools that are missing are installed: protoc from Debian's
 # protobuf-compiler, Chromium from Debian's chromium (browser tests),
@@ -15,8 +16,8 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 GO          ?= go
-MODULES     := proto services/edge scripts/devrun services/internal services/sysmon services/taskapi services/worker
-SERVICES    := edge sysmon taskapi worker
+MODULES     := proto services/edge scripts/devrun services/internal services/sysmon services/taskapi services/worker services/dashboard
+SERVICES    := edge sysmon taskapi worker dashboard
 TOOLS_BIN   := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS_BIN):$(PATH)
 
@@ -25,7 +26,7 @@ STATICCHECK_VERSION   := v0.8.2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test lint proto bench tools deps clean
+.PHONY: all build run test lint proto bench tools deps clean screenshot
 
 all: build
 
@@ -82,6 +83,11 @@ lint: tools
 ## bench: hot-path micro-benchmarks with allocations
 bench:
 	cd services/edge && $(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+## screenshot: run the dashboard's member/viewer browser test and keep its
+## screenshot of the member's board as docs/dashboard.png
+screenshot: tools
+	cd services/dashboard && $(GO) test -count=1 -run '^TestMemberAndViewerSeeARunLive$$' ./e2e -update-docs-screenshot
 
 clean:
 	rm -rf bin .tools

@@ -1,8 +1,8 @@
 // Command devrun brings the whole eventedge system up on one machine for
 // development — the edge node with its embedded NATS, the task API, a job
-// worker and the system monitor — seeds a demo project with tasks, starts a
-// demo job so events flow at once, and prints the URLs and a development
-// token. Ctrl-C stops every process cleanly, newest first.
+// worker, the system monitor and the dashboard — seeds a demo project with
+// tasks, starts a demo job so events flow at once, and prints the URLs and
+// a development token. Ctrl-C stops every process cleanly, newest first.
 //
 // `make run` builds the binaries and runs it. It needs nothing installed
 // but the binaries in ./bin.
@@ -49,14 +49,17 @@ func run(ctx context.Context, bin, data string, seed bool) error {
 			Args: []string{"--log-format", "console", "--data-dir", data, "--node-name", "edge-dev", "--allowed-origins", "localhost:*,127.0.0.1:*"},
 			Env:  []string{"EDGE_JWT_SECRET=" + DevSecret}},
 		{Name: "taskapi", Path: exe("taskapi"), Ready: "http://127.0.0.1:9091/readyz",
-			Env: []string{"TASKAPI_JWT_SECRET=" + DevSecret, "NATS_URL=nats://127.0.0.1:4222"}},
+			Env: []string{"TASKAPI_JWT_SECRET=" + DevSecret, "NATS_URL=nats://127.0.0.1:4222",
+				// The dashboard's pages call the task API from the browser.
+				"TASKAPI_ALLOWED_ORIGINS=http://localhost:8082,http://127.0.0.1:8082"}},
 		{Name: "worker", Path: exe("worker"), Ready: "http://127.0.0.1:9092/readyz",
 			Env: []string{"NATS_URL=nats://127.0.0.1:4222", "WORKER_NAME=worker-dev"}},
 		{Name: "sysmon", Path: exe("sysmon"), Ready: "http://127.0.0.1:9093/readyz",
 			Env: []string{"NATS_URL=nats://127.0.0.1:4222"}},
 		{Name: "dashboard", Path: exe("dashboard"), Ready: "http://127.0.0.1:9094/readyz",
 			Args: []string{"--dev"},
-			Env:  []string{"DASHBOARD_EDGE_URL=ws://localhost:8080/v1/ws", "DASHBOARD_API_URL=http://localhost:8081"}},
+			Env: []string{"DASHBOARD_EDGE_URL=ws://localhost:8080/v1/ws", "DASHBOARD_API_URL=http://localhost:8081",
+				"DASHBOARD_DEV_JWT_SECRET=" + DevSecret}},
 	}
 	var started []string
 	for _, p := range procs {
@@ -135,7 +138,7 @@ func banner(sup *Supervisor, started []string, tok string) {
 		"taskapi":   "Task API   http://localhost:8081/v1/projects/demo/tasks   (OpenAPI: http://localhost:8081/openapi.json)",
 		"worker":    "Worker     metrics http://localhost:9092/metrics",
 		"sysmon":    "Sysmon     metrics http://localhost:9093/metrics",
-		"dashboard": "Dashboard  http://localhost:8082",
+		"dashboard": "Dashboard  http://localhost:8082/login (development login: pick a demo user)",
 	}
 	for _, name := range started {
 		fmt.Fprintf(&b, "  %s\n", urls[name])
