@@ -6,7 +6,8 @@
 //     update cannot bring a deleted task back;
 //   - progress per task and execution ({executionId, progress, stage,
 //     message} and the last 500 log lines); a new execution starts from zero
-//     and never goes down;
+//     and never goes down; events of a run other than the task's latest
+//     (executionId) are ignored;
 //   - a buffer: while a load from the API runs, events wait and are applied
 //     after the snapshot, in the order they arrived.
 // Every change returns a Result that says what the view has to redraw.
@@ -404,8 +405,14 @@ export class Board {
   #progressed(data, result) {
     const id = str(data.taskId);
     if (!id) return;
-    if (!this.tasks.has(id) && this.tombstones.has(id)) return; // deleted
+    const task = this.tasks.get(id);
+    if (!task && this.tombstones.has(id)) return; // deleted
     const executionId = str(data.executionId);
+    // The task's latest run is known and this is another one: a late event of
+    // an older run (its reporter flushing after a cancel, or buffered during a
+    // load whose snapshot already has the new run). A newer run cannot come
+    // first: task_updated with its executionId precedes its job.
+    if (task?.executionId && executionId !== task.executionId) return;
     let rec = this.progress.get(id);
     if (!rec || rec.executionId !== executionId) {
       rec = this.#newProgress(executionId);
