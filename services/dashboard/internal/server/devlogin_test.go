@@ -176,3 +176,49 @@ func TestDevTokenBodyLimit(t *testing.T) {
 		t.Errorf("a %d-byte body: %d %q, want 200", len(body), r.code, r.body)
 	}
 }
+
+// TestDevLoginLoopbackOnly: the development login answers only requests
+// whose Host names the loopback interface, so that neither another machine
+// nor a page of another site rebinding its name to 127.0.0.1 can mint
+// tokens. The board itself is served on any Host.
+func TestDevLoginLoopbackOnly(t *testing.T) {
+	f := start(t, devOptions(nil))
+	send := func(method, path, host, body string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, f.url+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		req.Header.Set("Content-Type", "application/json")
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	const tok = `{"user":"admin","project":"p1"}`
+	for _, host := range []string{"localhost:8082", "LOCALHOST", "127.0.0.1:8082", "127.1.2.3", "[::1]:8082"} {
+		if code := send(http.MethodPost, "/dev/token", host, tok); code != http.StatusOK {
+			t.Errorf("POST /dev/token with Host %s = %d, want 200", host, code)
+		}
+	}
+	for _, host := range []string{"evil.example:8082", "192.168.1.20:8082", "localhost.evil.example", "[::2]:8082", "0.0.0.0:8082"} {
+		for _, path := range []string{"/dev/token", "/dev/users", "/login"} {
+			method := http.MethodGet
+			if path == "/dev/token" {
+				method = http.MethodPost
+			}
+			if code := send(method, path, host, tok); code != http.StatusForbidden {
+				t.Errorf("%s %s with Host %q = %d, want 403", method, path, host, code)
+			}
+		}
+		if code := send(http.MethodGet, "/", host, ""); code != http.StatusOK {
+			t.Errorf("GET / with Host %q = %d, want 200", host, code)
+		}
+	}
+	if n := counter(t, f.reg, "eventedge_dashboard_dev_tokens_total", map[string]string{"user": "admin"}); n != 5 {
+		t.Errorf("%v admin tokens minted, want 5 (the loopback hosts only)", n)
+	}
+}

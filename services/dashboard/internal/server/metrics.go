@@ -28,6 +28,9 @@ const (
 	routeDevToken = "/dev/token"
 	routeAsset    = "asset"
 	routeNotFound = "not_found"
+	// routeDevRefused: the development login asked for on a Host that is
+	// not loopback.
+	routeDevRefused = "dev_refused"
 )
 
 // newMetrics creates the counters and registers them with reg unless it is

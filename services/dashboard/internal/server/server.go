@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"strings"
 
 	"github.com/rs/zerolog"
 )
@@ -113,6 +115,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
 			s.serveAsset(w, r, s.index)
 		}
 		return routeIndex
+	case (p == "/login" || strings.HasPrefix(p, "/dev/")) && s.opts.Dev && !loopbackHost(r.Host):
+		// The development login mints tokens for anyone who asks: only a
+		// browser on this machine may, and a page of another site that
+		// rebinds its DNS name to 127.0.0.1 still sends its own Host.
+		writeJSONError(w, http.StatusForbidden, fmt.Sprintf("the development login answers only on localhost, 127.0.0.1 or [::1], not on %q", clip(r.Host)))
+		return routeDevRefused
 	case p == "/login" && s.opts.Dev:
 		if allowRead(w, r, false) {
 			s.serveAsset(w, r, s.login)
@@ -140,6 +148,20 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
 	}
 	writeTextError(w, http.StatusNotFound)
 	return routeNotFound
+}
+
+// loopbackHost reports whether host (a Host header: name or address, with
+// an optional port) names this machine's loopback interface.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // allowRead answers 405 unless r is a GET or a HEAD, with a JSON body for
