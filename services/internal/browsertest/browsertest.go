@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -145,6 +147,17 @@ func (p *Tab) Run(actions ...chromedp.Action[chromedp.Void]) {
 	if err := chromedp.Do(p.Ctx, actions...); err != nil {
 		p.t.Fatalf("browser: %v", err)
 	}
+}
+
+// OnNewDocument makes the tab run the script js in every page it loads
+// from now on, before the page's own scripts: a place to install
+// observers and listeners a test reads later.
+func (p *Tab) OnNewDocument(js string) {
+	p.t.Helper()
+	p.Run(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: js})
+		return err
+	}))
 }
 
 // Navigate loads url.
