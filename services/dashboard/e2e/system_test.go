@@ -201,3 +201,68 @@ func (s *system) waitBoard(tab *browsertest.Tab, project string) {
 	tab.WaitFor(fmt.Sprintf(`document.querySelector("#board")?.dataset.loaded === "true" && document.querySelector("#board").dataset.project === %q`, project), 15*time.Second, "the board to load")
 	tab.WaitFor(`document.querySelector("#conn")?.dataset.state === "connected"`, 15*time.Second, "the connection")
 }
+
+// probe is installed in every page before its scripts run. It records what
+// the tests check beyond the DOM's final state: CSP violations and
+// uncaught errors (there must be none), when each task's card first
+// appeared (Date.now(), comparable with the test's clock), and every
+// percentage each card's progress bar showed.
+const probe = `
+window.__probe = { csp: [], errors: [], cards: {}, progress: {} };
+document.addEventListener("securitypolicyviolation", (e) => __probe.csp.push(e.violatedDirective + " " + e.blockedURI));
+addEventListener("error", (e) => __probe.errors.push(String(e.message)));
+addEventListener("unhandledrejection", (e) => __probe.errors.push(String(e.reason)));
+(() => {
+  const bar = (el) => {
+    const card = el.closest?.(".task[data-task-id]");
+    if (!card) return;
+    const seen = (__probe.progress[card.dataset.taskId] ??= []);
+    const v = Number(el.getAttribute("aria-valuenow"));
+    if (seen.at(-1) !== v) seen.push(v);
+  };
+  const added = (node) => {
+    if (node.nodeType !== 1) return;
+    for (const c of [node, ...node.querySelectorAll(".task[data-task-id]")]) {
+      if (c.matches(".task[data-task-id]")) __probe.cards[c.dataset.taskId] ??= Date.now();
+    }
+    for (const b of [node, ...node.querySelectorAll('[role="progressbar"]')]) {
+      if (b.matches('[role="progressbar"]')) bar(b);
+    }
+  };
+  new MutationObserver((records) => {
+    for (const r of records) {
+      if (r.type === "attributes") bar(r.target);
+      else r.addedNodes.forEach(added);
+    }
+  }).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ["aria-valuenow", "data-task-id"] });
+})();
+`
+
+// openTab opens a tab (the browser's first when name is empty) with the
+// probe installed.
+func openTab(b *browsertest.Browser, name string) *browsertest.Tab {
+	var t *browsertest.Tab
+	if name == "" {
+		t = b.Tab()
+	} else {
+		t = b.NewTab(name)
+	}
+	t.OnNewDocument(probe)
+	return t
+}
+
+// assertClean checks what the probe and the page say about a tab: no CSP
+// violation, no uncaught error, no event of the activity list delivered
+// twice.
+func assertClean(t *testing.T, who string, tab *browsertest.Tab) {
+	t.Helper()
+	if v := browsertest.Eval[[]string](tab, "__probe.csp"); len(v) > 0 {
+		t.Errorf("%s: CSP violations: %q", who, v)
+	}
+	if v := browsertest.Eval[[]string](tab, "__probe.errors"); len(v) > 0 {
+		t.Errorf("%s: uncaught errors: %q", who, v)
+	}
+	if d := browsertest.Eval[string](tab, `document.querySelector("#activity")?.dataset.duplicates ?? "missing"`); d != "0" {
+		t.Errorf("%s: #activity data-duplicates = %s, want 0 (an event delivered twice)", who, d)
+	}
+}

@@ -198,7 +198,7 @@ func requestInFlight(t *testing.T, addr string) (conn net.Conn, br *bufio.Reader
 	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = fmt.Fprintf(c, "POST /dev/token HTTP/1.1\r\nHost: dashboard\r\nContent-Type: application/json\r\n"+
+	_, err = fmt.Fprintf(c, "POST /dev/token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"+
 		"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n", len(tokenBody))
 	if err != nil {
 		t.Fatal(err)

@@ -76,6 +76,7 @@ test("the list has one entry per seq, newest first", () => {
   activity.add([record(undefined), record("6")]); // not a seq: skipped
   deepEqual([...list.children].map((li) => li.getAttribute("data-seq")), ["5", "4", "3", "2", "1"]);
   equal(list.querySelector('[data-seq="5"] .activity-text').textContent, "u1 updated “T”", "the first entry of a seq stays");
+  equal(list.getAttribute("data-duplicates"), "2", "the replayed seqs are counted; records without a seq are not");
   ok(list.querySelector('[data-seq="4"]').classList.contains("activity-deleted"));
 });
 
@@ -97,4 +98,30 @@ test("an entry shows its time when the event has one", () => {
   createActivityList(list).add([record(1, { timestamp: "2025-01-01T00:00:02Z" }), record(2)]);
   equal(list.querySelector('[data-seq="1"] time').getAttribute("datetime"), "2025-01-01T00:00:02Z");
   equal(list.querySelector('[data-seq="2"] time'), null);
+});
+
+test("data-duplicates is 0 once the list exists and counts every record of a seq shown before", () => {
+  const list = document.createElement("ol");
+  const activity = createActivityList(list);
+  equal(list.getAttribute("data-duplicates"), "0");
+  activity.add([record(1), record(2)]);
+  equal(list.getAttribute("data-duplicates"), "0");
+  activity.add([record(2), record(2), record(1)]);
+  equal(list.getAttribute("data-duplicates"), "3");
+  equal(list.childElementCount, 2);
+});
+
+test("continueAfter: a recreated stream's seqs are not taken for duplicates", () => {
+  const list = document.createElement("ol");
+  const activity = createActivityList(list);
+  activity.add([record(1), record(2), record(3)]);
+  activity.continueAfter(5); // a reset further on: nothing shown is above it
+  deepEqual([...list.children].map((li) => li.getAttribute("data-seq")), ["3", "2", "1"]);
+  activity.continueAfter(1); // the stream was recreated: its events 2, 3, … are new
+  deepEqual([...list.children].map((li) => li.getAttribute("data-seq")), ["1"]);
+  activity.add([record(2, { title: "new stream" })]);
+  equal(list.getAttribute("data-duplicates"), "0");
+  equal(list.querySelector('[data-seq="2"] .activity-text').textContent, "u1 updated “new stream”");
+  activity.continueAfter(null);
+  equal(list.childElementCount, 2, "no position: nothing to forget");
 });

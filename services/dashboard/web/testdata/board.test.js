@@ -1,8 +1,8 @@
 // Unit tests of js/board.js, the board's state store (see its doc comments
-// and services/dashboard/CONTRACT.md). Run by web/js_test.go.
+// and services/dashboard/README.md). Run by web/js_test.go.
 
 import { test, ok, equal, notEqual, deepEqual } from "./harness.js";
-import { Board, LOG_LINES, BUFFER_LIMIT, TOMBSTONE_LIMIT, normalizeTask, parseRevision } from "../js/board.js";
+import { Board, LOG_LINES, BUFFER_LIMIT, TOMBSTONE_LIMIT, FETCH_RETRIES, normalizeTask, parseRevision } from "../js/board.js";
 
 const task = (id, rev, extra = {}) => ({ id, projectId: "p", title: "T" + id, status: "TASK_STATUS_TODO", revision: String(rev), createdAt: "2025-01-01T00:00:00Z", ...extra });
 const created = (t) => ({ type: "task_created", timestamp: "2025-01-01T00:00:01Z", userId: "u1", metadata: { revision: t.revision }, data: { task: t, createdBy: "u1" } });
@@ -511,4 +511,207 @@ test("events without a type, or of other types, change nothing", () => {
     equal(r.changed.size + r.removed.size + r.fetch.size + r.activity.length, 0, JSON.stringify(ev));
   }
   deepEqual([...b.tasks.keys()], ["a"]);
+});
+
+// ---- GETs of tasks the board does not have ----
+
+test("fetch: task_updated during the GET raises the revision wanted; an older answer is read again", () => {
+  const b = loaded([]);
+  ok(b.receive(updated("z", 3, { title: "three" }), 1).fetch.has("z"));
+  const first = b.startFetch("z");
+  ok(first, "the first GET starts");
+  const r = b.receive(updated("z", 4, { title: "four" }), 2);
+  ok(r.fetch.has("z"));
+  equal(b.startFetch("z"), null, "one GET at a time");
+  equal(b.task("z"), undefined);
+  const answer = b.finishFetch(first, task("z", 3, { title: "three" }));
+  equal(answer.changed.size, 0, "the answer is older than the event seen meanwhile: not applied");
+  deepEqual(answer.fetch, new Set(["z"]), "read again");
+  equal(b.task("z"), undefined);
+  const second = b.startFetch("z");
+  ok(second, "the GET again");
+  ok(b.finishFetch(second, task("z", 4, { title: "four" })).changed.has("z"));
+  deepEqual([b.task("z").title, b.task("z").revision], ["four", 4]);
+  // settled: a later GET of the same task applies by revision only
+  const third = b.startFetch("z");
+  equal(b.finishFetch(third, task("z", 3)).fetch.size, 0);
+  equal(b.task("z").revision, 4);
+});
+
+test("fetch: an answer as new as the events applies at once; newer applies too", () => {
+  const b = loaded([]);
+  b.receive(updated("z", 3, { title: "x" }), 1);
+  const t = b.startFetch("z");
+  b.receive(updated("z", 5, { title: "x" }), 2);
+  const r = b.finishFetch(t, task("z", 6, { title: "six" }));
+  ok(r.changed.has("z"));
+  equal(r.fetch.size, 0);
+  equal(b.task("z").revision, 6);
+  ok(b.receive(updated("z", 7, { title: "seven" }), 3).changed.has("z"), "later events apply to the task");
+  equal(b.task("z").title, "seven");
+});
+
+test("fetch: after FETCH_RETRIES older answers the last one is applied", () => {
+  const b = loaded([]);
+  b.receive(updated("z", 9, { title: "nine" }), 1);
+  for (let i = 0; i < FETCH_RETRIES; i++) {
+    const r = b.finishFetch(b.startFetch("z"), task("z", 2));
+    deepEqual(r.fetch, new Set(["z"]), `answer ${i + 1}`);
+    equal(b.task("z"), undefined);
+  }
+  const r = b.finishFetch(b.startFetch("z"), task("z", 2, { title: "old" }));
+  equal(r.fetch.size, 0);
+  ok(r.changed.has("z"));
+  equal(b.task("z").title, "old");
+});
+
+test("fetch: a task_created while the GET runs settles it; the answer is then ignored", () => {
+  const b = loaded([]);
+  b.receive(updated("z", 3, { title: "x" }), 1);
+  const t = b.startFetch("z");
+  b.receive(created(task("z", 4, { title: "created" })), 2);
+  const r = b.finishFetch(t, task("z", 3));
+  deepEqual([r.changed.size, r.fetch.size], [0, 0]);
+  equal(b.task("z").title, "created");
+});
+
+test("fetch: 404, a deletion meanwhile, a failed GET, events without revision", () => {
+  const b = loaded([]);
+  b.receive(updated("gone", 3, {}), 1);
+  let r = b.finishFetch(b.startFetch("gone"), null);
+  deepEqual([r.changed.size, r.fetch.size], [0, 0], "404: nothing to show, nothing to ask again");
+  ok(b.startFetch("gone"), "the GET is over");
+
+  b.receive(updated("d", 3, {}), 2);
+  const t = b.startFetch("d");
+  b.receive(updated("d", 4, {}), 3);
+  b.receive(deleted("d", 5), 4);
+  r = b.finishFetch(t, task("d", 3));
+  deepEqual([r.changed.size, r.fetch.size], [0, 0], "deleted meanwhile");
+  equal(b.task("d"), undefined);
+
+  b.receive(updated("f", 3, {}), 5);
+  const failed = b.startFetch("f");
+  b.cancelFetch(failed);
+  ok(b.startFetch("f"), "a failed GET does not block the next one");
+
+  const e = updated("n", 0, { title: "norev" });
+  delete e.metadata.revision;
+  b.receive(e, 6);
+  r = b.finishFetch(b.startFetch("n"), task("n", 2, { title: "fetched" }));
+  ok(r.changed.has("n"), "no revision to compare with: applied");
+  equal(r.fetch.size, 0);
+});
+
+test("fetch: an answer that a reload overtook is dropped; the deleted task stays away", () => {
+  const b = loaded([]);
+  b.receive(updated("z", 3, { title: "x" }), 1);
+  const before = b.startFetch("z"); // started before the reset
+  const g = b.beginLoad(); // a reset: z was deleted in the lost history
+  equal(b.finishFetch(before, task("z", 3)).changed.size, 0, "answered while the reload runs");
+  b.finishLoad(g, []);
+  equal(b.task("z"), undefined);
+
+  const late = b.startFetch("z");
+  const g2 = b.beginLoad();
+  b.finishLoad(g2, [task("a", 1)]);
+  const r = b.finishFetch(late, task("z", 3, { title: "zombie" }));
+  deepEqual([r.changed.size, r.fetch.size], [0, 0], "answered after the reload finished");
+  equal(b.task("z"), undefined);
+});
+
+test("fetch: after a reload a new GET starts even while an older one is on its way", () => {
+  const b = loaded([]);
+  b.receive(updated("z", 3, {}), 1);
+  const old = b.startFetch("z");
+  const g = b.beginLoad();
+  b.receive(updated("z", 4, {}), 2); // buffered
+  const r = b.finishLoad(g, []);
+  ok(r.fetch.has("z"));
+  const now = b.startFetch("z");
+  ok(now, "not blocked by the GET of the previous generation");
+  equal(b.finishFetch(old, task("z", 3)).changed.size, 0);
+  equal(b.startFetch("z"), null, "the old answer did not end the new GET");
+  ok(b.finishFetch(now, task("z", 4, { title: "four" })).changed.has("z"));
+  equal(b.task("z").title, "four");
+});
+
+test("applyFetched: an answer of an older generation is dropped", () => {
+  const b = loaded([task("a", 1)]);
+  const gen = b.generation;
+  b.finishLoad(b.beginLoad(), []); // a reload: a is gone
+  equal(b.applyFetched(task("a", 2), gen).changed.size, 0);
+  equal(b.task("a"), undefined);
+  ok(b.applyFetched(task("a", 2), b.generation).changed.has("a"), "the current generation applies");
+});
+
+// ---- giving a load up ----
+
+test("abandonLoad stops buffering and applies the buffered events to the board as it is", () => {
+  const b = loaded([task("a", 1, { title: "one" })]);
+  const g = b.beginLoad();
+  b.receive(updated("a", 2, { title: "two" }), 1);
+  b.receive(created(task("n", 3)), 2);
+  const r = b.abandonLoad(g);
+  equal(b.loading, false);
+  equal(r.loaded, false, "not a snapshot: only what the events name is redrawn");
+  deepEqual(r.changed, new Set(["a", "n"]));
+  deepEqual(r.activity.map((x) => x.seq), [1, 2]);
+  equal(b.task("a").title, "two");
+  ok(b.receive(updated("a", 3, { title: "three" }), 3).changed.has("a"), "live again");
+  equal(b.abandonLoad(g), null, "not loading any more");
+  const g1 = b.beginLoad();
+  const g2 = b.beginLoad();
+  equal(b.abandonLoad(g1), null, "a superseded load");
+  equal(b.loading, true);
+  ok(b.abandonLoad(g2));
+});
+
+test("abandonLoad of the first load leaves the board not loaded", () => {
+  const b = new Board();
+  const g = b.beginLoad();
+  b.receive(created(task("n", 1)), 1);
+  b.abandonLoad(g);
+  equal(b.loaded, false);
+  equal(b.task("n").revision, 1);
+  const r = b.finishLoad(b.beginLoad(), [task("m", 1)]);
+  ok(r.loaded && b.loaded);
+  ok(r.removed.has("n"), "the next load is authoritative");
+});
+
+// ---- duplicates ----
+
+test("duplicates: an event whose seq is not above the last one is counted and dropped", () => {
+  const b = loaded([task("a", 1)]);
+  equal(b.duplicates, 0);
+  b.receive(progress("a", "x", 0.1, ["one"]), 5);
+  const again = b.receive(progress("a", "x", 0.1, ["one"]), 5);
+  deepEqual([again.changed.size, again.activity.length], [0, 0]);
+  equal(b.receive(updated("a", 2, { title: "old seq" }), 4).activity.length, 0);
+  equal(b.duplicates, 2);
+  equal(b.progressOf("a").lines.length, 1, "the log line is not repeated");
+  equal(b.task("a").title, "Ta");
+  ok(b.receive(updated("a", 2, { title: "next" }), 6).changed.has("a"));
+  // events without a seq are not compared
+  b.receive(progress("a", "x", 0.2), undefined);
+  b.receive(progress("a", "x", 0.3), "7");
+  equal(b.duplicates, 2);
+  equal(b.percent("a"), 30);
+});
+
+test("duplicates: counted while a load buffers, too; continueAfter starts counting anew", () => {
+  const b = new Board();
+  const g = b.beginLoad();
+  b.receive(created(task("a", 1)), 10);
+  b.receive(created(task("a", 1)), 10);
+  equal(b.duplicates, 1);
+  deepEqual(b.finishLoad(g, []).activity.map((x) => x.seq), [10]);
+  // a recreated stream numbers its events from 1 again
+  b.continueAfter(2);
+  ok(b.receive(created(task("b", 2)), 3).changed.has("b"));
+  equal(b.duplicates, 1);
+  b.receive(created(task("c", 3)), 3);
+  equal(b.duplicates, 2);
+  b.continueAfter(null);
+  ok(b.receive(created(task("d", 4)), 1).changed.has("d"), "no position: nothing to compare with");
 });

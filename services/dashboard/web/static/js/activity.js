@@ -1,7 +1,9 @@
 // activity.js — the recent activity list (#activity): one entry per
 // task_created / task_updated / task_deleted event received from the edge,
 // keyed by the event's seq (never two entries for one seq), newest first,
-// the last 100 kept.
+// the last 100 kept. A record whose seq was shown already is dropped and
+// counted in the list's data-duplicates (the edge client delivers every
+// event once, so it stays "0").
 
 import { el } from "./dom.js";
 import { formatClock, statusInfo } from "./format.js";
@@ -69,15 +71,23 @@ export function describe(a) {
 export function createActivityList(list) {
   /** @type {Set<number>} */
   const seen = new Set();
+  let duplicates = 0;
+  list.setAttribute("data-duplicates", "0");
 
   return {
     /**
-     * add shows activity records; a seq already shown is skipped.
+     * add shows activity records; a seq already shown is skipped (and
+     * counted in data-duplicates).
      * @param {import("./board.js").Activity[]} records
      */
     add(records) {
       for (const a of records) {
-        if (typeof a.seq !== "number" || seen.has(a.seq)) continue;
+        if (typeof a.seq !== "number") continue;
+        if (seen.has(a.seq)) {
+          duplicates++;
+          list.setAttribute("data-duplicates", String(duplicates));
+          continue;
+        }
         seen.add(a.seq);
         const item = el("li", { className: `activity-item activity-${a.kind}`, attrs: { "data-seq": String(a.seq) } },
           el("span", { className: "activity-text", text: describe(a) }),
@@ -98,6 +108,20 @@ export function createActivityList(list) {
         const min = Number(list.lastElementChild?.getAttribute("data-seq") ?? 0);
         for (const s of seen) if (s < min) seen.delete(s);
       }
+    },
+
+    /**
+     * continueAfter says that the room's events continue after seq (a reset
+     * or a new subscription). Only a recreated stream numbers its events
+     * anew from below what is shown: the entries above seq belong to the old
+     * stream and are removed, so the new events are not taken for
+     * duplicates.
+     * @param {number|null|undefined} seq
+     */
+    continueAfter(seq) {
+      if (typeof seq !== "number" || !Number.isFinite(seq)) return;
+      for (const s of seen) if (s > seq) seen.delete(s);
+      for (const item of [...list.children]) if (Number(item.getAttribute("data-seq")) > seq) item.remove();
     },
   };
 }

@@ -9,7 +9,15 @@
 //     and never goes down; events of a run other than the task's latest
 //     (executionId) are ignored;
 //   - a buffer: while a load from the API runs, events wait and are applied
-//     after the snapshot, in the order they arrived.
+//     after the snapshot, in the order they arrived;
+//   - the GETs of single tasks on their way (startFetch, finishFetch): each
+//     remembers the load generation it started in (an answer that arrives
+//     after a newer load began is dropped), and the board remembers the
+//     highest revision of the task_updated events seen for a task it does
+//     not have, so an answer older than that is not applied: the task is
+//     read again;
+//   - the last seq received: an event whose seq is not above it is a
+//     duplicate, counted (duplicates) and dropped.
 // Every change returns a Result that says what the view has to redraw.
 
 /** Log lines kept per task. */
@@ -18,6 +26,10 @@ export const LOG_LINES = 500;
 export const BUFFER_LIMIT = 10000;
 /** Tombstones kept; the oldest are forgotten first. */
 export const TOMBSTONE_LIMIT = 10000;
+/** How often a task is read again when the answer is older than an event seen meanwhile; then the answer is applied as it is. */
+export const FETCH_RETRIES = 3;
+/** Revisions wanted of tasks not on the board that are remembered; the oldest are forgotten first. */
+const WANTED_LIMIT = 10000;
 
 /** Zero values of the fields task_updated may change (protojson omits them). */
 const ZERO = Object.freeze({
@@ -91,6 +103,12 @@ const MUTABLE = Object.keys(ZERO);
  * @property {boolean} loaded a load finished: redraw everything
  */
 
+/**
+ * @typedef {object} FetchTicket a GET of one task on its way (startFetch)
+ * @property {string} id the task
+ * @property {number} generation the load generation when the GET started
+ */
+
 /** @returns {Result} */
 function emptyResult() {
   return { changed: new Set(), removed: new Set(), fetch: new Set(), activity: [], loaded: false };
@@ -161,11 +179,32 @@ export class Board {
   loading = false;
   /** A load has completed at least once. */
   loaded = false;
+  /** Events received whose seq was not above the last one: dropped. */
+  duplicates = 0;
 
   #generation = 0;
   /** @type {{event: any, seq: number}[]} */
   #buffer = [];
   #epoch = 0;
+  /** @type {number|null} the highest seq received since continueAfter */
+  #lastSeq = null;
+  /** @type {Map<string, FetchTicket>} the GET of each task on its way */
+  #fetches = new Map();
+  /**
+   * The highest revision of the task_updated events of a task not on the
+   * board (null: events without revision), and how often it was read again.
+   * @type {Map<string, {revision: number|null, refetches: number}>}
+   */
+  #wanted = new Map();
+
+  /**
+   * generation is the latest load's generation: record it when a GET of a
+   * task starts and hand it to applyFetched.
+   * @returns {number}
+   */
+  get generation() {
+    return this.#generation;
+  }
 
   /**
    * beginLoad starts a load from the API: from now on events are buffered
@@ -195,6 +234,7 @@ export class Board {
    */
   finishLoad(generation, rawTasks) {
     if (generation !== this.#generation) return null;
+    this.#wanted.clear(); // the snapshot is newer than every event seen
     const result = emptyResult();
     result.loaded = true;
     /** @type {Map<string, Task>} */
@@ -219,10 +259,34 @@ export class Board {
     }
     this.loading = false;
     this.loaded = true;
-    const buffered = this.#buffer;
-    this.#buffer = [];
-    for (const { event, seq } of buffered) this.#apply(event, seq, result);
+    this.#replayBuffer(result);
     return result;
+  }
+
+  /**
+   * abandonLoad gives a load up (the API could not be read): events are no
+   * longer buffered, and those buffered are applied to the board as it is.
+   * The board then lacks what the load would have brought: show it as stale
+   * and load again. Null when generation is not a load that runs.
+   * @param {number} generation from beginLoad
+   * @returns {Result|null}
+   */
+  abandonLoad(generation) {
+    if (generation !== this.#generation || !this.loading) return null;
+    const result = emptyResult();
+    this.loading = false;
+    this.#replayBuffer(result);
+    return result;
+  }
+
+  /**
+   * continueAfter says that the room's events continue after seq (a reset,
+   * or a new subscription): later events are compared with it, not with the
+   * seqs seen before (a recreated stream numbers its events anew).
+   * @param {number|null|undefined} seq null or undefined: compare with nothing
+   */
+  continueAfter(seq) {
+    this.#lastSeq = typeof seq === "number" && Number.isFinite(seq) ? seq : null;
   }
 
   /**
@@ -235,6 +299,13 @@ export class Board {
   receive(event, seq) {
     const result = emptyResult();
     if (!event || typeof event.type !== "string") return result;
+    if (typeof seq === "number" && Number.isFinite(seq)) {
+      if (this.#lastSeq !== null && seq <= this.#lastSeq) {
+        this.duplicates++; // delivered before: applied (or buffered) already
+        return result;
+      }
+      this.#lastSeq = seq;
+    }
     if (this.loading) {
       this.#buffer.push({ event, seq });
       if (this.#buffer.length > BUFFER_LIMIT) this.#buffer.shift();
@@ -245,20 +316,77 @@ export class Board {
   }
 
   /**
-   * applyFetched applies a task read from the API (GET of one task) unless
-   * the board already knows a newer revision or the task was deleted since.
+   * startFetch records that the app GETs task id now (Result.fetch named
+   * it). Null when a GET of it started in this load generation is still on
+   * its way: the events seen meanwhile are remembered, and finishFetch asks
+   * for another GET when that answer is older.
+   * @param {string} id
+   * @returns {FetchTicket|null}
+   */
+  startFetch(id) {
+    const running = this.#fetches.get(id);
+    if (running && running.generation === this.#generation) return null;
+    const ticket = { id, generation: this.#generation };
+    this.#fetches.set(id, ticket);
+    return ticket;
+  }
+
+  /**
+   * finishFetch applies the answer of a GET begun with startFetch (raw: the
+   * task, null when the API answered 404). The answer is dropped when a load
+   * began since it started (the load brings the task, or knows it is gone).
+   * When it is older than a task_updated seen meanwhile, it is not applied
+   * and Result.fetch names the task again (at most FETCH_RETRIES times; then
+   * the answer is applied as it is).
+   * @param {FetchTicket} ticket
    * @param {any} raw
    * @returns {Result}
    */
-  applyFetched(raw) {
+  finishFetch(ticket, raw) {
     const result = emptyResult();
+    const id = ticket.id;
+    if (this.#fetches.get(id) === ticket) this.#fetches.delete(id);
+    if (ticket.generation !== this.#generation || this.loading) return result;
+    if (raw === null) {
+      this.#wanted.delete(id); // gone: its task_deleted comes (or came)
+      return result;
+    }
+    const t = normalizeTask(raw);
+    if (!t || t.id !== id) return result;
+    const want = this.#wanted.get(id);
+    if (want && want.revision !== null && t.revision !== null && t.revision < want.revision && want.refetches < FETCH_RETRIES) {
+      want.refetches++;
+      result.fetch.add(id);
+      return result;
+    }
+    this.#applyTask(t, result);
+    return result;
+  }
+
+  /**
+   * cancelFetch ends a GET that failed: the next task_updated of the task
+   * starts another.
+   * @param {FetchTicket} ticket
+   */
+  cancelFetch(ticket) {
+    if (this.#fetches.get(ticket.id) === ticket) this.#fetches.delete(ticket.id);
+  }
+
+  /**
+   * applyFetched applies a task read from the API (GET of one task) unless
+   * the board already knows a newer revision or the task was deleted since.
+   * @param {any} raw
+   * @param {number} [generation] the board's generation when the GET
+   *   started: when a load began since, the answer is dropped (it may predate
+   *   a deletion that load no longer sees)
+   * @returns {Result}
+   */
+  applyFetched(raw, generation) {
+    const result = emptyResult();
+    if (generation !== undefined && generation !== this.#generation) return result;
     const t = normalizeTask(raw);
     if (!t || this.loading) return result; // a running load brings it anyway
-    const tomb = this.tombstones.get(t.id);
-    if (tomb && (t.revision === null || t.revision <= tomb.revision)) return result;
-    const cur = this.tasks.get(t.id);
-    if (cur && cur.revision !== null && (t.revision === null || t.revision <= cur.revision)) return result;
-    this.#put(t, result);
+    this.#applyTask(t, result);
     return result;
   }
 
@@ -361,6 +489,7 @@ export class Board {
     result.activity.push(activity);
     if (tomb && (rev === null || rev <= tomb.revision)) return; // deleted: stays deleted
     if (!cur) {
+      this.#want(id, rev);
       result.fetch.add(id); // not on the board: read it
       return;
     }
@@ -394,6 +523,7 @@ export class Board {
     const revision = Math.max(rev ?? cur?.revision ?? 0, tomb?.revision ?? 0);
     this.tombstones.delete(id);
     this.tombstones.set(id, { revision, title });
+    this.#wanted.delete(id);
     if (this.tombstones.size > TOMBSTONE_LIMIT) this.tombstones.delete(this.tombstones.keys().next().value);
     this.progress.delete(id);
     if (cur) {
@@ -439,6 +569,35 @@ export class Board {
     this.tasks.set(t.id, t);
     this.#syncExecution(t);
     result.changed.add(t.id);
+    const want = this.#wanted.get(t.id);
+    if (want && (want.revision === null || (t.revision !== null && t.revision >= want.revision))) this.#wanted.delete(t.id);
+  }
+
+  /** @param {Task} t a task read from the API */
+  #applyTask(t, result) {
+    const tomb = this.tombstones.get(t.id);
+    if (tomb && (t.revision === null || t.revision <= tomb.revision)) return;
+    const cur = this.tasks.get(t.id);
+    if (cur && cur.revision !== null && (t.revision === null || t.revision <= cur.revision)) return;
+    this.#put(t, result);
+  }
+
+  // #want remembers the highest revision of the task_updated events of a
+  // task not on the board (its GET answer must not be older).
+  #want(id, rev) {
+    const want = this.#wanted.get(id);
+    if (!want) {
+      this.#wanted.set(id, { revision: rev, refetches: 0 });
+      if (this.#wanted.size > WANTED_LIMIT) this.#wanted.delete(this.#wanted.keys().next().value);
+    } else if (rev !== null && (want.revision === null || rev > want.revision)) {
+      want.revision = rev;
+    }
+  }
+
+  #replayBuffer(result) {
+    const buffered = this.#buffer;
+    this.#buffer = [];
+    for (const { event, seq } of buffered) this.#apply(event, seq, result);
   }
 
   // A task whose latest execution is not the one of its progress record has

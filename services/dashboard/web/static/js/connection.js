@@ -1,8 +1,10 @@
 // connection.js — the connection indicator (#conn) and the "log in again"
 // button (#relogin). It mirrors the client's state: data-state, a short
 // text, and while waiting to reconnect a live countdown from retryInMs.
-// Numbers that change by themselves (countdown, latency) are aria-hidden so
-// the polite live region announces state changes, not every tick.
+// The parts that change by themselves (the countdown with its words, the
+// latency) are aria-hidden, so the polite live region announces a state
+// once when it begins ("Reconnecting", "Connected · <node>"), not every
+// tick, and never a sentence with a hole where the number was.
 
 import { el, setAttr, setText, show } from "./dom.js";
 
@@ -36,8 +38,10 @@ export function createConnectionIndicator(conn, relogin) {
     timer = 0;
   }
 
-  // render builds the text of the current state: plain text parts and the
-  // parts that tick (aria-hidden).
+  // render builds the text of the current state: plain text parts (what a
+  // screen reader hears) and the parts that tick (aria-hidden). While the
+  // plain parts stay the same only the ticking spans are updated, so
+  // nothing is announced again.
   function render() {
     const s = current;
     if (!s) return;
@@ -51,9 +55,9 @@ export function createConnectionIndicator(conn, relogin) {
       case "reconnecting":
         if (deadline) {
           const left = Math.max(0, deadline - Date.now());
-          parts = left > 0 ? ["Reconnecting in ", { tick: String(Math.ceil(left / 1000)) }, " s…"] : ["Reconnecting…"];
+          parts = ["Reconnecting", { tick: left > 0 ? ` in ${Math.ceil(left / 1000)} s…` : "…" }];
         } else {
-          parts = ["Reconnecting…"];
+          parts = ["Reconnecting", { tick: "…" }];
         }
         break;
       case "offline":

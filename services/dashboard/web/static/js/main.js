@@ -1,8 +1,12 @@
-// main.js — the dashboard's boot and wiring: reads /config.json, finds the
-// token and project (session.js), imports the edge's browser client and
-// connects, subscribes the project room (board, activity) and the global
-// room (system status), loads the board from the task API on the first
-// subscribe and after every reset, and turns button clicks into API calls.
+// main.js — the dashboard's boot and wiring: takes the token out of the
+// address bar, reads /config.json, finds the token and project (session.js),
+// imports the edge's browser client and connects, subscribes the project
+// room (board, activity) and the global room (system status), loads the
+// board from the task API on the first subscribe and after every reset, and
+// turns button clicks into API calls. When the board cannot be kept current
+// (the room's subscription ended, a load failed) it is marked stale
+// (#board[data-stale]), its actions are turned off, and the subscription or
+// the load is tried again with backoff.
 
 import { ApiError, createApi } from "./api.js";
 import { createActivityList } from "./activity.js";
@@ -10,7 +14,7 @@ import { Board, normalizeTask } from "./board.js";
 import { createConnectionIndicator } from "./connection.js";
 import { byId, el, setAttr, setText, show } from "./dom.js";
 import { initNewTaskForm } from "./newtask.js";
-import { initNotice, showNotice } from "./notice.js";
+import { clearNotice, initNotice, showNotice } from "./notice.js";
 import {
   PROJECT_ID, can, clearSession, decodeClaims, devTokenGetter, isExpired, loadDevUser, loadSession,
   projectFromClaims, roleSummary, saveProject, saveToken, takeFragment,
@@ -29,6 +33,16 @@ const CLIENT_VERSION = "eventedge-dashboard/1";
  * @property {string} loginUrl where "log in again" goes in production ("" for none)
  * @property {string} version
  */
+
+/** Attempts to load the board before it is shown as stale (and loaded again later, once per attempt). */
+const LOAD_TRIES = 3;
+/** First delay before another attempt to load the board; it doubles up to RETRY_MAX_MS. */
+const LOAD_RETRY_MS = 1000;
+/** First delay before subscribing the project room again; it doubles up to RETRY_MAX_MS. */
+const RESUBSCRIBE_MS = 2000;
+const RETRY_MAX_MS = 30000;
+/** A subscription that lasted this long starts the next backoff from the beginning. */
+const STABLE_MS = 30000;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -154,6 +168,13 @@ function pickProject(claims) {
 }
 
 async function boot() {
+  // The token leaves the address bar (and the history) before anything can
+  // fail or wait: the fragment is read first and kept for reloads of this
+  // tab.
+  const fragment = takeFragment();
+  if (fragment.token) saveToken(fragment.token);
+  if (fragment.project) saveProject(fragment.project);
+
   initNotice();
   const conn = createConnectionIndicator(byId("conn"), byId("relogin"));
 
@@ -181,8 +202,7 @@ async function boot() {
     }
   });
 
-  // The token: the fragment first (then kept for reloads of this tab).
-  const fragment = takeFragment();
+  // The token: the fragment's (taken above), else the one kept for this tab.
   const stored = loadSession();
   const token = fragment.token ?? stored.token;
   const claims = token ? decodeClaims(token) : null;
@@ -196,7 +216,6 @@ async function boot() {
     gate("Open the dashboard from your application", token ? "The sign-in link is not valid." : "This page needs a sign-in link from your application.", loginUrl ? { href: loginUrl, text: "Log in" } : null);
     return;
   }
-  if (fragment.token) saveToken(fragment.token);
   showUser(claims);
 
   let project = fragment.project ?? stored.project ?? projectFromClaims(claims);
@@ -252,6 +271,7 @@ function startBoard({ config, client, project, claims, auth, getToken }) {
   const canLogs = can(claims, "logs:read");
   const boardEl = byId("board");
   const status = byId("board-status");
+  const newTaskSubmit = /** @type {HTMLButtonElement} */ (byId("new-task-submit"));
   setAttr(boardEl, "data-project", project);
   setText(byId("board-project"), project);
   setText(byId("project-label"), project);
@@ -268,8 +288,7 @@ function startBoard({ config, client, project, claims, auth, getToken }) {
   const board = new Board();
   const activity = createActivityList(byId("activity"));
   const view = createBoardView(boardEl, { canWrite, canLogs, onAction, onSave });
-  /** @type {Set<string>} */
-  const fetching = new Set();
+  setAttr(boardEl, "data-duplicates", "0");
 
   const name = (id) => {
     const t = board.task(id);
@@ -282,72 +301,196 @@ function startBoard({ config, client, project, claims, auth, getToken }) {
     for (const id of result.fetch) fetchTask(id);
   }
 
+  // fetchTask reads a task the board does not have. The board knows which
+  // GETs are on their way, drops an answer that a reload overtook, and asks
+  // again (Result.fetch) when the answer is older than an event seen
+  // meanwhile.
   async function fetchTask(id) {
-    if (fetching.has(id)) return;
-    fetching.add(id);
+    const ticket = board.startFetch(id);
+    if (!ticket) return; // on its way already
+    let raw;
     try {
-      const raw = await api.getTask(id);
-      if (raw) commit(board.applyFetched(raw));
+      raw = await api.getTask(id);
     } catch (err) {
+      board.cancelFetch(ticket);
       console.warn(`dashboard: cannot read task ${id}:`, err);
-    } finally {
-      fetching.delete(id);
+      return;
     }
+    commit(board.finishFetch(ticket, raw ?? null));
   }
 
-  function setStatus(text) {
+  // ---- what #board and #board-status show ----
+
+  /** @type {Map<"subscription"|"load", string>} why the board is not up to date (newest last) */
+  const stale = new Map();
+  let loadText = ""; // while a load runs: what it is doing
+  let signedOut = false;
+
+  function render() {
+    const isStale = stale.size > 0;
+    setAttr(boardEl, "data-stale", isStale ? "true" : null);
+    setAttr(boardEl, "aria-busy", isStale || loadText ? "true" : "false");
+    view.setDisabled(isStale);
+    newTaskSubmit.disabled = isStale;
+    let text = loadText || [...stale.values()].at(-1) || "";
+    if (signedOut && !board.loaded) text = "Signed out: log in again to see the tasks.";
     setText(status, text);
     show(status, text !== "");
   }
 
+  /**
+   * markStale shows that the board is not up to date, and why (in
+   * #board-status and #notice).
+   * @param {"subscription"|"load"} key
+   * @param {string} text
+   */
+  function markStale(key, text) {
+    stale.delete(key);
+    stale.set(key, text);
+    render();
+    showNotice(text);
+  }
+
+  /**
+   * unmarkStale drops a reason of staleness and its notice (unless a newer
+   * notice replaced it).
+   * @param {"subscription"|"load"} key
+   */
+  function unmarkStale(key) {
+    const text = stale.get(key);
+    if (text === undefined) return;
+    stale.delete(key);
+    clearNotice(text);
+  }
+
+  client.onState((s) => {
+    const out = s.state === "unauthorized";
+    if (out === signedOut) return;
+    signedOut = out;
+    render();
+  });
+
+  // ---- loading ----
+
+  let loadDelay = LOAD_RETRY_MS;
+  let loadTimer = 0;
+  /** @type {string|null} the reason of a load that failed: run again on the next onSubscribed or by loadTimer */
+  let owed = null;
+
+  /**
+   * load reads the board from the task API. It tries LOAD_TRIES times (once
+   * when the board is stale already), then gives up: the events buffered
+   * meanwhile are applied, the board is marked stale, and the load runs
+   * again after a delay (backoff) or on the next onSubscribed.
+   * @param {"initial"|"reset"|"resubscribed"} reason
+   */
   async function load(reason) {
+    clearTimeout(loadTimer);
+    loadTimer = 0;
+    owed = null;
     const generation = board.beginLoad();
-    boardEl.setAttribute("aria-busy", "true");
-    setStatus(reason === "reset" ? "Reloading the tasks…" : "Loading the tasks…");
-    let delay = 1000;
-    for (;;) {
+    const tries = stale.has("load") ? 1 : LOAD_TRIES; // stale already: the board stays live between attempts
+    loadText = board.loaded ? "Reloading the tasks…" : "Loading the tasks…";
+    render();
+    let failure = ""; // the notice of a failed attempt, cleared when a later one succeeds
+    for (let attempt = 1; ; attempt++) {
       try {
         const tasks = await api.listTasks();
         const result = board.finishLoad(generation, tasks);
         if (!result) return; // a newer load took over
         commit(result);
+        loadDelay = LOAD_RETRY_MS;
+        loadText = "";
         boardEl.setAttribute("data-loaded", "true");
-        boardEl.setAttribute("aria-busy", "false");
-        setStatus("");
-        if (reason === "reset") showNotice("Missed events while away — board reloaded", "reset");
+        unmarkStale("load");
+        if (subscriptionUp) unmarkStale("subscription");
+        if (failure) clearNotice(failure);
+        render();
+        if (reason === "reset" || reason === "resubscribed") showNotice("Missed events while away — board reloaded", "reset");
         return;
       } catch (err) {
         if (!board.isCurrent(generation)) return;
         const message = err instanceof ApiError ? err.message : String(err?.message ?? err);
         const fatal = err instanceof ApiError && (err.status === 401 || err.status === 403);
-        setStatus(`Could not load the tasks (${message}).${fatal ? "" : ` Trying again in ${Math.round(delay / 1000)} s.`}`);
-        showNotice(`Could not load the tasks: ${message}`);
-        if (fatal) return;
-        await sleep(delay);
-        delay = Math.min(delay * 2, 30000);
+        const wait = loadDelay;
+        loadDelay = Math.min(loadDelay * 2, RETRY_MAX_MS);
+        if (fatal || attempt >= tries) {
+          const rest = board.abandonLoad(generation);
+          if (rest) commit(rest);
+          loadText = "";
+          owed = reason;
+          // Without the subscription, subscribing again loads the board.
+          if (subscriptionUp) loadTimer = setTimeout(() => owed && load(owed), wait);
+          const again = subscriptionUp ? `Trying again in ${Math.round(wait / 1000)} s.` : "Trying again once live updates are back.";
+          markStale("load", `The tasks could not be loaded (${message}): the board is not up to date. ${again}`);
+          return;
+        }
+        loadText = `Could not load the tasks (${message}). Trying again in ${Math.round(wait / 1000)} s.`;
+        render();
+        failure = `Could not load the tasks: ${message}`;
+        showNotice(failure);
+        await sleep(wait);
         if (!board.isCurrent(generation)) return;
       }
     }
   }
 
-  client.onState((s) => {
-    if (s.state === "unauthorized" && !board.loaded) setStatus("Signed out: log in again to see the tasks.");
-  });
+  // ---- the project room ----
 
-  let subscribed = false;
-  client.subscribe(`project:${project}`, {
-    onSubscribed: () => {
-      if (subscribed) return; // a resume: the client replays what was missed
-      subscribed = true;
-      load("initial");
-    },
-    onReset: () => load("reset"),
-    onEvent: (event, msg) => commit(board.receive(event, msg.seq)),
-    onError: (err) => {
-      setStatus(`This board is not available: ${err.message}`);
-      showNotice(`Project ${project} refused: ${err.message}`);
-    },
-  });
+  let subscriptionUp = false; // accepted, and not ended since
+  /** @type {number|null} when the current subscription was accepted */
+  let subscribedAt = null;
+  let resubscribeDelay = RESUBSCRIBE_MS;
+
+  // subscribe joins the project room. A new subscription starts live, so
+  // its first onSubscribed loads the board; after a resume the client
+  // replays what was missed, and only a load still owed runs. When the
+  // subscription is refused or ended, the board is stale until the room is
+  // subscribed again (after a delay, with backoff) and the board reloaded.
+  function subscribe() {
+    let accepted = false;
+    const events = {
+      onSubscribed: (seq) => {
+        subscriptionUp = true;
+        if (!accepted) {
+          accepted = true;
+          subscribedAt = Date.now();
+          board.continueAfter(seq);
+          activity.continueAfter(seq);
+          load(board.loaded ? "resubscribed" : "initial");
+          return;
+        }
+        if (owed) load(owed); // a resume: the client replays what was missed
+      },
+      onReset: (msg) => {
+        board.continueAfter(msg?.seq);
+        activity.continueAfter(msg?.seq);
+        load("reset");
+      },
+      onEvent: (event, msg) => {
+        commit(board.receive(event, msg.seq));
+        setAttr(boardEl, "data-duplicates", String(board.duplicates));
+      },
+      onError: (err) => {
+        subscriptionUp = false;
+        clearTimeout(loadTimer); // the next subscription loads the board
+        loadTimer = 0;
+        if (subscribedAt !== null && Date.now() - subscribedAt >= STABLE_MS) resubscribeDelay = RESUBSCRIBE_MS;
+        subscribedAt = null;
+        const wait = resubscribeDelay;
+        resubscribeDelay = Math.min(resubscribeDelay * 2, RETRY_MAX_MS);
+        const why = err?.message || err?.code || "refused";
+        markStale("subscription", `Live updates of project ${project} are not available (${why}): the board is not up to date. Trying again in ${Math.round(wait / 1000)} s.`);
+        setTimeout(subscribe, wait);
+      },
+    };
+    try {
+      client.subscribe(`project:${project}`, events);
+    } catch (err) {
+      console.warn("dashboard: cannot subscribe the project room:", err); // the client is closed: the page is going away
+    }
+  }
+  subscribe();
 
   /** @type {import("./taskcard.js").CardOptions["onAction"]} */
   async function onAction(action, id, button) {
@@ -375,17 +518,23 @@ function startBoard({ config, client, project, claims, auth, getToken }) {
       return { ok: true };
     } catch (err) {
       if (err instanceof ApiError && err.status === 409) {
+        /** @type {import("./board.js").Task|undefined} */
         let current;
+        const generation = board.generation; // an answer that a reload overtook is not applied
         try {
           const raw = await api.getTask(id);
           if (raw) {
-            commit(board.applyFetched(raw));
+            commit(board.applyFetched(raw, generation));
             current = normalizeTask(raw) ?? undefined;
           }
         } catch {
-          // the event will bring it
+          // the event will bring it; the board may have it already
         }
-        showNotice(`${label} changed meanwhile — reloaded. Check the values and save again.`);
+        const known = board.task(id);
+        if (!current && known && known.revision !== revision) current = known;
+        showNotice(current
+          ? `${label} changed meanwhile. Your changes are kept in the form, next to the current values: check them and save again.`
+          : `${label} changed meanwhile, and its current values could not be read. Your changes are kept in the form: try to save again.`);
         return { ok: false, current };
       }
       showNotice(`Saving ${label} failed: ${err?.message ?? err}`);

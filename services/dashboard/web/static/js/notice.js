@@ -24,7 +24,16 @@ export function hideNotice() {
   show(byId("notice"), false);
 }
 
+/**
+ * clearNotice hides #notice if it still shows text (a problem that is over),
+ * and leaves a newer message alone.
+ * @param {string} text
+ */
+export function clearNotice(text) {
+  if (byId("notice-text").textContent === text) hideNotice();
+}
+
 /** initNotice wires the dismiss button of #notice. */
 export function initNotice() {
-  byId("notice-dismiss").addEventListener("click", hideNotice);
+  byId("notice-dismiss").addEventListener("click", () => hideNotice());
 }

@@ -2,7 +2,10 @@
 // and then updated in place (only what changed is touched, so focus, text
 // selection and the log's scroll position survive updates). It holds the
 // progress bar, the log panel (new lines appended, at most 500 kept,
-// auto-scroll unless the user scrolled up) and the edit form.
+// auto-scroll unless the user scrolled up) and the edit form. When a save
+// meets a newer revision (409), the form keeps what the user changed, takes
+// the current values of the fields they left alone, and shows the current
+// value next to each field both changed.
 
 import { el, setAttr, setText, show } from "./dom.js";
 import { formatClock, formatDateTime, formatPercent, formatWhen, isActive, statusInfo } from "./format.js";
@@ -25,6 +28,9 @@ const BOTTOM_SLACK = 8;
  * @property {import("./board.js").Task} [current] on a conflict: the task as it is now
  */
 
+/** The fields of the edit form, with their labels. */
+const EDIT_FIELDS = /** @type {const} */ ([["title", "Title"], ["description", "Description"], ["assignee", "Assignee"]]);
+
 /**
  * createCard builds the card of a task; call update() to fill it.
  * @param {import("./board.js").Task} task
@@ -45,6 +51,11 @@ export class TaskCard {
   #follow = true; // the log is scrolled to its bottom: keep it there
   /** @type {import("./board.js").Task|null} */
   #editBase = null;
+  #disabled = false;
+  /** @type {HTMLButtonElement|null} */
+  #saveBtn = null;
+  /** @type {HTMLElement|null} */
+  #conflictEl = null;
 
   /**
    * @param {import("./board.js").Task} task
@@ -233,6 +244,17 @@ export class TaskCard {
     else show(this.followBtn, true);
   }
 
+  /**
+   * setDisabled turns the actions (and the edit form's Save) off while the
+   * board is not up to date, and on again.
+   * @param {boolean} disabled
+   */
+  setDisabled(disabled) {
+    this.#disabled = disabled;
+    for (const b of Object.values(this.buttons)) b.disabled = disabled;
+    if (this.#saveBtn) this.#saveBtn.disabled = disabled;
+  }
+
   /** toggleEdit opens the edit form (filled with the task) or closes it. */
   toggleEdit() {
     if (this.form && !this.form.hidden) this.closeEdit();
@@ -262,10 +284,59 @@ export class TaskCard {
 
   #fillForm(task) {
     this.#editBase = task;
-    const f = /** @type {HTMLFormElement} */ (this.form);
-    /** @type {HTMLInputElement} */ (f.elements.namedItem("title")).value = task.title;
-    /** @type {HTMLTextAreaElement} */ (f.elements.namedItem("description")).value = task.description;
-    /** @type {HTMLInputElement} */ (f.elements.namedItem("assignee")).value = task.assignee;
+    for (const [name] of EDIT_FIELDS) this.#control(name).value = task[name];
+    this.#showConflict([]);
+  }
+
+  /** @returns {HTMLInputElement|HTMLTextAreaElement} */
+  #control(name) {
+    return /** @type {any} */ (/** @type {HTMLFormElement} */ (this.form).elements.namedItem(name));
+  }
+
+  // #values reads the form as a save compares it: title and assignee trimmed.
+  #values() {
+    const v = {};
+    for (const [name] of EDIT_FIELDS) v[name] = name === "description" ? this.#control(name).value : this.#control(name).value.trim();
+    return v;
+  }
+
+  // #merge rebases the form on current after a conflict: a field the user
+  // left as it was takes the current value; a field they changed keeps their
+  // value, and when someone else changed it too the current value is shown
+  // next to the form. The next save is based on current's revision.
+  #merge(current) {
+    const base = this.#editBase ?? this.task;
+    const mine = this.#values();
+    /** @type {[string, string][]} */
+    const both = [];
+    for (const [name, label] of EDIT_FIELDS) {
+      if (mine[name] === base[name]) this.#control(name).value = current[name];
+      else if (current[name] !== base[name] && current[name] !== mine[name]) both.push([label, current[name]]);
+    }
+    this.#editBase = current;
+    this.#showConflict(both, true);
+  }
+
+  /**
+   * #showConflict fills (or hides) the note above the form's buttons.
+   * @param {[string, string][]} both fields changed here and meanwhile: [label, current value]
+   * @param {boolean} [conflict] a save met a newer revision
+   */
+  #showConflict(both, conflict = false) {
+    const box = this.#conflictEl;
+    if (!box) return;
+    if (!conflict) {
+      box.replaceChildren();
+      show(box, false);
+      return;
+    }
+    const items = both.map(([label, value]) => el("li", {}, el("span", { className: "edit-conflict-field", text: `${label} now: ` }), value === "" ? el("em", { text: "empty" }) : `“${value}”`));
+    box.replaceChildren(
+      el("p", { text: both.length ? "Someone else changed this task meanwhile. Your changes are kept in the form; the current values of the fields you both changed:" : "Someone else changed this task meanwhile. Your changes are kept in the form, the other fields show the current values." }),
+      items.length ? el("ul", { className: "edit-conflict-list" }, ...items) : null,
+      el("p", { text: "Save again to apply your changes." }),
+    );
+    show(box, true);
   }
 
   #buildForm() {
@@ -278,15 +349,20 @@ export class TaskCard {
     const title = el("input", { attrs: { type: "text", required: true, maxlength: "200", autocomplete: "off" } });
     const description = el("textarea", { attrs: { rows: "3", maxlength: "10000" } });
     const assignee = el("input", { attrs: { type: "text", maxlength: "64", pattern: "[A-Za-z0-9_\\-]*", autocomplete: "off", "aria-describedby": `edit-assignee-hint-${id}` } });
-    const save = el("button", { className: "btn btn-primary btn-small", text: "Save", attrs: { type: "submit" } });
+    const save = /** @type {HTMLButtonElement} */ (el("button", { className: "btn btn-primary btn-small", text: "Save", attrs: { type: "submit" } }));
     const cancel = el("button", { className: "btn btn-small", text: "Cancel", attrs: { type: "button" } });
+    const conflict = el("div", { className: "edit-conflict", attrs: { role: "status", hidden: true } });
     const form = /** @type {HTMLFormElement} */ (el("form", { className: "task-edit", attrs: { hidden: true, "aria-label": "Edit task" } },
       field("title", "Title", title),
       field("description", "Description", description),
       field("assignee", "Assignee (user id, empty for none)", assignee),
       el("p", { className: "hint", text: "Letters, digits, _ and -.", attrs: { id: `edit-assignee-hint-${id}` } }),
+      conflict,
       el("div", { className: "form-actions" }, save, cancel),
     ));
+    this.#saveBtn = save;
+    this.#conflictEl = conflict;
+    save.disabled = this.#disabled;
     cancel.addEventListener("click", () => this.closeEdit());
     form.addEventListener("keydown", (e) => {
       if (e.key === "Escape") {
@@ -297,21 +373,19 @@ export class TaskCard {
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       const base = this.#editBase ?? this.task;
-      const t = /** @type {HTMLInputElement} */ (title).value.trim();
-      const d = /** @type {HTMLTextAreaElement} */ (description).value;
-      const a = /** @type {HTMLInputElement} */ (assignee).value.trim();
+      const { title: t, description: d, assignee: a } = this.#values();
       const patch = {};
       if (t !== base.title) patch.title = t;
       if (d !== base.description) patch.description = d === "" ? null : d;
       if (a !== base.assignee) patch.assignee = a === "" ? null : a;
       if (!Object.keys(patch).length) return this.closeEdit();
-      if (form.getAttribute("aria-busy") === "true") return; // saving already
+      if (form.getAttribute("aria-busy") === "true" || this.#disabled) return; // saving already, or not now
       form.setAttribute("aria-busy", "true");
       save.setAttribute("aria-busy", "true");
       try {
         const outcome = await this.#opts.onSave(this.task.id, patch, base.revision);
         if (outcome.ok) this.closeEdit();
-        else if (outcome.current) this.#fillForm(outcome.current); // changed meanwhile: show what it is now
+        else if (outcome.current) this.#merge(outcome.current); // changed meanwhile: keep the user's changes on top of it
       } finally {
         form.removeAttribute("aria-busy");
         save.removeAttribute("aria-busy");

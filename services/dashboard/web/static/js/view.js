@@ -1,7 +1,8 @@
 // view.js — the board in the page: the status columns inside #board and one
 // card per task id (taskcard.js). It redraws only the tasks a change names,
 // moves a card only when its column or place changes, and keeps the focus
-// and the log's scroll position when it does.
+// and the log's scroll position when it does. While the board is not up to
+// date (setDisabled) the cards' actions are turned off.
 
 import { el, setText } from "./dom.js";
 import { COLUMNS, columnOf } from "./format.js";
@@ -44,6 +45,7 @@ export function createBoardView(root, cardOptions) {
 
   /** @type {Map<string, import("./taskcard.js").TaskCard>} */
   const cards = new Map();
+  let disabled = false;
 
   function updateCounts() {
     for (const { list, count } of columns.values()) setText(count, String(list.childElementCount));
@@ -84,6 +86,7 @@ export function createBoardView(root, cardOptions) {
     let card = cards.get(id);
     if (!card) {
       card = createCard(task, cardOptions);
+      if (disabled) card.setDisabled(true);
       cards.set(id, card);
     }
     card.update(task, board.progressOf(id), board.percent(id));
@@ -114,6 +117,17 @@ export function createBoardView(root, cardOptions) {
         for (const id of result.changed) upsert(board, id);
       }
       updateCounts();
+    },
+
+    /**
+     * setDisabled turns the actions of every card off (the board is not up
+     * to date) or on again.
+     * @param {boolean} value
+     */
+    setDisabled(value) {
+      if (disabled === value) return;
+      disabled = value;
+      for (const card of cards.values()) card.setDisabled(value);
     },
 
     /**
