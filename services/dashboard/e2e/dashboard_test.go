@@ -291,3 +291,37 @@ func TestResetReloadsBoard(t *testing.T) {
 	tab.Screenshot(shots, "reset.png")
 	assertClean(t, "member", tab)
 }
+
+// TestEditAndCancel drives the other two actions through the board: an
+// edit (the task API's PATCH with If-Match) and a cancel of a running run;
+// the cards change when the events arrive.
+func TestEditAndCancel(t *testing.T) {
+	s := startSystem(t, systemOptions{})
+	b := browsertest.Start(t, browsertest.Options{})
+	tab := openTab(b, "")
+	s.login(tab, "member", "e2e")
+	id := s.createTask(s.token("admin", "e2e"), "e2e", "Before the edit")
+	tab.WaitFor(card(id)+" !== null", 15*time.Second, "the task")
+
+	sel := fmt.Sprintf(`.task[data-task-id="%s"]`, id)
+	tab.Run(chromedp.Click(chromedp.CSS(sel + ` button[data-action="edit"]`)))
+	tab.WaitFor(card(id)+".querySelector('form.task-edit') && !"+card(id)+".querySelector('form.task-edit').hidden", 10*time.Second, "the edit form")
+	browsertest.Eval[any](tab, card(id)+`.querySelector('form.task-edit input[type="text"]').value = "", null`)
+	tab.Run(
+		chromedp.SendKeys(chromedp.CSS(sel+` form.task-edit input[type="text"]`), "After the edit"),
+		chromedp.Click(chromedp.CSS(sel+` form.task-edit button[type="submit"]`)),
+	)
+	tab.WaitFor(card(id)+`.querySelector('.task-title').textContent === "After the edit"`, 15*time.Second, "the edited title")
+	var task struct{ Title string }
+	s.call(s.token("admin", "e2e"), http.MethodGet, "/v1/projects/e2e/tasks/"+id, nil, http.StatusOK, &task)
+	if task.Title != "After the edit" {
+		t.Errorf("the task API holds the title %q", task.Title)
+	}
+
+	tab.Run(chromedp.Click(chromedp.CSS(sel + ` button[data-action="run"]`)))
+	tab.WaitFor(card(id)+`.dataset.status === "TASK_STATUS_RUNNING"`, 15*time.Second, "the run to start")
+	tab.Run(chromedp.Click(chromedp.CSS(sel + ` button[data-action="cancel"]`)))
+	tab.WaitFor(card(id)+`.dataset.status === "TASK_STATUS_CANCELLED"`, 15*time.Second, "the run to be cancelled")
+	assertNoDuplicates(t, "member", tab)
+	assertClean(t, "member", tab)
+}

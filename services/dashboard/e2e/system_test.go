@@ -110,7 +110,7 @@ func startSystem(t *testing.T, o systemOptions) *system {
 	workerAdmin := proctest.FreeAddr(t)
 	s.worker = proctest.Start(t, proctest.Spec{
 		Name: "worker", Path: bins["worker"], Ready: "http://" + workerAdmin + "/readyz",
-		Args: []string{"--admin-addr", workerAdmin, "--nats-url", natsURL, "--name", "w-e2e", "--demo-duration", "2s", "--stats-interval", "250ms"},
+		Args: []string{"--admin-addr", workerAdmin, "--nats-url", natsURL, "--name", "w-e2e", "--demo-duration", "3s", "--stats-interval", "250ms"},
 	})
 	sysmonAdmin := proctest.FreeAddr(t)
 	s.sysmon = proctest.Start(t, proctest.Spec{
