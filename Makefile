@@ -3,20 +3,23 @@
 #   make run     the whole system with an embedded NATS server (no other service needed)
 #   make test    run every module's tests with -race (what CI runs)
 #   make build   put every service binary in ./bin
+#   make images  package them into container images (needs a Docker engine)
 #   make lint    gofmt, go vet, staticcheck
 #   make proto   regenerate the Go code of proto/
+#   make docs    regenerate docs/configuration.md from the services' flags
 #   make bench   hot-path micro-benchmarks
 #   make screenshot  refresh docs/dashboard.png from the dashboard's browser test
 #
 # Tools that are missing are installed: protoc from Debian's
 # protobuf-compiler, Chromium from Debian's chromium (browser tests),
+# docker-compose from Debian's docker-compose (the compose file's test),
 # protoc-gen-go and staticcheck into ./.tools/bin.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 GO          ?= go
-MODULES     := proto services/edge scripts/devrun services/internal services/sysmon services/taskapi services/worker services/dashboard
+MODULES     := proto services/edge scripts/devrun scripts/configdocs services/internal services/sysmon services/taskapi services/worker services/dashboard deploy deploy/docker
 SERVICES    := edge sysmon taskapi worker dashboard
 TOOLS_BIN   := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS_BIN):$(PATH)
@@ -26,7 +29,7 @@ STATICCHECK_VERSION   := v0.8.2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test lint proto bench tools deps clean screenshot
+.PHONY: all build run test lint proto bench tools deps clean screenshot images docs
 
 all: build
 
@@ -34,12 +37,15 @@ all: build
 deps:
 	@for m in $(MODULES); do (cd $$m && $(GO) mod download); done
 
-## tools: install protoc, protoc-gen-go, staticcheck and chromium when missing
+## tools: install protoc, protoc-gen-go, staticcheck, chromium and
+## docker-compose when missing
 tools: $(TOOLS_BIN)/protoc-gen-go $(TOOLS_BIN)/staticcheck
 	@command -v protoc >/dev/null || { echo "installing protoc (Debian protobuf-compiler)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null; }
 	@[ -x /usr/bin/chromium ] || { echo "installing chromium (Debian chromium, for the browser client's tests)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v docker-compose >/dev/null || { echo "installing docker-compose (Debian docker-compose, for the compose file's test)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
 
 $(TOOLS_BIN)/protoc-gen-go:
 	GOBIN=$(TOOLS_BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
@@ -60,6 +66,14 @@ build:
 	done
 	@echo "build bin/devrun"
 	@cd scripts/devrun && CGO_ENABLED=0 $(GO) build -trimpath -o $(CURDIR)/bin/devrun .
+
+## images: one FROM-scratch image per service from ./bin, tagged
+## eventedge/<svc>:<git describe> and :latest (deploy/docker/build-images);
+## needs a Docker engine (DOCKER_HOST or the default socket)
+images:
+	@deploy/docker/build-images --check
+	@$(MAKE) --no-print-directory build
+	@deploy/docker/build-images
 
 ## run: the whole system on this machine (edge with embedded NATS, task API,
 ## worker, sysmon, dashboard when built), a demo project and a development
@@ -83,6 +97,12 @@ lint: tools
 ## bench: hot-path micro-benchmarks with allocations
 bench:
 	cd services/edge && $(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+## docs: regenerate docs/configuration.md from the services' own flag sets
+## (scripts/configdocs builds every binary and reads its -h); make test
+## fails while the file is stale
+docs:
+	cd scripts/configdocs && $(GO) run .
 
 ## screenshot: run the dashboard's member/viewer browser test and keep its
 ## screenshot of the member's board as docs/dashboard.png
