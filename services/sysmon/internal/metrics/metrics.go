@@ -47,6 +47,7 @@ type Metrics struct {
 	HostMemory    prometheus.Gauge
 	StreamMsgs    prometheus.Gauge
 	StreamBytes   prometheus.Gauge
+	Fill          *prometheus.GaugeVec // limit: fraction in use (0: no limit)
 	NATSConnected prometheus.Gauge
 	ServerConns   prometheus.Gauge // from the monitoring endpoint
 	ServerSlow    prometheus.Gauge // from the monitoring endpoint
@@ -68,12 +69,13 @@ func New(reg prometheus.Registerer) *Metrics {
 		HostMemory:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "sysmon_host_memory_percent", Help: "Host memory in use (0-100)."}),
 		StreamMsgs:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "sysmon_stream_messages", Help: "Messages in the EVENTS stream."}),
 		StreamBytes:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "sysmon_stream_bytes", Help: "Bytes in the EVENTS stream."}),
+		Fill:          prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sysmon_jetstream_fill_ratio", Help: "Fraction (0-1) in use of a limit, by limit: stream_bytes and stream_messages of the EVENTS stream, account_storage and account_memory of the JetStream account; 0 when the limit is unset."}, []string{"limit"}),
 		NATSConnected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sysmon_nats_connected", Help: "1 while sysmon is connected to NATS."}),
 		ServerConns:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "sysmon_nats_server_connections", Help: "Client connections of the NATS server (monitoring endpoint)."}),
 		ServerSlow:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "sysmon_nats_server_slow_consumers", Help: "Slow consumers the NATS server has seen since it started (monitoring endpoint)."}),
 	}
 	reg.MustRegister(m.StatsReceived, m.StatsInvalid, m.Status, m.Alerts, m.Published, m.PublishErrors, m.ProbeErrors,
-		m.EdgeNodes, m.Workers, m.HostCPU, m.HostMemory, m.StreamMsgs, m.StreamBytes, m.NATSConnected, m.ServerConns, m.ServerSlow)
+		m.EdgeNodes, m.Workers, m.HostCPU, m.HostMemory, m.StreamMsgs, m.StreamBytes, m.Fill, m.NATSConnected, m.ServerConns, m.ServerSlow)
 	// Every series exists from the start, at 0: a rate() over a series
 	// that appears only with its first increment misses that increment.
 	for _, src := range []string{SourceEdge, SourceWorker} {

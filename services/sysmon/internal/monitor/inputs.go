@@ -34,6 +34,24 @@ type Stream struct {
 	MaxMsgs, MaxBytes int64
 }
 
+// Fills are the fractions of the limits in use that this probe could read,
+// by limit: "stream_bytes" and "stream_messages" of the EVENTS stream (when
+// StreamErr is nil), "account_storage" and "account_memory" of the
+// JetStream account (when JetStreamErr is nil). 0 means no limit. The same
+// fractions decide the stream-fill and jetstream-fill alerts.
+func (n *NATS) Fills() map[string]float64 {
+	out := map[string]float64{}
+	if n.StreamErr == nil {
+		out["stream_bytes"] = fill(n.Stream.Bytes, n.Stream.MaxBytes)
+		out["stream_messages"] = fill(n.Stream.Messages, n.Stream.MaxMsgs)
+	}
+	if n.JetStreamErr == nil {
+		out["account_storage"] = fill(n.Account.Storage, n.Account.MaxStorage)
+		out["account_memory"] = fill(n.Account.Memory, n.Account.MaxMemory)
+	}
+	return out
+}
+
 // fill is used/limit, or 0 for no limit.
 func fill(used uint64, limit int64) float64 {
 	if limit <= 0 {

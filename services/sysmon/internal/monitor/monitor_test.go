@@ -2,6 +2,7 @@ package monitor_test
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -445,5 +446,23 @@ func TestOptionsDefaults(t *testing.T) {
 	}
 	if o := (monitor.Options{MaxDrops: -1}).WithDefaults(); o.MaxDrops != 0 {
 		t.Errorf("MaxDrops -1 → %v, want 0 (any drop)", o.MaxDrops)
+	}
+}
+
+// TestFills: the fractions of the limits in use, the same the stream-fill
+// and jetstream-fill alerts use; only the parts the probe could read.
+func TestFills(t *testing.T) {
+	n := monitor.NATS{
+		Stream:  monitor.Stream{Messages: 60, MaxMsgs: 100, Bytes: 900, MaxBytes: -1},
+		Account: monitor.Account{Storage: 250, MaxStorage: 1000, Memory: 5, MaxMemory: 0},
+	}
+	got := n.Fills()
+	want := map[string]float64{"stream_messages": 0.6, "stream_bytes": 0, "account_storage": 0.25, "account_memory": 0}
+	if !maps.Equal(got, want) {
+		t.Errorf("Fills() = %v, want %v", got, want)
+	}
+	n.StreamErr, n.JetStreamErr = errors.New("no stream"), errors.New("no JetStream")
+	if got := n.Fills(); len(got) != 0 {
+		t.Errorf("Fills() without stream and account = %v, want none", got)
 	}
 }

@@ -36,6 +36,9 @@ func (s *Service) probeOnce() {
 		s.m.StreamMsgs.Set(float64(n.Stream.Messages))
 		s.m.StreamBytes.Set(float64(n.Stream.Bytes))
 	}
+	for limit, f := range n.Fills() {
+		s.m.Fill.WithLabelValues(limit).Set(f)
+	}
 	if r.Server != nil {
 		s.m.ServerConns.Set(float64(r.Server.Connections))
 		s.m.ServerSlow.Set(float64(r.Server.SlowConsumers))

@@ -206,6 +206,13 @@ func TestEdgeSilenceDegradesAndRecovers(t *testing.T) {
 	sysmontest.Eventually(t, 5*time.Second, func() bool {
 		return sysmontest.Metric(t, admin, "sysmon_edge_nodes") == 2
 	}, "two edge nodes counted")
+	// The EVENTS stream has a per-subject limit only, the embedded server
+	// no account limits: every fill is exported, at 0.
+	for _, limit := range []string{"stream_bytes", "stream_messages", "account_storage", "account_memory"} {
+		if v := sysmontest.Metric(t, admin, `sysmon_jetstream_fill_ratio{limit="`+limit+`"}`); v != 0 {
+			t.Errorf("sysmon_jetstream_fill_ratio{limit=%q} = %v, want 0", limit, v)
+		}
+	}
 
 	lastBefore := time.Now()
 	edge2.Stop()
