@@ -363,6 +363,12 @@ func checkSingleton(p *problems, o *objects) {
 			p.add("HorizontalPodAutoscaler %s scales %s, which must run alone", h.Name, singleton)
 		}
 	}
+	// sysmon reads the URL as given and decodes /varz's JSON.
+	if c := container(d, singleton); c != nil {
+		if u := envValue(c, "SYSMON_NATS_MONITOR_URL"); u != "" && !strings.HasSuffix(u, "/varz") {
+			p.add("Deployment %s: SYSMON_NATS_MONITOR_URL %q must be the monitoring endpoint's /varz", singleton, u)
+		}
+	}
 }
 
 // checkSecrets: no Secret value in base or prod; the JWT key comes from
@@ -463,6 +469,14 @@ func TestRulesCatchMistakes(t *testing.T) {
 			deployment(o, "edge").Spec.Template.Spec.TerminationGracePeriodSeconds = &g
 		}},
 		{"two sysmons", "exactly 1", func(o *objects) { n := int32(2); deployment(o, "sysmon").Spec.Replicas = &n }},
+		{"monitor URL without /varz", "/varz", func(o *objects) {
+			c := container(deployment(o, "sysmon"), "sysmon")
+			for i := range c.Env {
+				if c.Env[i].Name == "SYSMON_NATS_MONITOR_URL" {
+					c.Env[i].Value = "http://nats:8222"
+				}
+			}
+		}},
 		{"a secret in prod", "ships no secret value", func(o *objects) {
 			o.secrets = append(o.secrets, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "eventedge-jwt"}})
 		}},

@@ -245,7 +245,7 @@ func hostPort(t *testing.T, p string) string {
 }
 
 // checkLoadBalancer checks that nginx's upstream lists exactly the edge
-// nodes and that it passes WebSockets.
+// nodes, that it passes WebSockets and that it sets X-Forwarded-For.
 func checkLoadBalancer(t *testing.T, edges []string) {
 	conf, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "compose", "nginx", "nginx.conf"))
 	if err != nil {
@@ -265,9 +265,12 @@ func checkLoadBalancer(t *testing.T, edges []string) {
 		"proxy_set_header Upgrade $http_upgrade;",
 		"proxy_set_header Connection $connection_upgrade;",
 		"proxy_read_timeout 1h;",
+		// The edge trusts the first X-Forwarded-For address: nginx must
+		// set it, not append to what the client sent.
+		"proxy_set_header X-Forwarded-For $remote_addr;",
 	} {
 		if !strings.Contains(string(conf), want) {
-			t.Errorf("nginx.conf: no %q (WebSockets)", want)
+			t.Errorf("nginx.conf: no %q", want)
 		}
 	}
 }
