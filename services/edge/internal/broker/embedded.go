@@ -3,6 +3,9 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -36,6 +39,19 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	if o.Name == "" {
 		o.Name = "eventedge-embedded"
 	}
+	// The server runs with NoLog, and its own failures would surface only
+	// as "not ready": find the usual two causes first and name them.
+	if err := checkWritable(o.StoreDir); err != nil {
+		return nil, err
+	}
+	if o.Port > 0 {
+		addr := net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: cannot listen on %s: %w", addr, err)
+		}
+		ln.Close()
+	}
 	ns, err := server.NewServer(&server.Options{
 		ServerName:             o.Name,
 		Host:                   o.Host,
@@ -52,7 +68,22 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
-		return nil, fmt.Errorf("embedded nats: not ready on %s:%d within 10s (port in use?)", o.Host, o.Port)
+		return nil, fmt.Errorf("embedded nats: not ready on %s:%d within 10s", o.Host, o.Port)
 	}
 	return ns, nil
+}
+
+// checkWritable creates dir when missing and checks that a file can be
+// written in it (a read-only root filesystem, or a volume owned by another
+// user, fails here with the reason).
+func checkWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("embedded nats: store dir %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("embedded nats: store dir %s is not writable: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
