@@ -19,8 +19,8 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 GO          ?= go
-MODULES     := proto services/edge scripts/devrun scripts/configdocs services/internal services/sysmon services/taskapi services/worker services/dashboard deploy deploy/docker
-SERVICES    := edge sysmon taskapi worker dashboard
+MODULES     := proto services/edge scripts/devrun scripts/configdocs services/internal services/sysmon services/taskapi services/worker services/dashboard services/loadgen deploy deploy/docker
+SERVICES    := edge sysmon taskapi worker dashboard loadgen
 TOOLS_BIN   := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS_BIN):$(PATH)
 

@@ -1,0 +1,106 @@
+// Command loadgen loads an eventedge node with many WebSocket clients and
+// reports what they saw: latency, delivery correctness, connect rate, and
+// the edge's CPU and memory. See services/loadgen/README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/eventedge/eventedge/services/loadgen/internal/load"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(2)
+	case errors.Is(err, errCheckFailed):
+		os.Exit(1)
+	default:
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(2)
+	}
+}
+
+// errCheckFailed: the run was made, but a client failed or the delivery
+// check found a problem (the table says which). Exit status 1.
+var errCheckFailed = errors.New("check failed")
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, jsonPath, quiet, err := parseFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	var progress io.Writer = stderr
+	if quiet {
+		progress = nil
+	}
+	rec, err := load.Run(ctx, cfg, progress)
+	if err != nil {
+		return err
+	}
+	if err := load.WriteTable(stdout, rec); err != nil {
+		return err
+	}
+	if jsonPath != "" {
+		f, err := os.Create(jsonPath)
+		if err != nil {
+			return fmt.Errorf("--json: %w", err)
+		}
+		if err := load.WriteJSON(f, rec); err != nil {
+			f.Close()
+			return fmt.Errorf("--json %s: %w", jsonPath, err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("--json %s: %w", jsonPath, err)
+		}
+	}
+	if !rec.Results.OK {
+		fmt.Fprintln(stderr, "loadgen: FAIL (see the table)")
+		return errCheckFailed
+	}
+	return nil
+}
+
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (cfg load.Config, jsonPath string, quiet bool, err error) {
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/v1/ws", "edge WebSocket URL")
+	fs.StringVar(&cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS URL the broadcast publisher uses (JetStream)")
+	fs.StringVar(&cfg.JWTSecret, "jwt-secret", getenv("LOADGEN_JWT_SECRET"), "HS256 secret of the edge, at least 32 bytes (env LOADGEN_JWT_SECRET; prefer it: flags show in ps)")
+	fs.StringVar(&cfg.Scenario, "scenario", "broadcast", "scenario: "+strings.Join(load.Implemented, ", ")+" (planned, not built yet: "+strings.Join(load.Planned, ", ")+")")
+	fs.IntVar(&cfg.Clients, "clients", 100, "WebSocket clients")
+	fs.Float64Var(&cfg.Rate, "rate", 10, "events per second published (broadcast)")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "publishing time (broadcast); holding time before memory is sampled (idle)")
+	fs.IntVar(&cfg.Dialers, "dialers", 50, "clients connecting at once")
+	fs.IntVar(&cfg.SourceAddrs, "source-addrs", 1, "spread clients over 127.0.0.1 … 127.0.0.K as source addresses (1-254)")
+	fs.IntVar(&cfg.PayloadBytes, "payload-bytes", 200, "approximate size of one event's JSON")
+	fs.IntVar(&cfg.EdgePID, "edge-pid", 0, "edge process id: sample its CPU and RSS from /proc every second (0: off)")
+	fs.StringVar(&cfg.EdgeMetrics, "edge-metrics", "", "edge /metrics URL read at start and end, e.g. http://127.0.0.1:9090/metrics (empty: off)")
+	fs.DurationVar(&cfg.MaxDuration, "max-duration", 5*time.Minute, "hard bound on the whole run")
+	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", 10*time.Second, "bound on one client's connect + auth + subscribe")
+	fs.DurationVar(&cfg.Drain, "drain", 5*time.Second, "broadcast: how long to wait after the last publish for in-flight events")
+	fs.StringVar(&cfg.Project, "project", "", "project id of the room (default: a fresh lg-<random> per run)")
+	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow non-loopback URLs (default: loopback only)")
+	fs.StringVar(&jsonPath, "json", "", "write the JSON record to this file")
+	fs.BoolVar(&quiet, "quiet", false, "no progress line on stderr")
+	if err := fs.Parse(args); err != nil {
+		return cfg, "", false, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, "", false, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return cfg, jsonPath, quiet, nil
+}

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/eventedge/eventedge/services/internal/natstest"
+	"github.com/eventedge/eventedge/services/internal/proctest"
+)
+
+const secret = "loadgen-test-secret-0123456789abcdef"
+
+// edgeBin is the edge binary, built once by TestMain.
+var edgeBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "loadgen-test-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	root, _ := filepath.Abs("../../../..")
+	bins, err := proctest.Build(dir, root, "edge")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	edgeBin = bins["edge"]
+	code := m.Run()
+	os.RemoveAll(dir)
+	if code == 0 {
+		// Every goroutine Run started has ended (the clients' readers,
+		// the publisher's NATS connection, the sampler, keep-alives).
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+type testEdge struct {
+	url, metrics, nats string
+	pid                int
+}
+
+// startEdge runs a real edge binary against an embedded NATS server.
+func startEdge(t *testing.T) testEdge {
+	t.Helper()
+	ns := natstest.Start(t)
+	addr, admin := proctest.FreeAddr(t), proctest.FreeAddr(t)
+	proctest.Start(t, proctest.Spec{
+		Name: "edge", Path: edgeBin, Ready: "http://" + admin + "/readyz",
+		Args: []string{"--addr", addr, "--admin-addr", admin, "--nats-url", ns.URL(), "--node-name", "lg-test",
+			"--drain-duration", "0s", "--log-level", "warn"},
+		Env: []string{"EDGE_JWT_SECRET=" + secret},
+	})
+	return testEdge{url: "ws://" + addr + "/v1/ws", metrics: "http://" + admin + "/metrics", nats: ns.URL(), pid: pidOf(t, edgeBin)}
+}
+
+// pidOf finds the process running binary path (unique to this test run).
+func pidOf(t *testing.T, path string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && exe == path {
+			return pid
+		}
+	}
+	t.Fatalf("no process runs %s", path)
+	return 0
+}
+
+// record is the part of the JSON record the tests look at.
+type record struct {
+	Machine struct {
+		CPUModel string `json:"cpuModel"`
+		Cores    int    `json:"cores"`
+		Kernel   string `json:"kernel"`
+	} `json:"machine"`
+	Commit     *string        `json:"commit"`
+	Scenario   string         `json:"scenario"`
+	Parameters map[string]any `json:"parameters"`
+	Results    struct {
+		OK      bool `json:"ok"`
+		Clients struct {
+			Requested, Connected, Failed int
+		} `json:"clients"`
+		Connect *struct {
+			Wall      float64 `json:"wall"`
+			PerSecond float64 `json:"perSecond"`
+		} `json:"connect"`
+		Latency *struct {
+			Count uint64  `json:"count"`
+			P50Ms float64 `json:"p50Ms"`
+			P99Ms float64 `json:"p99Ms"`
+			MaxMs float64 `json:"maxMs"`
+		} `json:"latency"`
+		Delivery *struct {
+			Published, Expected, Delivered, Lost, Duplicated, OutOfOrder, Unexpected, MessageBytes int
+		} `json:"delivery"`
+		Edge *struct {
+			Samples         int      `json:"samples"`
+			RSSEndBytes     int64    `json:"rssEndBytes"`
+			RSSPerConnBytes *float64 `json:"rssPerConnBytes"`
+		} `json:"edge"`
+		Metrics *struct {
+			End map[string]float64 `json:"end"`
+		} `json:"metrics"`
+	} `json:"results"`
+}
+
+// runLoadgen runs the command as main would and returns its table and
+// decoded JSON record.
+func runLoadgen(t *testing.T, e testEdge, args ...string) (string, *record) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "out.json")
+	args = append([]string{"--url", e.url, "--nats-url", e.nats, "--edge-pid", strconv.Itoa(e.pid),
+		"--edge-metrics", e.metrics, "--json", out, "--max-duration", "60s"}, args...)
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	getenv := func(k string) string {
+		if k == "LOADGEN_JWT_SECRET" {
+			return secret
+		}
+		return ""
+	}
+	if err := run(ctx, args, getenv, &stdout, &stderr); err != nil {
+		t.Fatalf("loadgen %v: %v\nstdout:\n%s\nstderr:\n%s", args, err, stdout.String(), stderr.String())
+	}
+	t.Logf("table:\n%s", stdout.String())
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatalf("JSON record: %v\n%s", err, b)
+	}
+	// The shape every scenario shares.
+	if rec.Machine.Cores < 1 || rec.Machine.Kernel == "" || !strings.Contains(string(b), `"cpuModel"`) || rec.Commit == nil {
+		t.Errorf("machine/commit: %+v %v", rec.Machine, rec.Commit)
+	}
+	if rec.Parameters["clients"] != float64(20) || rec.Parameters["url"] != e.url {
+		t.Errorf("parameters: %v", rec.Parameters)
+	}
+	if _, ok := rec.Parameters["JWTSecret"]; ok || strings.Contains(string(b), secret) {
+		t.Error("the JSON record carries the secret")
+	}
+	r := rec.Results
+	if !r.OK || r.Clients.Requested != 20 || r.Clients.Connected != 20 || r.Clients.Failed != 0 {
+		t.Errorf("ok %v, clients %+v", r.OK, r.Clients)
+	}
+	if r.Connect == nil || r.Connect.Wall <= 0 || r.Connect.PerSecond <= 0 {
+		t.Errorf("connect: %+v", r.Connect)
+	}
+	if r.Edge == nil || r.Edge.Samples < 1 || r.Edge.RSSEndBytes <= 0 {
+		t.Errorf("edge: %+v", r.Edge)
+	}
+	if r.Metrics == nil || r.Metrics.End == nil {
+		t.Errorf("metrics: %+v", r.Metrics)
+	} else if got := r.Metrics.End["eventedge_connections"]; got != 20 {
+		// The end snapshot is taken before the clients are closed.
+		t.Errorf("metrics end: eventedge_connections = %v, want 20 (%v)", got, r.Metrics.End)
+	}
+	if !strings.Contains(stdout.String(), "scenario") {
+		t.Errorf("no table on stdout:\n%s", stdout.String())
+	}
+	return stdout.String(), &rec
+}
+
+func TestBroadcast(t *testing.T) {
+	e := startEdge(t)
+	_, rec := runLoadgen(t, e, "--scenario", "broadcast", "--clients", "20", "--rate", "20", "--duration", "2s",
+		"--source-addrs", "3", "--dialers", "5")
+	if rec.Scenario != "broadcast" {
+		t.Errorf("scenario %q", rec.Scenario)
+	}
+	d := rec.Results.Delivery
+	if d == nil {
+		t.Fatal("no delivery section")
+	}
+	if d.Published != 40 || d.Expected != 20*40 || d.Delivered != d.Expected {
+		t.Errorf("published %d, expected %d, delivered %d; want 40, 800, 800", d.Published, d.Expected, d.Delivered)
+	}
+	if d.Lost != 0 || d.Duplicated != 0 || d.OutOfOrder != 0 || d.Unexpected != 0 || d.MessageBytes <= 0 {
+		t.Errorf("delivery check: %+v", d)
+	}
+	l := rec.Results.Latency
+	if l == nil || l.Count != uint64(d.Delivered) || l.MaxMs <= 0 || l.P50Ms > l.P99Ms || l.P99Ms > l.MaxMs {
+		t.Errorf("latency: %+v", l)
+	}
+}
+
+func TestIdle(t *testing.T) {
+	e := startEdge(t)
+	_, rec := runLoadgen(t, e, "--scenario", "idle", "--clients", "20", "--duration", "1s")
+	if rec.Results.Edge == nil || rec.Results.Edge.RSSPerConnBytes == nil {
+		t.Fatalf("no RSS per connection: %+v", rec.Results.Edge)
+	}
+	if rec.Results.Delivery != nil || rec.Results.Latency != nil {
+		t.Error("idle reports deliveries")
+	}
+}
+
+func TestConnect(t *testing.T) {
+	e := startEdge(t)
+	_, rec := runLoadgen(t, e, "--scenario", "connect", "--clients", "20", "--dialers", "10")
+	if rec.Scenario != "connect" {
+		t.Errorf("scenario %q", rec.Scenario)
+	}
+}
+
+func TestConnectFailuresByReason(t *testing.T) {
+	// A wrong secret: every client is refused with 4001, counted by reason.
+	e := startEdge(t)
+	var stdout, stderr bytes.Buffer
+	getenv := func(string) string { return "" }
+	err := run(context.Background(), []string{"--url", e.url, "--scenario", "connect", "--clients", "5",
+		"--jwt-secret", "another-secret-of-at-least-32-bytes!!", "--quiet"}, getenv, &stdout, &stderr)
+	if err != errCheckFailed {
+		t.Fatalf("run = %v, want errCheckFailed\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "failed: dial: close 4001") {
+		t.Errorf("table lacks the 4001 failures:\n%s", stdout.String())
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	getenv := func(string) string { return secret }
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--scenario", "rooms"}, "not implemented yet"},
+		{[]string{"--scenario", "churn"}, "not implemented yet"},
+		{[]string{"--scenario", "nope"}, "want one of"},
+		{[]string{"--scenario", "connect", "--url", "ws://example.com/v1/ws"}, "not a loopback address"},
+		{[]string{"--scenario", "broadcast", "--nats-url", "nats://10.0.0.1:4222"}, "not a loopback address"},
+		{[]string{"--scenario", "connect", "--edge-metrics", "http://192.168.1.1:9090/metrics"}, "not a loopback address"},
+		{[]string{"--scenario", "connect", "--allow-remote", "--url", "ws://example.com/v1/ws", "--source-addrs", "4"}, "only for a loopback"},
+		{[]string{"--scenario", "broadcast", "--duration", "10m"}, "--max-duration"},
+		{[]string{"--scenario", "connect", "--source-addrs", "300"}, "1-254"},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), tc.args, getenv, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"--scenario", "connect"}, func(string) string { return "" }, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "--jwt-secret") {
+		t.Errorf("no secret: %v", err)
+	}
+}

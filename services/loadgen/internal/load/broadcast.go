@@ -1,0 +1,205 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/eventedge/eventedge/proto/events"
+	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
+	"github.com/eventedge/eventedge/proto/room"
+	"github.com/eventedge/eventedge/services/edge/client"
+	"github.com/eventedge/eventedge/services/edge/deliverycheck"
+	"github.com/eventedge/eventedge/services/loadgen/internal/hist"
+)
+
+// MetaSeq is the metadata key of the publisher's sequence number (0, 1, …)
+// in every broadcast event.
+const MetaSeq = "lgseq"
+
+// broadcast puts every client in one project room, publishes
+// Rate × Duration task_updated events through JetStream with the send
+// time as the event's timestamp, and measures, at every client, the
+// publish → receive latency and what was lost, duplicated or reordered.
+func (r *runner) broadcast(ctx context.Context) (*Results, error) {
+	rm := room.Project(r.cfg.Project)
+	nc, err := nats.Connect(r.cfg.NATSURL, nats.Name("loadgen"), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("--nats-url %s: %w", r.cfg.NATSURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	_, err = events.EnsureStreamExists(sctx, js, events.StreamConfig{})
+	scancel()
+	if err != nil {
+		return nil, err
+	}
+
+	var (
+		latency   hist.Histogram
+		published = deliverycheck.NewLog()
+		received  = make([]*deliverycheck.Received, r.cfg.Clients)
+		readers   sync.WaitGroup // one per connected client; each ends when its connection does
+	)
+	r.phase.Store("connect")
+	d := r.dialAll(ctx, r.cfg.Clients, rm.String(), func(i int, c *client.Conn) {
+		got := deliverycheck.NewReceived("c" + strconv.Itoa(i))
+		received[i] = got
+		readers.Go(func() { r.read(c, got, &latency) })
+	})
+	res := r.connectResults(d)
+	// On an early return, close the clients and wait for their readers.
+	closed := false
+	defer func() {
+		if !closed {
+			r.closeAll(d.conns)
+			readers.Wait()
+		}
+	}()
+	connected := res.Clients.Connected
+	if connected == 0 {
+		res.Notes = append(res.Notes, "no client connected: nothing published")
+		return res, nil
+	}
+
+	r.phase.Store("publish")
+	pubStart := time.Now()
+	pub := r.publish(ctx, js, rm, published, int64(connected))
+	res.Publisher = pub
+
+	// Drain: wait until every expected delivery arrived, or Drain passed.
+	r.phase.Store("drain")
+	want := int64(pub.Published) * int64(connected)
+	drainCtx, dcancel := context.WithTimeout(ctx, r.cfg.Drain)
+	for r.received.Load() < want && drainCtx.Err() == nil {
+		sleepCtx(drainCtx, 20*time.Millisecond)
+	}
+	dcancel()
+	window := time.Since(pubStart)
+
+	res.Clients.Disconnected = disconnected(d)
+	r.captureMetrics()
+	r.phase.Store("close")
+	r.closeAll(d.conns)
+	readers.Wait()
+	closed = true
+
+	r.phase.Store("check")
+	reports := make([]deliverycheck.Report, 0, connected)
+	for i, got := range received {
+		if got == nil {
+			continue
+		}
+		reports = append(reports, deliverycheck.Check(published, got, deliverycheck.Expectation{Room: rm.String(), From: d.pos[i]}))
+	}
+	sum := deliverycheck.Summarize(reports)
+	res.Delivery = &DeliveryResults{
+		Published: pub.Published, Expected: sum.Expected, Delivered: sum.Delivered,
+		Lost: sum.Lost, Duplicated: sum.Duplicates, OutOfOrder: sum.OutOfOrder, Unexpected: sum.Unexpected,
+		MessageBytes: int(r.messageBytes.Load()),
+	}
+	if window > 0 {
+		res.Delivery.PerSecond = float64(sum.Delivered) / window.Seconds()
+	}
+	for _, f := range sum.Failed[:min(len(sum.Failed), 3)] {
+		res.Delivery.Worst = append(res.Delivery.Worst, f.String())
+	}
+	res.Latency = latencyOf(&latency)
+	if !sum.OK() || pub.Failed > 0 || pub.Published < pub.Target || res.Clients.Disconnected != nil {
+		res.OK = false
+	}
+	return res, nil
+}
+
+// read drains one client's messages until its connection ends.
+func (r *runner) read(c *client.Conn, got *deliverycheck.Received, latency *hist.Histogram) {
+	for m := range c.Messages() {
+		switch m.Op {
+		case "event":
+			now := time.Now()
+			if m.Event != nil {
+				latency.RecordDuration(now.Sub(m.Event.Timestamp))
+			}
+			got.Add(m.Room, m.Seq)
+			if r.received.Add(1) == 1 {
+				r.messageBytes.Store(int64(len(m.Raw)))
+			}
+		case "reset":
+			got.Reset(m.Room, m.Seq)
+		}
+	}
+}
+
+// publish publishes Rate × Duration events on a fixed schedule (event i
+// at start + i/Rate), each stamped with the time it is sent, and logs
+// each stored seq in log. A publish that starts late does not make the
+// next ones earlier: the schedule is the offered load.
+func (r *runner) publish(ctx context.Context, js jetstream.JetStream, rm room.Room, log *deliverycheck.Log, clients int64) *PublisherResults {
+	total := int(r.cfg.Rate * r.cfg.Duration.Seconds())
+	total = max(total, 1)
+	interval := time.Duration(float64(time.Second) / r.cfg.Rate)
+	pad := padding(rm, r.cfg.PayloadBytes)
+	res := &PublisherResults{Target: total}
+	start := time.Now()
+	for i := range total {
+		slot := start.Add(time.Duration(i) * interval)
+		if wait := time.Until(slot); wait > 0 {
+			sleepCtx(ctx, wait)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		ev := events.TaskUpdated(rm, "lg", "t1", &pb.Task{Title: pad}, "title")
+		ev.Metadata = map[string]string{MetaSeq: strconv.Itoa(i)}
+		now := time.Now()
+		lag := now.Sub(slot)
+		res.MaxLag = Duration(max(time.Duration(res.MaxLag), lag))
+		if lag > interval {
+			res.Late++
+		}
+		ev.Timestamp = timestamppb.New(now)
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ack, err := events.Publish(pctx, js, ev)
+		cancel()
+		if err != nil {
+			res.Failed++
+			if res.FirstErr == "" {
+				res.FirstErr = err.Error()
+			}
+			continue
+		}
+		log.Add(rm.String(), ack.Sequence)
+		res.Published++
+		r.published.Add(1)
+		r.expected.Add(clients)
+	}
+	res.Wall = Duration(time.Since(start))
+	return res
+}
+
+// padding returns a task title that brings the event's JSON (protojson,
+// close to what the edge sends) to about size bytes; none when the
+// smallest event is already larger (about 230 bytes with a 26-character
+// id and a nanosecond timestamp). The size actually received is reported
+// as DeliveryResults.MessageBytes.
+func padding(rm room.Room, size int) string {
+	ev := events.TaskUpdated(rm, "lg", "t1", &pb.Task{}, "title")
+	ev.Metadata = map[string]string{MetaSeq: "1000000"}
+	events.Normalize(ev)
+	b, err := events.MarshalJSON(ev)
+	if err != nil {
+		return ""
+	}
+	return strings.Repeat("x", max(0, size-len(b)-len(`"title":"",`)))
+}

@@ -1,0 +1,215 @@
+package load
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config is one run's parameters. The zero value of a field selects the
+// default named in its comment (WithDefaults); it is also the "parameters"
+// of the JSON record, the secret excepted.
+type Config struct {
+	// URL is the edge's WebSocket endpoint. Default ws://127.0.0.1:8080/v1/ws.
+	URL string `json:"url"`
+	// NATSURL is where broadcast publishes (JetStream). Default
+	// nats://127.0.0.1:4222.
+	NATSURL string `json:"natsUrl"`
+	// JWTSecret signs the clients' HS256 tokens (the edge's EDGE_JWT_SECRET,
+	// at least 32 bytes). Required.
+	JWTSecret string `json:"-"`
+	// Scenario is broadcast, idle or connect. Required.
+	Scenario string `json:"scenario"`
+	// Clients is the number of WebSocket clients. Default 100.
+	Clients int `json:"clients"`
+	// Rate is events per second published (broadcast). Default 10.
+	Rate float64 `json:"rate"`
+	// Duration is how long events are published (broadcast) or clients are
+	// held before memory is sampled (idle). Default 10s.
+	Duration time.Duration `json:"duration"`
+	// Dialers is how many clients connect at once. Default 50.
+	Dialers int `json:"dialers"`
+	// SourceAddrs spreads the clients over 127.0.0.1 … 127.0.0.K as local
+	// addresses, so that more connections fit the local port range (and
+	// the edge's per-address limit, --max-conns-per-ip, default 1000).
+	// Default 1; at most 254; only for a loopback URL.
+	SourceAddrs int `json:"sourceAddrs"`
+	// PayloadBytes is the approximate size of one event's JSON. Default 200.
+	PayloadBytes int `json:"payloadBytes"`
+	// EdgePID is the edge process to sample from /proc every second
+	// (CPU time, RSS). 0: not sampled.
+	EdgePID int `json:"edgePid,omitempty"`
+	// EdgeMetrics is the edge's /metrics URL, read at start and end.
+	// Empty: not read.
+	EdgeMetrics string `json:"edgeMetrics,omitempty"`
+	// MaxDuration bounds the whole run. Default 5m.
+	MaxDuration time.Duration `json:"maxDuration"`
+	// DialTimeout bounds one client's connect + auth + subscribe. Default 10s.
+	DialTimeout time.Duration `json:"dialTimeout"`
+	// Drain is how long broadcast waits, after the last publish, for the
+	// clients to receive what is in flight. Default 5s.
+	Drain time.Duration `json:"drain"`
+	// Project is the project id of the room (project:<id>). Default a
+	// fresh "lg-<random>" per run, so the room holds only this run's events.
+	Project string `json:"project"`
+	// AllowRemote permits non-loopback URLs. Default false: a load
+	// generator pointed at someone else's server by mistake is refused.
+	AllowRemote bool `json:"allowRemote,omitempty"`
+
+	// ProcRoot is where /proc is (tests). Default "/proc".
+	ProcRoot string `json:"-"`
+}
+
+// Scenario names: implemented ones, then the planned ones of issue #8.
+var (
+	Implemented = []string{"broadcast", "idle", "connect"}
+	Planned     = []string{"rooms", "slow", "churn"}
+)
+
+// ErrNotImplemented is returned for a planned scenario not built yet.
+var ErrNotImplemented = errors.New("not implemented yet")
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&c.URL, "ws://127.0.0.1:8080/v1/ws")
+	def(&c.NATSURL, "nats://127.0.0.1:4222")
+	def(&c.ProcRoot, "/proc")
+	if c.Clients == 0 {
+		c.Clients = 100
+	}
+	if c.Rate == 0 {
+		c.Rate = 10
+	}
+	if c.Duration == 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Dialers == 0 {
+		c.Dialers = 50
+	}
+	if c.SourceAddrs == 0 {
+		c.SourceAddrs = 1
+	}
+	if c.PayloadBytes == 0 {
+		c.PayloadBytes = 200
+	}
+	if c.MaxDuration == 0 {
+		c.MaxDuration = 5 * time.Minute
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	if c.Drain == 0 {
+		c.Drain = 5 * time.Second
+	}
+	return c
+}
+
+// Validate reports the first problem of c (after WithDefaults), naming the
+// flag.
+func (c Config) Validate() error {
+	switch {
+	case slices.Contains(Planned, c.Scenario):
+		return fmt.Errorf("--scenario %s: %w (implemented: %s)", c.Scenario, ErrNotImplemented, strings.Join(Implemented, ", "))
+	case !slices.Contains(Implemented, c.Scenario):
+		return fmt.Errorf("--scenario %q: want one of %s (planned: %s)", c.Scenario, strings.Join(Implemented, ", "), strings.Join(Planned, ", "))
+	case len(c.JWTSecret) < 32:
+		return errors.New("--jwt-secret (LOADGEN_JWT_SECRET): required, at least 32 bytes (the edge's EDGE_JWT_SECRET)")
+	case c.Clients < 1:
+		return fmt.Errorf("--clients %d: must be at least 1", c.Clients)
+	case !(c.Rate > 0) || c.Rate > 1e6:
+		return fmt.Errorf("--rate %g: must be in (0, 1e6] events/s", c.Rate)
+	case c.Duration <= 0:
+		return fmt.Errorf("--duration %s: must be positive", c.Duration)
+	case c.Dialers < 1:
+		return fmt.Errorf("--dialers %d: must be at least 1", c.Dialers)
+	case c.SourceAddrs < 1 || c.SourceAddrs > 254:
+		return fmt.Errorf("--source-addrs %d: must be 1-254 (127.0.0.1 … 127.0.0.K)", c.SourceAddrs)
+	case c.PayloadBytes < 0 || c.PayloadBytes > 512<<10:
+		return fmt.Errorf("--payload-bytes %d: must be 0-524288", c.PayloadBytes)
+	case c.EdgePID < 0:
+		return fmt.Errorf("--edge-pid %d: must not be negative", c.EdgePID)
+	case c.MaxDuration <= c.Duration:
+		return fmt.Errorf("--max-duration %s: must exceed --duration %s", c.MaxDuration, c.Duration)
+	case c.DialTimeout <= 0 || c.Drain <= 0:
+		return errors.New("--dial-timeout and --drain must be positive")
+	}
+	if c.Project != "" && !validID(c.Project) {
+		return fmt.Errorf("--project %q: want 1-64 characters of A-Z a-z 0-9 _ -", c.Project)
+	}
+	checks := []struct{ flag, raw string }{{"--url", c.URL}}
+	if c.Scenario == "broadcast" {
+		for _, u := range strings.Split(c.NATSURL, ",") {
+			checks = append(checks, struct{ flag, raw string }{"--nats-url", strings.TrimSpace(u)})
+		}
+	}
+	if c.EdgeMetrics != "" {
+		checks = append(checks, struct{ flag, raw string }{"--edge-metrics", c.EdgeMetrics})
+	}
+	for _, ch := range checks {
+		loop, err := loopbackURL(ch.raw)
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", ch.flag, ch.raw, err)
+		}
+		if !loop && !c.AllowRemote {
+			return fmt.Errorf("%s %q: not a loopback address; pass --allow-remote to load another machine", ch.flag, ch.raw)
+		}
+		if !loop && ch.flag == "--url" && c.SourceAddrs > 1 {
+			return fmt.Errorf("--source-addrs %d: only for a loopback --url", c.SourceAddrs)
+		}
+	}
+	return nil
+}
+
+// loopbackURL parses raw and reports whether its host is loopback
+// (localhost, 127.0.0.0/8, ::1). Names other than localhost are not
+// resolved: they count as remote.
+func loopbackURL(raw string) (bool, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false, err
+	}
+	if u.Host == "" {
+		return false, errors.New("no host")
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return true, nil
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback(), nil
+}
+
+func validID(s string) bool {
+	if len(s) < 1 || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// MarshalJSON writes c with its durations as strings ("10s"), the form
+// the flags take.
+func (c Config) MarshalJSON() ([]byte, error) {
+	type plain Config // without this method
+	return json.Marshal(struct {
+		plain
+		Duration    string `json:"duration"`
+		MaxDuration string `json:"maxDuration"`
+		DialTimeout string `json:"dialTimeout"`
+		Drain       string `json:"drain"`
+	}{plain(c), c.Duration.String(), c.MaxDuration.String(), c.DialTimeout.String(), c.Drain.String()})
+}

@@ -1,0 +1,221 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/eventedge/eventedge/services/edge/client"
+	"github.com/eventedge/eventedge/services/loadgen/internal/hist"
+)
+
+// messageBuffer is each client's Messages capacity: small, since a reader
+// drains it at once, and a load of many clients should not hold 1024
+// pointers each.
+const messageBuffer = 256
+
+// httpClients returns one HTTP client per source address 127.0.0.1 … K,
+// each dialing from that address (coder/websocket dials through it). With
+// a remote URL (K is then 1) the kernel picks the source address.
+func httpClients(k int, loopback bool) []*http.Client {
+	out := make([]*http.Client, k)
+	for i := range out {
+		d := &net.Dialer{Timeout: 10 * time.Second}
+		if loopback {
+			d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(i+1))}
+		}
+		// Proxy is nil on purpose: a benchmark connects directly.
+		out[i] = &http.Client{Transport: &http.Transport{DialContext: d.DialContext, ForceAttemptHTTP2: false}}
+	}
+	return out
+}
+
+// dialResult is what dialAll returns.
+type dialResult struct {
+	conns    []*client.Conn // index i: client i, nil when it failed
+	pos      []uint64       // index i: the subscribe reply's seq
+	failures *failureCounts
+	latency  *hist.Histogram // connect + auth + subscribe, per client
+	wall     time.Duration   // first dial to last done
+}
+
+// dialAll connects clients 0…n-1 with r.cfg.Dialers at once, each
+// authenticated as its own user and subscribed to rm. onConn, when set,
+// is called from the dialing goroutine right after client i subscribed.
+// It returns when every client succeeded or failed, or ctx ended (the
+// clients not dialed by then count as failed: "canceled").
+func (r *runner) dialAll(ctx context.Context, n int, rm string, onConn func(i int, c *client.Conn)) *dialResult {
+	res := &dialResult{
+		conns:    make([]*client.Conn, n),
+		pos:      make([]uint64, n),
+		failures: newFailureCounts(),
+		latency:  &hist.Histogram{},
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range min(r.cfg.Dialers, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if ctx.Err() != nil {
+					res.failures.add("canceled", ctx.Err())
+					r.failed.Add(1)
+					continue
+				}
+				t0 := time.Now()
+				c, pos, err := r.dialOne(ctx, i, rm)
+				if err != nil {
+					res.failures.add(classify(err), err)
+					r.failed.Add(1)
+					continue
+				}
+				res.latency.RecordDuration(time.Since(t0))
+				res.conns[i], res.pos[i] = c, pos
+				r.connected.Add(1)
+				if onConn != nil {
+					onConn(i, c)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	res.wall = time.Since(start)
+	return res
+}
+
+// dialOne connects, authenticates and subscribes client i.
+func (r *runner) dialOne(ctx context.Context, i int, rm string) (*client.Conn, uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
+	defer cancel()
+	tok, err := r.minter.token(fmt.Sprintf("%s-%d", r.userPrefix, i), r.cfg.Project)
+	if err != nil {
+		return nil, 0, err
+	}
+	c, err := client.Dial(ctx, r.cfg.URL, client.Options{
+		Token:         tok,
+		ClientVersion: "loadgen",
+		HTTPClient:    r.http[i%len(r.http)],
+		MessageBuffer: messageBuffer,
+	})
+	if err != nil {
+		return nil, 0, &stageError{stage: "dial", err: err}
+	}
+	pos, err := c.SubscribeFrom(ctx, rm, nil)
+	if err != nil {
+		c.Close()
+		return nil, 0, &stageError{stage: "subscribe", err: err}
+	}
+	return c, pos, nil
+}
+
+// closeAll closes every open connection, Dialers at a time.
+func (r *runner) closeAll(conns []*client.Conn) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(r.cfg.Dialers, max(len(conns), 1)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(conns) {
+					return
+				}
+				if conns[i] != nil {
+					conns[i].Close()
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+type stageError struct {
+	stage string
+	err   error
+}
+
+func (e *stageError) Error() string { return e.stage + ": " + e.err.Error() }
+func (e *stageError) Unwrap() error { return e.err }
+
+var httpStatus = regexp.MustCompile(`HTTP (\d{3})`)
+
+// classify names why a client failed, in a few words that group alike
+// failures ("dial: HTTP 429", "dial: close 4001", "subscribe: forbidden").
+func classify(err error) string {
+	stage := "connect"
+	var se *stageError
+	if errors.As(err, &se) {
+		stage = se.stage
+	}
+	var ce *client.CloseError
+	var re *client.ReplyError
+	switch {
+	case errors.As(err, &ce):
+		return fmt.Sprintf("%s: close %d", stage, int(ce.Code))
+	case errors.As(err, &re):
+		return stage + ": " + re.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		return stage + ": timeout"
+	case errors.Is(err, context.Canceled):
+		return stage + ": canceled"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return stage + ": connection refused"
+	case errors.Is(err, syscall.EADDRNOTAVAIL), errors.Is(err, syscall.EADDRINUSE):
+		return stage + ": no free local port"
+	case errors.Is(err, syscall.ECONNRESET):
+		return stage + ": connection reset"
+	}
+	if m := httpStatus.FindStringSubmatch(err.Error()); m != nil {
+		return stage + ": HTTP " + m[1]
+	}
+	return stage + ": other"
+}
+
+// failureCounts counts failures by reason and keeps the first error of
+// each, so "other" can be looked into. Safe for concurrent use.
+type failureCounts struct {
+	mu      sync.Mutex
+	counts  map[string]int    // guarded by mu
+	samples map[string]string // guarded by mu
+}
+
+func newFailureCounts() *failureCounts {
+	return &failureCounts{counts: map[string]int{}, samples: map[string]string{}}
+}
+
+func (f *failureCounts) add(reason string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.counts[reason]++
+	if _, ok := f.samples[reason]; !ok && err != nil {
+		msg := err.Error()
+		if len(msg) > 300 {
+			msg = msg[:300] + "…"
+		}
+		f.samples[reason] = msg
+	}
+}
+
+func (f *failureCounts) snapshot() (map[string]int, map[string]string, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	counts, samples, total := map[string]int{}, map[string]string{}, 0
+	for k, v := range f.counts {
+		counts[k] = v
+		total += v
+	}
+	for k, v := range f.samples {
+		samples[k] = v
+	}
+	return counts, samples, total
+}

@@ -1,0 +1,273 @@
+package load
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/eventedge/eventedge/services/loadgen/internal/hist"
+)
+
+// Record is one run, as written by --json.
+type Record struct {
+	Machine    Machine   `json:"machine"`
+	Commit     string    `json:"commit"`
+	Scenario   string    `json:"scenario"`
+	StartedAt  time.Time `json:"startedAt"`
+	Parameters Config    `json:"parameters"`
+	Results    *Results  `json:"results"`
+}
+
+// Machine describes where the load generator ran.
+type Machine struct {
+	CPUModel string `json:"cpuModel"`
+	Cores    int    `json:"cores"` // processors in /proc/cpuinfo (the machine's, not the affinity's)
+	// LoadgenCPUs is the CPUs this process may run on (its affinity,
+	// e.g. 1 under taskset -c 1).
+	LoadgenCPUs int    `json:"loadgenCpus"`
+	Kernel      string `json:"kernel"`
+	GoVersion   string `json:"goVersion"`
+}
+
+// Results are a run's measurements; the sections a scenario does not
+// measure are nil.
+type Results struct {
+	// OK is false when the delivery check found a problem or a client
+	// failed to connect.
+	OK        bool              `json:"ok"`
+	Elapsed   Duration          `json:"elapsed"`
+	Clients   ClientResults     `json:"clients"`
+	Connect   *ConnectResults   `json:"connect,omitempty"`
+	Latency   *LatencyResults   `json:"latency,omitempty"`
+	Delivery  *DeliveryResults  `json:"delivery,omitempty"`
+	Publisher *PublisherResults `json:"publisher,omitempty"`
+	Edge      *EdgeResults      `json:"edge,omitempty"`
+	Metrics   *MetricsResults   `json:"metrics,omitempty"`
+	Notes     []string          `json:"notes,omitempty"`
+}
+
+// ClientResults counts the clients.
+type ClientResults struct {
+	Requested int `json:"requested"`
+	Connected int `json:"connected"`
+	Failed    int `json:"failed"`
+	// Failures counts failed connects by reason ("dial: HTTP 429" …);
+	// FailureSamples holds the first error of each reason.
+	Failures       map[string]int    `json:"failures,omitempty"`
+	FailureSamples map[string]string `json:"failureSamples,omitempty"`
+	// Disconnected counts connections the server ended during the run, by
+	// reason.
+	Disconnected map[string]int `json:"disconnected,omitempty"`
+}
+
+// ConnectResults is the connect storm (every scenario connects first).
+type ConnectResults struct {
+	Wall          Duration        `json:"wall"`
+	PerSecond     float64         `json:"perSecond"`
+	Dialers       int             `json:"dialers"`
+	ClientLatency *LatencyResults `json:"clientLatency"` // connect + auth + subscribe of one client
+}
+
+// LatencyResults summarises a histogram, in milliseconds.
+type LatencyResults struct {
+	Count  uint64  `json:"count"`
+	MinMs  float64 `json:"minMs"`
+	MeanMs float64 `json:"meanMs"`
+	P50Ms  float64 `json:"p50Ms"`
+	P90Ms  float64 `json:"p90Ms"`
+	P99Ms  float64 `json:"p99Ms"`
+	P999Ms float64 `json:"p999Ms"`
+	MaxMs  float64 `json:"maxMs"`
+	// Negative counts values below zero recorded as 0 (clock steps).
+	Negative uint64 `json:"negative,omitempty"`
+}
+
+// DeliveryResults is the delivery check over every client.
+type DeliveryResults struct {
+	Published  int `json:"published"`
+	Expected   int `json:"expected"`
+	Delivered  int `json:"delivered"`
+	Lost       int `json:"lost"`
+	Duplicated int `json:"duplicated"`
+	OutOfOrder int `json:"outOfOrder"`
+	Unexpected int `json:"unexpected"`
+	// PerSecond is Delivered over the time from the first publish to the
+	// end of the drain.
+	PerSecond float64 `json:"perSecond"`
+	// MessageBytes is the size of one event message as received (the
+	// first one): {"op":"event",…,"event":{…}}.
+	MessageBytes int `json:"messageBytes"`
+	// Worst describes up to three failing clients.
+	Worst []string `json:"worst,omitempty"`
+}
+
+// PublisherResults says whether the publisher kept to its schedule.
+type PublisherResults struct {
+	Target    int      `json:"target"`
+	Published int      `json:"published"`
+	Failed    int      `json:"failed"`
+	MaxLag    Duration `json:"maxLag"` // the latest a publish started after its slot
+	Late      int      `json:"late"`   // publishes that started more than one interval late
+	Wall      Duration `json:"wall"`
+	FirstErr  string   `json:"firstError,omitempty"`
+}
+
+// EdgeResults is the edge process as sampled from /proc.
+type EdgeResults struct {
+	PID             int      `json:"pid"`
+	CPUSeconds      float64  `json:"cpuSeconds"` // over the run
+	CPUCores        float64  `json:"cpuCores"`   // CPUSeconds / elapsed
+	RSSStartBytes   int64    `json:"rssStartBytes"`
+	RSSEndBytes     int64    `json:"rssEndBytes"`
+	RSSMaxBytes     int64    `json:"rssMaxBytes"`
+	RSSPerConnBytes *float64 `json:"rssPerConnBytes,omitempty"` // idle: (RSS after - before) / connected
+	Samples         int      `json:"samples"`
+	Err             string   `json:"error,omitempty"`
+}
+
+// MetricsResults are the edge's /metrics series at the start of the run
+// and at its end, taken while the clients are still connected.
+type MetricsResults struct {
+	Start map[string]float64 `json:"start"`
+	End   map[string]float64 `json:"end"`
+	Err   string             `json:"error,omitempty"`
+}
+
+// Duration marshals as seconds (a float) in JSON.
+type Duration time.Duration
+
+// MarshalJSON writes the duration in seconds.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).Seconds()) }
+
+func latencyOf(h *hist.Histogram) *LatencyResults {
+	ms := func(ns int64) float64 { return float64(ns) / 1e6 }
+	return &LatencyResults{
+		Count: h.Count(), MinMs: ms(h.Min()), MeanMs: h.Mean() / 1e6,
+		P50Ms: ms(h.Quantile(0.5)), P90Ms: ms(h.Quantile(0.9)), P99Ms: ms(h.Quantile(0.99)),
+		P999Ms: ms(h.Quantile(0.999)), MaxMs: ms(h.Max()), Negative: h.Clamped(),
+	}
+}
+
+// machineInfo reads the CPU model and kernel from /proc; what cannot be
+// read is left empty.
+func machineInfo(procRoot string) Machine {
+	m := Machine{LoadgenCPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	if b, err := os.ReadFile(procRoot + "/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			k, v, ok := strings.Cut(line, ":")
+			switch k = strings.TrimSpace(k); {
+			case !ok:
+			case k == "processor":
+				m.Cores++
+			case k == "model name" && m.CPUModel == "":
+				m.CPUModel = strings.TrimSpace(v)
+			}
+		}
+	}
+	if m.Cores == 0 {
+		m.Cores = runtime.NumCPU()
+	}
+	if b, err := os.ReadFile(procRoot + "/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+// gitDescribe is `git describe --always --dirty` of the working directory,
+// or "" outside a repository or without git.
+func gitDescribe() string {
+	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// WriteTable writes rec as a human table.
+func WriteTable(w io.Writer, rec *Record) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
+	r := rec.Results
+	verdict := "ok"
+	if !r.OK {
+		verdict = "FAIL"
+	}
+	p := rec.Parameters
+	row("scenario", "%s (%s)", rec.Scenario, verdict)
+	row("machine", "%s, %d cores (loadgen on %d), kernel %s, %s", rec.Machine.CPUModel, rec.Machine.Cores, rec.Machine.LoadgenCPUs, rec.Machine.Kernel, rec.Machine.GoVersion)
+	if rec.Commit != "" {
+		row("commit", "%s", rec.Commit)
+	}
+	params := fmt.Sprintf("clients %d, dialers %d, source addrs %d, room project:%s", p.Clients, p.Dialers, p.SourceAddrs, p.Project)
+	switch rec.Scenario {
+	case "broadcast":
+		params += fmt.Sprintf(", rate %g/s for %s, payload ~%d B", p.Rate, p.Duration, p.PayloadBytes)
+	case "idle":
+		params += fmt.Sprintf(", held %s", p.Duration)
+	}
+	row("parameters", "%s", params)
+	row("elapsed", "%.2fs", time.Duration(r.Elapsed).Seconds())
+	row("clients", "%d connected, %d failed of %d", r.Clients.Connected, r.Clients.Failed, r.Clients.Requested)
+	for _, k := range slices.Sorted(maps.Keys(r.Clients.Failures)) {
+		row("  failed: "+k, "%d (first: %s)", r.Clients.Failures[k], r.Clients.FailureSamples[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Clients.Disconnected)) {
+		row("  disconnected: "+k, "%d", r.Clients.Disconnected[k])
+	}
+	if c := r.Connect; c != nil {
+		row("connect", "%.3fs wall, %.0f conn/s with %d dialers", time.Duration(c.Wall).Seconds(), c.PerSecond, c.Dialers)
+		if l := c.ClientLatency; l != nil && l.Count > 0 {
+			row("  per client (ms)", "p50 %.2f  p90 %.2f  p99 %.2f  max %.2f", l.P50Ms, l.P90Ms, l.P99Ms, l.MaxMs)
+		}
+	}
+	if pub := r.Publisher; pub != nil {
+		row("publisher", "%d/%d published, %d failed, max lag %s, %d late, %.2fs", pub.Published, pub.Target, pub.Failed,
+			time.Duration(pub.MaxLag).Round(time.Microsecond), pub.Late, time.Duration(pub.Wall).Seconds())
+		if pub.FirstErr != "" {
+			row("  first error", "%s", pub.FirstErr)
+		}
+	}
+	if d := r.Delivery; d != nil {
+		row("delivered", "%d/%d expected (%.0f/s), %d B per event message", d.Delivered, d.Expected, d.PerSecond, d.MessageBytes)
+		row("delivery check", "lost %d, duplicated %d, out of order %d, unexpected %d", d.Lost, d.Duplicated, d.OutOfOrder, d.Unexpected)
+		for _, s := range d.Worst {
+			row("  worst", "%s", s)
+		}
+	}
+	if l := r.Latency; l != nil {
+		row("latency (ms)", "p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f  (n=%d, mean %.2f)",
+			l.P50Ms, l.P90Ms, l.P99Ms, l.P999Ms, l.MaxMs, l.Count, l.MeanMs)
+	}
+	if e := r.Edge; e != nil {
+		row("edge cpu", "%.2fs (%.2f cores) pid %d", e.CPUSeconds, e.CPUCores, e.PID)
+		row("edge rss", "start %s, end %s, max %s", mib(e.RSSStartBytes), mib(e.RSSEndBytes), mib(e.RSSMaxBytes))
+		if e.RSSPerConnBytes != nil {
+			row("edge rss per conn", "%.1f KiB", *e.RSSPerConnBytes/1024)
+		}
+		if e.Err != "" {
+			row("  edge sampling error", "%s", e.Err)
+		}
+	}
+	if m := r.Metrics; m != nil {
+		for _, k := range slices.Sorted(maps.Keys(m.End)) {
+			row("metric "+k, "%g → %g", m.Start[k], m.End[k])
+		}
+		if m.Err != "" {
+			row("  metrics error", "%s", m.Err)
+		}
+	}
+	for _, n := range r.Notes {
+		row("note", "%s", n)
+	}
+	return tw.Flush()
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
