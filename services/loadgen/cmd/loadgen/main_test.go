@@ -114,10 +114,8 @@ type record struct {
 			P99Ms float64 `json:"p99Ms"`
 			MaxMs float64 `json:"maxMs"`
 		} `json:"latency"`
-		Delivery *struct {
-			Published, Expected, Delivered, Lost, Duplicated, OutOfOrder, Unexpected, MessageBytes int
-		} `json:"delivery"`
-		Edge *struct {
+		Delivery *delivery `json:"delivery"`
+		Edge     *struct {
 			Samples         int      `json:"samples"`
 			RSSEndBytes     int64    `json:"rssEndBytes"`
 			RSSPerConnBytes *float64 `json:"rssPerConnBytes"`
@@ -125,7 +123,35 @@ type record struct {
 		Metrics *struct {
 			End map[string]float64 `json:"end"`
 		} `json:"metrics"`
+		Rooms *struct {
+			ProjectRooms, ClientsWithoutLogs, UserRoomEvents, LogsEvents, Forbidden int
+			ProgressEligible, ProgressDelivered                                     int
+			PublishedByType                                                         map[string]int
+		} `json:"rooms"`
+		Groups map[string]*struct {
+			Clients, Connected int
+			CutOff, Behind     int
+			Delivery           *delivery
+			Latency            *struct{ Count uint64 }
+			Closed             map[string]int
+		} `json:"groups"`
+		Churn *struct {
+			Target, Connects, Disconnects, Failed int
+			Failures                              map[string]int
+			ClosedByServer                        map[string]int
+			Delivery                              *delivery
+		} `json:"churn"`
 	} `json:"results"`
+}
+
+type delivery struct {
+	Published, Expected, Delivered, Lost, Duplicated, OutOfOrder, Unexpected, MessageBytes int
+}
+
+// clean reports whether d shows no loss, duplicate, reordering or
+// unexpected event.
+func (d *delivery) clean() bool {
+	return d != nil && d.Lost == 0 && d.Duplicated == 0 && d.OutOfOrder == 0 && d.Unexpected == 0
 }
 
 // runLoadgen runs the command as main would and returns its table and
@@ -211,6 +237,112 @@ func TestBroadcast(t *testing.T) {
 	}
 }
 
+func TestRooms(t *testing.T) {
+	e := startEdge(t)
+	_, rec := runLoadgen(t, e, "--scenario", "rooms", "--clients", "20", "--rooms", "4", "--rate", "40", "--duration", "2s",
+		"--logs-fraction", "0.3", "--no-logs-fraction", "0.5", "--user-fraction", "0.25", "--dialers", "5")
+	if rec.Scenario != "rooms" || rec.Parameters["rooms"] != float64(4) || rec.Parameters["noLogsFraction"] != 0.5 {
+		t.Errorf("scenario %q, parameters %v", rec.Scenario, rec.Parameters)
+	}
+	rs, d := rec.Results.Rooms, rec.Results.Delivery
+	if rs == nil || d == nil {
+		t.Fatalf("rooms %+v, delivery %+v", rs, d)
+	}
+	// 80 events, the four types in turn.
+	for _, typ := range []string{"task_created", "task_updated", "task_deleted", "task_progress"} {
+		if rs.PublishedByType[typ] != 20 {
+			t.Errorf("published %s: %d, want 20 (%v)", typ, rs.PublishedByType[typ], rs.PublishedByType)
+		}
+	}
+	if d.Published != 80 || rs.ProjectRooms != 4 || rs.ClientsWithoutLogs != 10 {
+		t.Errorf("published %d, rooms %+v", d.Published, rs)
+	}
+	// Both kinds of room and both kinds of event were used, and nobody got
+	// what it may not see.
+	if rs.UserRoomEvents == 0 || rs.UserRoomEvents == 80 || rs.LogsEvents == 0 || rs.LogsEvents == 80 || rs.Forbidden != 0 {
+		t.Errorf("rooms: %+v", rs)
+	}
+	// Expected: at most the 60 strict events × the 5 clients of a project
+	// room; at least what the user-room events alone would give.
+	if !d.clean() || d.Delivered != d.Expected || d.Expected == 0 || d.Expected > 60*5 {
+		t.Errorf("delivery: %+v", d)
+	}
+	if rs.ProgressEligible == 0 || rs.ProgressDelivered != rs.ProgressEligible {
+		t.Errorf("task_progress: %d/%d", rs.ProgressDelivered, rs.ProgressEligible)
+	}
+	// The edge's own count agrees with what the load generator expected.
+	if m := rec.Results.Metrics; m == nil || m.End["eventedge_deliveries_total"] != float64(d.Expected+rs.ProgressEligible) {
+		t.Errorf("edge deliveries %v, want %d expected + %d task_progress", m, d.Expected, rs.ProgressEligible)
+	}
+	if l := rec.Results.Latency; l == nil || l.Count != uint64(d.Delivered+rs.ProgressDelivered) {
+		t.Errorf("latency: %+v, want count %d", l, d.Delivered+rs.ProgressDelivered)
+	}
+}
+
+func TestSlow(t *testing.T) {
+	e := startEdge(t)
+	_, rec := runLoadgen(t, e, "--scenario", "slow", "--clients", "20", "--slow-fraction", "0.25", "--slow-read-delay", "5ms",
+		"--rate", "20", "--duration", "2s", "--dialers", "5")
+	if rec.Parameters["slowFraction"] != 0.25 || rec.Parameters["slowReadDelay"] != "5ms" {
+		t.Errorf("parameters: %v", rec.Parameters)
+	}
+	g := rec.Results.Groups
+	fast, slow := g["fast"], g["slow"]
+	if fast == nil || slow == nil {
+		t.Fatalf("groups: %v", g)
+	}
+	if fast.Clients != 15 || fast.Connected != 15 || slow.Clients != 5 || slow.Connected != 5 {
+		t.Errorf("fast %d/%d, slow %d/%d connected", fast.Connected, fast.Clients, slow.Connected, slow.Clients)
+	}
+	// The fast clients: everything, once, in order, and never closed.
+	if d := fast.Delivery; !d.clean() || d.Published != 40 || d.Expected != 15*40 || d.Delivered != d.Expected || fast.Closed != nil {
+		t.Errorf("fast: %+v, closed %v", d, fast.Closed)
+	}
+	if fast.Latency == nil || fast.Latency.Count != 15*40 {
+		t.Errorf("fast latency: %+v", fast.Latency)
+	}
+	// The slow ones: every event up to the last each received, once, in
+	// order; what follows only cut off by a close or still queued. At 5 ms
+	// per event against 20 events/s they keep up: nothing is left.
+	d := slow.Delivery
+	if !d.clean() || d.Delivered != d.Expected {
+		t.Errorf("slow: %+v", d)
+	}
+	if slow.Closed == nil && (d.Expected != 5*40 || slow.CutOff != 0 || slow.Behind != 0) {
+		t.Errorf("slow clients not closed: expected %d, cut off %d, behind %d; want 200, 0, 0", d.Expected, slow.CutOff, slow.Behind)
+	}
+	if fast.CutOff != 0 || fast.Behind != 0 {
+		t.Errorf("fast: cut off %d, behind %d", fast.CutOff, fast.Behind)
+	}
+	if all := rec.Results.Delivery; all == nil || all.Expected != 20*40 {
+		t.Errorf("delivery: %+v", all)
+	}
+}
+
+func TestChurn(t *testing.T) {
+	e := startEdge(t)
+	_, rec := runLoadgen(t, e, "--scenario", "churn", "--clients", "20", "--rate", "20", "--duration", "2s",
+		"--churn-rate", "10", "--churn-life", "500ms", "--dialers", "5")
+	if rec.Parameters["churnRate"] != float64(10) || rec.Parameters["churnLife"] != "500ms" {
+		t.Errorf("parameters: %v", rec.Parameters)
+	}
+	c := rec.Results.Churn
+	if c == nil {
+		t.Fatal("no churn section")
+	}
+	if c.Target != 20 || c.Connects != 20 || c.Disconnects != 20 || c.Failed != 0 || c.Failures != nil || c.ClosedByServer != nil {
+		t.Errorf("churn: %+v", c)
+	}
+	if cd := c.Delivery; cd == nil || cd.Duplicated != 0 || cd.OutOfOrder != 0 || cd.Unexpected != 0 || cd.Delivered == 0 {
+		t.Errorf("churn delivery: %+v", cd)
+	}
+	// The steady clients: every event, once, in order.
+	d := rec.Results.Delivery
+	if !d.clean() || d.Published != 40 || d.Expected != 20*40 || d.Delivered != d.Expected {
+		t.Errorf("steady delivery: %+v", d)
+	}
+}
+
 func TestIdle(t *testing.T) {
 	e := startEdge(t)
 	_, rec := runLoadgen(t, e, "--scenario", "idle", "--clients", "20", "--duration", "1s")
@@ -251,8 +383,11 @@ func TestRefusals(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--scenario", "rooms"}, "not implemented yet"},
-		{[]string{"--scenario", "churn"}, "not implemented yet"},
+		{[]string{"--scenario", "rooms", "--rooms", "2000"}, "1-1000"},
+		{[]string{"--scenario", "rooms", "--no-logs-fraction", "1.5"}, "--no-logs-fraction"},
+		{[]string{"--scenario", "slow", "--slow-fraction", "0"}, "--slow-fraction"},
+		{[]string{"--scenario", "churn", "--churn-rate", "-1"}, "--churn-rate"},
+		{[]string{"--scenario", "churn", "--nats-url", "nats://10.0.0.1:4222"}, "not a loopback address"},
 		{[]string{"--scenario", "nope"}, "want one of"},
 		{[]string{"--scenario", "connect", "--url", "ws://example.com/v1/ws"}, "not a loopback address"},
 		{[]string{"--scenario", "broadcast", "--nats-url", "nats://10.0.0.1:4222"}, "not a loopback address"},

@@ -30,21 +30,11 @@ const MetaSeq = "lgseq"
 // publish → receive latency and what was lost, duplicated or reordered.
 func (r *runner) broadcast(ctx context.Context) (*Results, error) {
 	rm := room.Project(r.cfg.Project)
-	nc, err := nats.Connect(r.cfg.NATSURL, nats.Name("loadgen"), nats.MaxReconnects(-1))
-	if err != nil {
-		return nil, fmt.Errorf("--nats-url %s: %w", r.cfg.NATSURL, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
-	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
-	_, err = events.EnsureStreamExists(sctx, js, events.StreamConfig{})
-	scancel()
+	nc, js, err := r.jetStream(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer nc.Close()
 
 	var (
 		latency   hist.Histogram
@@ -122,6 +112,28 @@ func (r *runner) broadcast(ctx context.Context) (*Results, error) {
 	return res, nil
 }
 
+// jetStream connects the publisher to NATS and makes sure the events
+// stream exists. The caller closes the connection.
+func (r *runner) jetStream(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(r.cfg.NATSURL, nats.Name("loadgen"), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("--nats-url %s: %w", r.cfg.NATSURL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	_, err = events.EnsureStreamExists(sctx, js, events.StreamConfig{})
+	scancel()
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
 // read drains one client's messages until its connection ends.
 func (r *runner) read(c *client.Conn, got *deliverycheck.Received, latency *hist.Histogram) {
 	for m := range c.Messages() {
@@ -146,10 +158,25 @@ func (r *runner) read(c *client.Conn, got *deliverycheck.Received, latency *hist
 // each stored seq in log. A publish that starts late does not make the
 // next ones earlier: the schedule is the offered load.
 func (r *runner) publish(ctx context.Context, js jetstream.JetStream, rm room.Room, log *deliverycheck.Log, clients int64) *PublisherResults {
+	pad := padding(rm, r.cfg.PayloadBytes)
+	return r.publishSchedule(ctx, js, func(int) *pb.Event {
+		return events.TaskUpdated(rm, "lg", "t1", &pb.Task{Title: pad}, "title")
+	}, func(_ int, ev *pb.Event, seq uint64) {
+		log.Add(ev.Room, seq)
+		r.expected.Add(clients)
+	})
+}
+
+// publishSchedule publishes Rate × Duration events on a fixed schedule
+// (event i at start + i/Rate): event i is build(i), with the publisher's
+// sequence number i in metadata MetaSeq and the time it is sent as its
+// timestamp. done is called, from this goroutine, after each stored
+// event with its stream seq. A publish that starts late does not make
+// the next ones earlier: the schedule is the offered load.
+func (r *runner) publishSchedule(ctx context.Context, js jetstream.JetStream, build func(i int) *pb.Event, done func(i int, ev *pb.Event, seq uint64)) *PublisherResults {
 	total := int(r.cfg.Rate * r.cfg.Duration.Seconds())
 	total = max(total, 1)
 	interval := time.Duration(float64(time.Second) / r.cfg.Rate)
-	pad := padding(rm, r.cfg.PayloadBytes)
 	res := &PublisherResults{Target: total}
 	start := time.Now()
 	for i := range total {
@@ -160,8 +187,11 @@ func (r *runner) publish(ctx context.Context, js jetstream.JetStream, rm room.Ro
 		if ctx.Err() != nil {
 			break
 		}
-		ev := events.TaskUpdated(rm, "lg", "t1", &pb.Task{Title: pad}, "title")
-		ev.Metadata = map[string]string{MetaSeq: strconv.Itoa(i)}
+		ev := build(i)
+		if ev.Metadata == nil {
+			ev.Metadata = map[string]string{}
+		}
+		ev.Metadata[MetaSeq] = strconv.Itoa(i)
 		now := time.Now()
 		lag := now.Sub(slot)
 		res.MaxLag = Duration(max(time.Duration(res.MaxLag), lag))
@@ -179,10 +209,9 @@ func (r *runner) publish(ctx context.Context, js jetstream.JetStream, rm room.Ro
 			}
 			continue
 		}
-		log.Add(rm.String(), ack.Sequence)
 		res.Published++
 		r.published.Add(1)
-		r.expected.Add(clients)
+		done(i, ev, ack.Sequence)
 	}
 	res.Wall = Duration(time.Since(start))
 	return res

@@ -17,19 +17,21 @@ import (
 type Config struct {
 	// URL is the edge's WebSocket endpoint. Default ws://127.0.0.1:8080/v1/ws.
 	URL string `json:"url"`
-	// NATSURL is where broadcast publishes (JetStream). Default
+	// NATSURL is where broadcast, rooms, slow and churn publish (JetStream). Default
 	// nats://127.0.0.1:4222.
 	NATSURL string `json:"natsUrl"`
 	// JWTSecret signs the clients' HS256 tokens (the edge's EDGE_JWT_SECRET,
 	// at least 32 bytes). Required.
 	JWTSecret string `json:"-"`
-	// Scenario is broadcast, idle or connect. Required.
+	// Scenario is broadcast, rooms, idle, connect, slow or churn. Required.
 	Scenario string `json:"scenario"`
 	// Clients is the number of WebSocket clients. Default 100.
 	Clients int `json:"clients"`
-	// Rate is events per second published (broadcast). Default 10.
+	// Rate is events per second published (broadcast, rooms, slow,
+	// churn). Default 10.
 	Rate float64 `json:"rate"`
-	// Duration is how long events are published (broadcast) or clients are
+	// Duration is how long events are published (broadcast, rooms, slow,
+	// churn; churn connects its churning clients meanwhile) or clients are
 	// held before memory is sampled (idle). Default 10s.
 	Duration time.Duration `json:"duration"`
 	// Dialers is how many clients connect at once. Default 50.
@@ -51,12 +53,39 @@ type Config struct {
 	MaxDuration time.Duration `json:"maxDuration"`
 	// DialTimeout bounds one client's connect + auth + subscribe. Default 10s.
 	DialTimeout time.Duration `json:"dialTimeout"`
-	// Drain is how long broadcast waits, after the last publish, for the
-	// clients to receive what is in flight. Default 5s.
+	// Drain is how long the publishing scenarios (broadcast, rooms, slow,
+	// churn) wait, after the last publish, for the clients to receive what
+	// is in flight. Default 5s.
 	Drain time.Duration `json:"drain"`
-	// Project is the project id of the room (project:<id>). Default a
+	// Project is the project id of the room (project:<id>); rooms uses
+	// <id>-r0 … <id>-r(Rooms-1). Default a
 	// fresh "lg-<random>" per run, so the room holds only this run's events.
 	Project string `json:"project"`
+	// Rooms is the number of project rooms (rooms): <project>-r0 …
+	// <project>-r(M-1). Default 10.
+	Rooms int `json:"rooms,omitempty"`
+	// LogsFraction is the share of rooms events published with
+	// requiredPermission logs:read (rooms). 0 … 1; the flag's default 0.25.
+	LogsFraction float64 `json:"logsFraction,omitempty"`
+	// NoLogsFraction is the share of rooms clients whose token lacks
+	// logs:read (rooms). 0 … 1; the flag's default 0.5.
+	NoLogsFraction float64 `json:"noLogsFraction,omitempty"`
+	// UserFraction is the share of rooms events published to a client's
+	// user room instead of a project room (rooms). 0 … 1; the flag's
+	// default 0.1.
+	UserFraction float64 `json:"userFraction,omitempty"`
+	// SlowFraction is the share of clients that read slowly (slow).
+	// (0, 1]; the flag's default 0.1.
+	SlowFraction float64 `json:"slowFraction,omitempty"`
+	// SlowReadDelay is how long a slow client waits after each event it
+	// reads (slow). Default 10ms.
+	SlowReadDelay time.Duration `json:"slowReadDelay,omitempty"`
+	// ChurnRate is how many churning clients connect per second while
+	// events flow (churn). Default 10.
+	ChurnRate float64 `json:"churnRate,omitempty"`
+	// ChurnLife is how long each churning client stays connected (churn).
+	// Default 1s.
+	ChurnLife time.Duration `json:"churnLife,omitempty"`
 	// AllowRemote permits non-loopback URLs. Default false: a load
 	// generator pointed at someone else's server by mistake is refused.
 	AllowRemote bool `json:"allowRemote,omitempty"`
@@ -67,8 +96,8 @@ type Config struct {
 
 // Scenario names: implemented ones, then the planned ones of issue #8.
 var (
-	Implemented = []string{"broadcast", "idle", "connect"}
-	Planned     = []string{"rooms", "slow", "churn"}
+	Implemented = []string{"broadcast", "rooms", "idle", "connect", "slow", "churn"}
+	Planned     = []string{}
 )
 
 // ErrNotImplemented is returned for a planned scenario not built yet.
@@ -111,6 +140,18 @@ func (c Config) WithDefaults() Config {
 	if c.Drain == 0 {
 		c.Drain = 5 * time.Second
 	}
+	if c.Rooms == 0 {
+		c.Rooms = 10
+	}
+	if c.SlowReadDelay == 0 {
+		c.SlowReadDelay = 10 * time.Millisecond
+	}
+	if c.ChurnRate == 0 {
+		c.ChurnRate = 10
+	}
+	if c.ChurnLife == 0 {
+		c.ChurnLife = time.Second
+	}
 	return c
 }
 
@@ -121,7 +162,7 @@ func (c Config) Validate() error {
 	case slices.Contains(Planned, c.Scenario):
 		return fmt.Errorf("--scenario %s: %w (implemented: %s)", c.Scenario, ErrNotImplemented, strings.Join(Implemented, ", "))
 	case !slices.Contains(Implemented, c.Scenario):
-		return fmt.Errorf("--scenario %q: want one of %s (planned: %s)", c.Scenario, strings.Join(Implemented, ", "), strings.Join(Planned, ", "))
+		return fmt.Errorf("--scenario %q: want one of %s", c.Scenario, strings.Join(Implemented, ", "))
 	case len(c.JWTSecret) < 32:
 		return errors.New("--jwt-secret (LOADGEN_JWT_SECRET): required, at least 32 bytes (the edge's EDGE_JWT_SECRET)")
 	case c.Clients < 1:
@@ -142,12 +183,27 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--max-duration %s: must exceed --duration %s", c.MaxDuration, c.Duration)
 	case c.DialTimeout <= 0 || c.Drain <= 0:
 		return errors.New("--dial-timeout and --drain must be positive")
+	case c.Rooms < 1 || c.Rooms > 1000:
+		return fmt.Errorf("--rooms %d: must be 1-1000", c.Rooms)
+	case !fraction(c.LogsFraction) || !fraction(c.NoLogsFraction) || !fraction(c.UserFraction):
+		return errors.New("--logs-fraction, --no-logs-fraction and --user-fraction must be in [0, 1]")
+	case c.Scenario == "slow" && !(c.SlowFraction > 0 && c.SlowFraction <= 1):
+		return fmt.Errorf("--slow-fraction %g: must be in (0, 1]", c.SlowFraction)
+	case c.SlowReadDelay < 0 || c.SlowReadDelay > time.Minute:
+		return fmt.Errorf("--slow-read-delay %s: must be 0-1m", c.SlowReadDelay)
+	case !(c.ChurnRate > 0) || c.ChurnRate > 10000:
+		return fmt.Errorf("--churn-rate %g: must be in (0, 10000] connects/s", c.ChurnRate)
+	case c.ChurnLife <= 0 || c.ChurnLife > time.Hour:
+		return fmt.Errorf("--churn-life %s: must be in (0, 1h]", c.ChurnLife)
+	}
+	if c.Scenario == "rooms" && len(roomProject(c.Project, c.Rooms-1)) > 64 {
+		return fmt.Errorf("--project %q: too long for %d rooms (<project>-r<j> must fit 64 characters)", c.Project, c.Rooms)
 	}
 	if c.Project != "" && !validID(c.Project) {
 		return fmt.Errorf("--project %q: want 1-64 characters of A-Z a-z 0-9 _ -", c.Project)
 	}
 	checks := []struct{ flag, raw string }{{"--url", c.URL}}
-	if c.Scenario == "broadcast" {
+	if c.Scenario != "idle" && c.Scenario != "connect" {
 		for _, u := range strings.Split(c.NATSURL, ",") {
 			checks = append(checks, struct{ flag, raw string }{"--nats-url", strings.TrimSpace(u)})
 		}
@@ -189,6 +245,8 @@ func loopbackURL(raw string) (bool, error) {
 	return ip != nil && ip.IsLoopback(), nil
 }
 
+func fraction(f float64) bool { return f >= 0 && f <= 1 }
+
 func validID(s string) bool {
 	if len(s) < 1 || len(s) > 64 {
 		return false
@@ -211,5 +269,8 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		MaxDuration string `json:"maxDuration"`
 		DialTimeout string `json:"dialTimeout"`
 		Drain       string `json:"drain"`
-	}{plain(c), c.Duration.String(), c.MaxDuration.String(), c.DialTimeout.String(), c.Drain.String()})
+		SlowRead    string `json:"slowReadDelay"`
+		ChurnLife   string `json:"churnLife"`
+	}{plain(c), c.Duration.String(), c.MaxDuration.String(), c.DialTimeout.String(), c.Drain.String(),
+		c.SlowReadDelay.String(), c.ChurnLife.String()})
 }

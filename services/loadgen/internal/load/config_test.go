@@ -39,3 +39,58 @@ func TestLoopbackURL(t *testing.T) {
 		t.Error("a URL without a host is accepted")
 	}
 }
+
+func TestSpread(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		f    float64
+		want int
+	}{{20, 0.5, 10}, {20, 0.25, 5}, {10, 0.1, 1}, {7, 0, 0}, {7, 1, 7}, {3, 0.5, 1}} {
+		got, run := 0, 0
+		for i := range tc.n {
+			if spread(i, tc.f) {
+				got++
+				run = 0
+			} else if run++; tc.f > 0 && float64(run) > 1/tc.f+1 {
+				t.Errorf("spread(n %d, %g): %d misses in a row", tc.n, tc.f, run)
+			}
+		}
+		if got != tc.want {
+			t.Errorf("spread(n %d, %g): %d, want %d", tc.n, tc.f, got, tc.want)
+		}
+	}
+}
+
+func TestValidateNewScenarios(t *testing.T) {
+	base := Config{JWTSecret: "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t", Project: "p"}
+	for _, tc := range []struct {
+		c    Config
+		want string
+	}{
+		{Config{Scenario: "rooms", Rooms: 1001}, "--rooms"},
+		{Config{Scenario: "rooms", LogsFraction: -0.1}, "--logs-fraction"},
+		{Config{Scenario: "slow"}, "--slow-fraction"},
+		{Config{Scenario: "slow", SlowFraction: 0.1, SlowReadDelay: -time.Second}, "--slow-read-delay"},
+		{Config{Scenario: "churn", ChurnRate: -1}, "--churn-rate"},
+		{Config{Scenario: "churn", ChurnLife: -time.Second}, "--churn-life"},
+		{Config{Scenario: "rooms", Project: strings.Repeat("x", 62)}, "too long"},
+	} {
+		c := tc.c
+		c.JWTSecret = base.JWTSecret
+		if c.Project == "" {
+			c.Project = base.Project
+		}
+		err := c.WithDefaults().Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.c, err, tc.want)
+		}
+	}
+	for _, sc := range []string{"rooms", "churn"} {
+		if err := (Config{Scenario: sc, JWTSecret: base.JWTSecret}).WithDefaults().Validate(); err != nil {
+			t.Errorf("%s with defaults: %v", sc, err)
+		}
+	}
+	if err := (Config{Scenario: "slow", SlowFraction: 0.1, JWTSecret: base.JWTSecret}).WithDefaults().Validate(); err != nil {
+		t.Errorf("slow: %v", err)
+	}
+}

@@ -40,7 +40,8 @@ func httpClients(k int, loopback bool) []*http.Client {
 // dialResult is what dialAll returns.
 type dialResult struct {
 	conns    []*client.Conn // index i: client i, nil when it failed
-	pos      []uint64       // index i: the subscribe reply's seq
+	pos      []uint64       // index i: the subscribe reply's seq (of its first room)
+	posAll   [][]uint64     // index i: the subscribe replies' seqs, one per room of its spec
 	failures *failureCounts
 	latency  *hist.Histogram // connect + auth + subscribe, per client
 	wall     time.Duration   // first dial to last done
@@ -52,9 +53,23 @@ type dialResult struct {
 // It returns when every client succeeded or failed, or ctx ended (the
 // clients not dialed by then count as failed: "canceled").
 func (r *runner) dialAll(ctx context.Context, n int, rm string, onConn func(i int, c *client.Conn)) *dialResult {
+	spec := clientSpec{rooms: []string{rm}}
+	return r.dialAllSpec(ctx, n, func(int) clientSpec { return spec }, onConn)
+}
+
+// clientSpec is what one client is: the rooms it subscribes to, in order,
+// and its token's permissions and projects (nil: tasks:read and the run's
+// project).
+type clientSpec struct {
+	rooms, perms, projects []string
+}
+
+// dialAllSpec is dialAll with each client's rooms and token given by spec.
+func (r *runner) dialAllSpec(ctx context.Context, n int, spec func(i int) clientSpec, onConn func(i int, c *client.Conn)) *dialResult {
 	res := &dialResult{
 		conns:    make([]*client.Conn, n),
 		pos:      make([]uint64, n),
+		posAll:   make([][]uint64, n),
 		failures: newFailureCounts(),
 		latency:  &hist.Histogram{},
 	}
@@ -74,14 +89,14 @@ func (r *runner) dialAll(ctx context.Context, n int, rm string, onConn func(i in
 					continue
 				}
 				t0 := time.Now()
-				c, pos, err := r.dialOne(ctx, i, rm)
+				c, pos, err := r.dialSpec(ctx, i, spec(i))
 				if err != nil {
 					res.failures.add(classify(err), err)
 					r.failed.Add(1)
 					continue
 				}
 				res.latency.RecordDuration(time.Since(t0))
-				res.conns[i], res.pos[i] = c, pos
+				res.conns[i], res.pos[i], res.posAll[i] = c, pos[0], pos
 				r.connected.Add(1)
 				if onConn != nil {
 					onConn(i, c)
@@ -94,13 +109,24 @@ func (r *runner) dialAll(ctx context.Context, n int, rm string, onConn func(i in
 	return res
 }
 
-// dialOne connects, authenticates and subscribes client i.
-func (r *runner) dialOne(ctx context.Context, i int, rm string) (*client.Conn, uint64, error) {
+// userID is client i's user (and user room id).
+func (r *runner) userID(i int) string { return fmt.Sprintf("%s-%d", r.userPrefix, i) }
+
+// dialSpec connects and authenticates client i and subscribes it to the
+// rooms of sp, in order; it returns the subscribe replies' seqs.
+func (r *runner) dialSpec(ctx context.Context, i int, sp clientSpec) (*client.Conn, []uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
 	defer cancel()
-	tok, err := r.minter.token(fmt.Sprintf("%s-%d", r.userPrefix, i), r.cfg.Project)
+	perms, projects := sp.perms, sp.projects
+	if perms == nil {
+		perms = []string{"tasks:read"}
+	}
+	if projects == nil {
+		projects = []string{r.cfg.Project}
+	}
+	tok, err := r.minter.tokenFor(r.userID(i), perms, projects)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	c, err := client.Dial(ctx, r.cfg.URL, client.Options{
 		Token:         tok,
@@ -109,12 +135,14 @@ func (r *runner) dialOne(ctx context.Context, i int, rm string) (*client.Conn, u
 		MessageBuffer: messageBuffer,
 	})
 	if err != nil {
-		return nil, 0, &stageError{stage: "dial", err: err}
+		return nil, nil, &stageError{stage: "dial", err: err}
 	}
-	pos, err := c.SubscribeFrom(ctx, rm, nil)
-	if err != nil {
-		c.Close()
-		return nil, 0, &stageError{stage: "subscribe", err: err}
+	pos := make([]uint64, len(sp.rooms))
+	for k, rm := range sp.rooms {
+		if pos[k], err = c.SubscribeFrom(ctx, rm, nil); err != nil {
+			c.Close()
+			return nil, nil, &stageError{stage: "subscribe", err: err}
+		}
 	}
 	return c, pos, nil
 }

@@ -49,9 +49,14 @@ type Results struct {
 	Latency   *LatencyResults   `json:"latency,omitempty"`
 	Delivery  *DeliveryResults  `json:"delivery,omitempty"`
 	Publisher *PublisherResults `json:"publisher,omitempty"`
-	Edge      *EdgeResults      `json:"edge,omitempty"`
-	Metrics   *MetricsResults   `json:"metrics,omitempty"`
-	Notes     []string          `json:"notes,omitempty"`
+	Rooms     *RoomsResults     `json:"rooms,omitempty"`
+	// Groups is the slow scenario's fast and slow clients, each checked
+	// on its own ("fast", "slow").
+	Groups  map[string]*GroupResults `json:"groups,omitempty"`
+	Churn   *ChurnResults            `json:"churn,omitempty"`
+	Edge    *EdgeResults             `json:"edge,omitempty"`
+	Metrics *MetricsResults          `json:"metrics,omitempty"`
+	Notes   []string                 `json:"notes,omitempty"`
 }
 
 // ClientResults counts the clients.
@@ -107,6 +112,61 @@ type DeliveryResults struct {
 	MessageBytes int `json:"messageBytes"`
 	// Worst describes up to three failing clients.
 	Worst []string `json:"worst,omitempty"`
+}
+
+// RoomsResults is what the rooms publisher sent and the permission check.
+type RoomsResults struct {
+	ProjectRooms       int            `json:"projectRooms"`
+	ClientsWithoutLogs int            `json:"clientsWithoutLogs"`
+	PublishedByType    map[string]int `json:"publishedByType"`
+	UserRoomEvents     int            `json:"userRoomEvents"` // published to a client's user room
+	LogsEvents         int            `json:"logsEvents"`     // published with requiredPermission logs:read
+	// Forbidden counts logs:read events received by a client without
+	// that permission: must be 0.
+	Forbidden int `json:"forbidden"`
+	// ProgressEligible counts the task_progress deliveries the clients may
+	// receive, ProgressDelivered those that arrived; task_progress is low
+	// priority, which the edge may coalesce or drop, so it is not in the
+	// delivery check's expected.
+	ProgressEligible  int `json:"progressEligible"`
+	ProgressDelivered int `json:"progressDelivered"`
+}
+
+// GroupResults is one group of clients of the slow scenario.
+type GroupResults struct {
+	Clients   int              `json:"clients"`
+	Connected int              `json:"connected"`
+	Delivery  *DeliveryResults `json:"delivery"`
+	Latency   *LatencyResults  `json:"latency"`
+	// CutOff and Behind count, over the slow clients, the events
+	// published after the last one each received: CutOff for the clients
+	// the edge closed, Behind for those still connected (still queued for
+	// them after the drain). For each slow client Expected runs only up
+	// to that last one. Always 0 for the fast clients.
+	CutOff int `json:"cutOff"`
+	Behind int `json:"behind"`
+	// Closed counts the group's connections the server ended during the
+	// run, by reason ("read: close 4008" is a slow consumer).
+	Closed map[string]int `json:"closed,omitempty"`
+}
+
+// ChurnResults is the churning clients of the churn scenario (the steady
+// ones are Results.Clients and Results.Delivery).
+type ChurnResults struct {
+	Target      int `json:"target"`      // connects planned: ChurnRate × Duration
+	Connects    int `json:"connects"`    // succeeded
+	Disconnects int `json:"disconnects"` // closed by the load generator after ChurnLife
+	Failed      int `json:"failed"`
+	// Failures counts failed connects by reason, FailureSamples the
+	// first error of each.
+	Failures       map[string]int    `json:"failures,omitempty"`
+	FailureSamples map[string]string `json:"failureSamples,omitempty"`
+	// ClosedByServer counts churning connections the server ended before
+	// their life was over, by reason.
+	ClosedByServer map[string]int `json:"closedByServer,omitempty"`
+	// Delivery is the churning clients' check for duplicates, order and
+	// unexpected events (not loss: they leave while events flow).
+	Delivery *DeliveryResults `json:"delivery"`
 }
 
 // PublisherResults says whether the publisher kept to its schedule.
@@ -210,6 +270,13 @@ func WriteTable(w io.Writer, rec *Record) error {
 	switch rec.Scenario {
 	case "broadcast":
 		params += fmt.Sprintf(", rate %g/s for %s, payload ~%d B", p.Rate, p.Duration, p.PayloadBytes)
+	case "rooms":
+		params = fmt.Sprintf("clients %d, dialers %d, source addrs %d, %d rooms project:%s-r*, rate %g/s for %s, payload ~%d B, logs events %g, clients without logs %g, user-room events %g",
+			p.Clients, p.Dialers, p.SourceAddrs, p.Rooms, p.Project, p.Rate, p.Duration, p.PayloadBytes, p.LogsFraction, p.NoLogsFraction, p.UserFraction)
+	case "slow":
+		params += fmt.Sprintf(", rate %g/s for %s, payload ~%d B, slow %g reading every %s", p.Rate, p.Duration, p.PayloadBytes, p.SlowFraction, p.SlowReadDelay)
+	case "churn":
+		params += fmt.Sprintf(", rate %g/s for %s, payload ~%d B, churn %g/s living %s", p.Rate, p.Duration, p.PayloadBytes, p.ChurnRate, p.ChurnLife)
 	case "idle":
 		params += fmt.Sprintf(", held %s", p.Duration)
 	}
@@ -240,6 +307,44 @@ func WriteTable(w io.Writer, rec *Record) error {
 		row("delivery check", "lost %d, duplicated %d, out of order %d, unexpected %d", d.Lost, d.Duplicated, d.OutOfOrder, d.Unexpected)
 		for _, s := range d.Worst {
 			row("  worst", "%s", s)
+		}
+	}
+	if rs := r.Rooms; rs != nil {
+		types := ""
+		for _, k := range slices.Sorted(maps.Keys(rs.PublishedByType)) {
+			types += fmt.Sprintf(" %s %d", k, rs.PublishedByType[k])
+		}
+		row("rooms", "%d project rooms; published%s; %d to user rooms, %d with logs:read", rs.ProjectRooms, types, rs.UserRoomEvents, rs.LogsEvents)
+		row("permissions", "%d clients without logs:read, %d forbidden deliveries", rs.ClientsWithoutLogs, rs.Forbidden)
+		row("task_progress", "%d/%d deliveries arrived (low priority, not in expected)", rs.ProgressDelivered, rs.ProgressEligible)
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Groups)) {
+		g := r.Groups[k]
+		row(k+" clients", "%d connected of %d", g.Connected, g.Clients)
+		if d := g.Delivery; d != nil {
+			row("  delivered", "%d/%d expected, %d cut off by a close, %d still queued", d.Delivered, d.Expected, g.CutOff, g.Behind)
+			row("  delivery check", "lost %d, duplicated %d, out of order %d, unexpected %d", d.Lost, d.Duplicated, d.OutOfOrder, d.Unexpected)
+			for _, s := range d.Worst {
+				row("  worst", "%s", s)
+			}
+		}
+		if l := g.Latency; l != nil && l.Count > 0 {
+			row("  latency (ms)", "p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f  (n=%d)", l.P50Ms, l.P90Ms, l.P99Ms, l.P999Ms, l.MaxMs, l.Count)
+		}
+		for _, c := range slices.Sorted(maps.Keys(g.Closed)) {
+			row("  closed: "+c, "%d", g.Closed[c])
+		}
+	}
+	if c := r.Churn; c != nil {
+		row("churn", "%d/%d connects, %d disconnects, %d failed", c.Connects, c.Target, c.Disconnects, c.Failed)
+		for _, k := range slices.Sorted(maps.Keys(c.Failures)) {
+			row("  churn failed: "+k, "%d (first: %s)", c.Failures[k], c.FailureSamples[k])
+		}
+		for _, k := range slices.Sorted(maps.Keys(c.ClosedByServer)) {
+			row("  churn closed: "+k, "%d", c.ClosedByServer[k])
+		}
+		if d := c.Delivery; d != nil {
+			row("  churn check", "delivered %d, duplicated %d, out of order %d, unexpected %d", d.Delivered, d.Duplicated, d.OutOfOrder, d.Unexpected)
 		}
 	}
 	if l := r.Latency; l != nil {

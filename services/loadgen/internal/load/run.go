@@ -125,6 +125,12 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Record, error) {
 		res, err = r.idle(ctx)
 	case "connect":
 		res, err = r.connect(ctx)
+	case "rooms":
+		res, err = r.rooms(ctx)
+	case "slow":
+		res, err = r.slow(ctx)
+	case "churn":
+		res, err = r.churn(ctx)
 	default: // Validate refused it
 		err = fmt.Errorf("scenario %q: %w", cfg.Scenario, ErrNotImplemented)
 	}
@@ -210,7 +216,7 @@ func (r *runner) printProgress(ctx context.Context, start time.Time) {
 		}
 		line := fmt.Sprintf("%5.1fs %-9s conn %d/%d fail %d", time.Since(start).Seconds(), r.phase.Load(),
 			r.connected.Load(), r.cfg.Clients, r.failed.Load())
-		if r.cfg.Scenario == "broadcast" {
+		if r.cfg.Scenario != "idle" && r.cfg.Scenario != "connect" {
 			line += fmt.Sprintf(" pub %d recv %d/%d", r.published.Load(), r.received.Load(), r.expected.Load())
 		}
 		if r.sampler != nil {

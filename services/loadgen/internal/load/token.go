@@ -15,15 +15,16 @@ type minter struct {
 	ttl    time.Duration
 }
 
-// token returns a token for user sub, reading project (tasks:read).
-func (m *minter) token(sub, project string) (string, error) {
+// tokenFor returns a token for user sub with these permissions and
+// projects.
+func (m *minter) tokenFor(sub string, permissions, projects []string) (string, error) {
 	now := time.Now()
 	claims := jwt.MapClaims{
 		"sub":         sub,
 		"iat":         now.Unix(),
 		"exp":         now.Add(m.ttl).Unix(),
-		"permissions": []string{"tasks:read"},
-		"projects":    []string{project},
+		"permissions": permissions,
+		"projects":    projects,
 	}
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(m.secret)
 	if err != nil {
