@@ -17,7 +17,7 @@
 //	| eventsInPerSecond | number >= 0 | events read from NATS per second, over the last interval |
 //	| eventsOutPerSecond | number >= 0 | events written to clients per second, over the last interval |
 //	| dropsPerSecond | number >= 0 | events dropped per second (slow consumers, low-priority shedding), over the last interval |
-//	| p99DeliveryLatencyMs | number >= 0 | 99th percentile, in milliseconds, of event timestamp → written to a client, over the last interval (0: nothing delivered) |
+//	| p99DeliveryLatencyMs | number >= 0 | 99th percentile, in milliseconds, of event timestamp → written to a client, over the last interval, for live deliveries only: resume replays and gap repairs are left out (0: nothing delivered live) |
 //	| natsRttMs | number >= 0 | the node's round-trip time to NATS, in milliseconds |
 //	| at | RFC 3339 string, required | when the node took the numbers |
 //

@@ -100,6 +100,10 @@ type Outbound struct {
 	// Event is the decoded event, shared and read-only: a session that
 	// coalesces progress events builds its merged event from it.
 	Event *pb.Event
+	// Repaired is set when the event was read back from the stream to fill
+	// a gap instead of arriving live: its delivery latency is counted as a
+	// replay's. (Resume replays go through Sink.DeliverWait instead.)
+	Repaired bool
 
 	perm string // the event's required permission
 }
@@ -431,14 +435,18 @@ func (h *Hub) dispatch(msg *nats.Msg) {
 			return // retried later; this message is read back with the gap
 		}
 	}
-	h.fanout(rs, seq, msg.Data, msg.Header.Get(events.HeaderContentType))
+	h.fanout(rs, seq, msg.Data, msg.Header.Get(events.HeaderContentType), false)
 }
 
 // fanout decodes one event, encodes it once and offers it to every
-// subscriber of the room, then advances the room's position. Runs on the
-// room's shard goroutine.
-func (h *Hub) fanout(rs *roomState, seq uint64, body []byte, contentType string) {
+// subscriber of the room, then advances the room's position. repaired marks
+// an event read back from the stream by a gap repair. Runs on the room's
+// shard goroutine.
+func (h *Hub) fanout(rs *roomState, seq uint64, body []byte, contentType string, repaired bool) {
 	out, err := encode(rs.name, seq, body, contentType)
+	if err == nil {
+		out.Repaired = repaired
+	}
 	rs.mu.Lock() // excludes Join, so a new member starts exactly at lastSeq
 	defer rs.mu.Unlock()
 	if seq > rs.lastSeq.Load() {

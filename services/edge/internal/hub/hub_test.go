@@ -151,7 +151,7 @@ func TestDispatchAllocsIndependentOfSubscribers(t *testing.T) {
 		sinks := join(t, h, n, false)
 		rs, body := h.room(room.Project("p1").LiveSubject()), liveMsg(t, logEvent(), 1).Data
 		seq := uint64(0)
-		fan := func() { seq++; h.fanout(rs, seq, body, events.ContentTypeProtobuf) }
+		fan := func() { seq++; h.fanout(rs, seq, body, events.ContentTypeProtobuf, false) }
 		fan() // warm up
 		a := testing.AllocsPerRun(50, fan)
 		if got := sinks[0].count; got < 51 { // AllocsPerRun adds a warm-up run of its own
@@ -241,7 +241,7 @@ func BenchmarkFanout1000(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		seq++
-		h.fanout(rs, seq, body, events.ContentTypeProtobuf)
+		h.fanout(rs, seq, body, events.ContentTypeProtobuf, false)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/500, "ns/delivery")
 	if sinks[0].count != int(seq) {

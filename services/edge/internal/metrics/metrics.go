@@ -24,7 +24,14 @@ type Metrics struct {
 	FramesOut       prometheus.Counter
 	BytesOut        prometheus.Counter
 	MessagesIn      prometheus.Counter
-	DeliveryLatency prometheus.Histogram
+	// DeliveryLatency is by path: live (fanned out from the live
+	// subscription as it arrived, including progress briefly held by flow
+	// control) or replay (resume replays and gap repairs, read back from
+	// the stream: their latency is the event's age). Observe through
+	// LiveLatency and ReplayLatency, resolved once.
+	DeliveryLatency *prometheus.HistogramVec
+	LiveLatency     prometheus.Histogram // DeliveryLatency{path="live"}
+	ReplayLatency   prometheus.Histogram // DeliveryLatency{path="replay"}
 
 	GapRepairs        prometheus.Counter     // events read back from the stream to fill a gap
 	GapRepairFailures prometheus.Counter     // repairs that could not read the stream (retried)
@@ -45,6 +52,15 @@ type Metrics struct {
 	ConnectionFill     prometheus.Gauge       // connections / max connections
 	DrainRemaining     prometheus.Gauge       // clients not yet told to close during a drain
 }
+
+// Values of the path label of DeliveryLatency.
+const (
+	PathLive   = "live"
+	PathReplay = "replay"
+)
+
+// LatencyBuckets are the upper bounds (seconds) of DeliveryLatency.
+var LatencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 // Dropped counts an event not sent to a client.
 func (m *Metrics) Dropped(priority, reason string) {
@@ -99,12 +115,16 @@ func New(reg prometheus.Registerer) *Metrics {
 		MessagesIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eventedge_client_messages_total", Help: "Messages received from clients.",
 		}),
-		DeliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+		DeliveryLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "eventedge_delivery_latency_seconds",
-			Help:    "From the event's timestamp to the completed write of the frame carrying it.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}),
+			Help:    "From the event's timestamp to the completed write of the frame carrying it, by path: live (fanned out as it arrived) or replay (resume replays and gap repairs, read back from the stream).",
+			Buckets: LatencyBuckets,
+		}, []string{"path"}),
 	}
+	// Both children exist from the start (present at 0 for rate() and
+	// alerts), and the writer observes them without a label lookup.
+	m.LiveLatency = m.DeliveryLatency.WithLabelValues(PathLive).(prometheus.Histogram)
+	m.ReplayLatency = m.DeliveryLatency.WithLabelValues(PathReplay).(prometheus.Histogram)
 	m.GapRepairs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "eventedge_gap_repairs_total", Help: "Events that did not arrive live and were read back from the stream to fill the gap.",
 	})

@@ -2,12 +2,15 @@ package node_test
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/eventedge/eventedge/proto/events"
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
@@ -17,6 +20,7 @@ import (
 	"github.com/eventedge/eventedge/services/edge/deliverycheck"
 	"github.com/eventedge/eventedge/services/edge/internal/edgetest"
 	"github.com/eventedge/eventedge/services/edge/internal/node"
+	"github.com/eventedge/eventedge/services/edge/internal/nodestats"
 	"github.com/eventedge/eventedge/services/edge/internal/positions"
 )
 
@@ -278,10 +282,88 @@ func TestGapRepairWhenNATSDropsMessages(t *testing.T) {
 	}
 	<-readDone
 	checkDelivery(t, log, got, "project:p1")
+	// Repaired events count as replays in the latency histogram, the
+	// others as live.
+	var repaired, replayed, live float64
+	edgetest.Eventually(t, 10*time.Second, func() bool {
+		repaired = e.Metric(t, "eventedge_gap_repairs_total")
+		replayed = e.Metric(t, `eventedge_delivery_latency_seconds_count{path="replay"}`)
+		live = e.Metric(t, `eventedge_delivery_latency_seconds_count{path="live"}`)
+		return replayed == repaired && replayed+live == 2000
+	}, "latency observed by path")
+	if live == 0 {
+		t.Errorf("no live delivery observed (%v repaired)", repaired)
+	}
 	if r := e.Metric(t, "eventedge_gap_repairs_total"); r == 0 {
 		t.Fatal("no gap was repaired: the test did not exercise the repair path")
 	} else {
 		t.Logf("repaired %v events", r)
+	}
+}
+
+// TestDeliveryLatencyByPath: events replayed for a resume are observed in
+// eventedge_delivery_latency_seconds with path="replay", with their age as
+// latency; a live event with path="live", and only it reaches the p99 that
+// the node publishes on ctl.edge.stats.
+func TestDeliveryLatencyByPath(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	nc, js := n.Connect(t)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) { o.StatsInterval = 200 * time.Millisecond })
+	stats := make(chan *nats.Msg, 64)
+	sub, err := nc.ChanSubscribe(nodestats.Subject, stats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+
+	// Three events an hour old, stored before anyone subscribes.
+	for range 3 {
+		ev := events.TaskDeleted(room.Project("p1"), "u1", "t1")
+		ev.Timestamp = timestamppb.New(time.Now().Add(-time.Hour))
+		edgetest.Publish(t, js, ev)
+	}
+	c := edgetest.Dial(t, e, edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, time.Hour))
+	since := uint64(0)
+	if _, err := c.SubscribeFrom(ctxT(t), "project:p1", &since); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		edgetest.NextEvent(t, c, 5*time.Second)
+	}
+	live := edgetest.Publish(t, js, events.TaskDeleted(room.Project("p1"), "u1", "t1")).Sequence
+	if m := edgetest.NextEvent(t, c, 5*time.Second); m.Seq != live {
+		t.Fatalf("live seq %d, want %d", m.Seq, live)
+	}
+
+	metric := func(series string) float64 { return e.Metric(t, "eventedge_delivery_latency_seconds_"+series) }
+	edgetest.Eventually(t, 5*time.Second, func() bool {
+		return metric(`count{path="replay"}`) == 3 && metric(`count{path="live"}`) == 1
+	}, "3 replayed and 1 live delivery observed")
+	if got := metric(`bucket{path="replay",le="10"}`); got != 0 {
+		t.Errorf("replayed events an hour old: %v under 10 s", got)
+	}
+	if got := metric(`bucket{path="live",le="10"}`); got != 1 {
+		t.Errorf("live event: %v under 10 s, want 1", got)
+	}
+
+	// The published p99 covers the live delivery only: under 10 s.
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case msg := <-stats:
+			var s nodestats.Stats
+			if err := json.Unmarshal(msg.Data, &s); err != nil {
+				t.Fatal(err)
+			}
+			if s.P99DeliveryLatencyMs >= 10000 {
+				t.Fatalf("published p99 %v ms: replayed events counted", s.P99DeliveryLatencyMs)
+			}
+			if s.P99DeliveryLatencyMs > 0 {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no stats with a p99 published")
+		}
 	}
 }
 

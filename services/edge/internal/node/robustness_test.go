@@ -237,7 +237,7 @@ func TestAdminEndpoints(t *testing.T) {
 	var body string
 	edgetest.Eventually(t, 5*time.Second, func() bool {
 		_, body = edgetest.Get(t, e.AdminURL+"/metrics")
-		return strings.Contains(body, "eventedge_delivery_latency_seconds_count 1")
+		return strings.Contains(body, `eventedge_delivery_latency_seconds_count{path="live"} 1`)
 	}, "delivery latency observed once")
 	for _, want := range []string{
 		"eventedge_connections 1",

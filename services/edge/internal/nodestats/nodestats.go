@@ -1,7 +1,8 @@
 // Package nodestats publishes an edge node's vital signs on NATS (subject
 // ctl.edge.stats) every Interval, for the system monitor: connections,
 // rooms, events in and out per second, drops per second, p99 delivery
-// latency over the interval, and the NATS round-trip time.
+// latency of live events over the interval (replays and gap repairs carry
+// the age of old events and are left out), and the NATS round-trip time.
 //
 // One goroutine, owned by Start and stopped by Stop, reads the node's own
 // Prometheus collectors: the figures are the ones /metrics shows.
@@ -73,7 +74,7 @@ func New(node string, nc *nats.Conn, m *metrics.Metrics, log zerolog.Logger, int
 // Start starts the publishing goroutine.
 func (p *Publisher) Start() {
 	p.prev = p.sample()
-	p.prevHis = buckets(p.m.DeliveryLatency)
+	p.prevHis = buckets(p.m.LiveLatency)
 	p.wg.Add(1)
 	go p.loop()
 }
@@ -127,7 +128,7 @@ func (p *Publisher) sample() sample {
 	}
 }
 
-// buckets returns the latency histogram's cumulative bucket counts.
+// buckets returns a latency histogram's cumulative bucket counts.
 func buckets(h prometheus.Histogram) []uint64 {
 	var d dto.Metric
 	if h.Write(&d) != nil || d.Histogram == nil {
@@ -140,7 +141,7 @@ func buckets(h prometheus.Histogram) []uint64 {
 	return append(out, d.Histogram.GetSampleCount())
 }
 
-var bounds = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+var bounds = metrics.LatencyBuckets
 
 // p99 estimates the 99th percentile (ms) of the latencies observed between
 // two bucket snapshots: the upper bound of the bucket holding it.
@@ -163,7 +164,7 @@ func p99(prev, cur []uint64) float64 {
 
 func (p *Publisher) publish() {
 	cur := p.sample()
-	his := buckets(p.m.DeliveryLatency)
+	his := buckets(p.m.LiveLatency)
 	secs := cur.at.Sub(p.prev.at).Seconds()
 	if secs <= 0 {
 		return

@@ -53,7 +53,7 @@ func taskKey(room, task string) string { return room + "\x00" + task }
 // when o (high or normal) does not fit: the client must be closed. Replayed
 // events (replay) are coalesced but never throttled. Caller holds s.mu.
 func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
-	it := item{data: o.Data, ts: o.Timestamp, room: o.Room, seq: o.Seq, prio: o.Priority, task: o.Task, ev: o.Event}
+	it := item{data: o.Data, ts: o.Timestamp, replay: replay || o.Repaired, room: o.Room, seq: o.Seq, prio: o.Priority, task: o.Task, ev: o.Event}
 	m := s.env.Metrics
 	low := o.Priority == pb.Priority_PRIORITY_LOW
 	if it.task != "" && low { // progress of higher priority is never coalesced or held

@@ -19,6 +19,10 @@ type item struct {
 	ev    *pb.Event // decoded event (events only), for coalescing
 	order uint64    // enqueue order: ties between rooms go to the oldest
 	dead  bool      // coalesced away: skipped, not sent
+	// replay is set for an event read back from the stream (a resume
+	// replay or a gap repair) or held back while a resume caught up: its
+	// latency is observed apart from live deliveries (path="replay").
+	replay bool
 }
 
 // lane is one room's FIFO of queued events. A room's events leave in the

@@ -77,8 +77,12 @@ func (s *Session) writeFrame(ctx context.Context, items []item, buf []byte) ([]b
 	}
 	now := time.Now()
 	for _, it := range items {
-		if !it.ts.IsZero() {
-			s.env.Metrics.DeliveryLatency.Observe(now.Sub(it.ts).Seconds())
+		switch {
+		case it.ts.IsZero(): // not an event
+		case it.replay:
+			s.env.Metrics.ReplayLatency.Observe(now.Sub(it.ts).Seconds())
+		default:
+			s.env.Metrics.LiveLatency.Observe(now.Sub(it.ts).Seconds())
 		}
 	}
 	return buf, true
