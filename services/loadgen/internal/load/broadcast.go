@@ -46,7 +46,7 @@ func (r *runner) broadcast(ctx context.Context) (*Results, error) {
 	d := r.dialAll(ctx, r.cfg.Clients, rm.String(), func(i int, c *client.Conn) {
 		got := deliverycheck.NewReceived("c" + strconv.Itoa(i))
 		received[i] = got
-		readers.Go(func() { r.read(c, got, &latency) })
+		readers.Go(func() { r.read(c, got, &latency, nil) })
 	})
 	res := r.connectResults(d)
 	// On an early return, close the clients and wait for their readers.
@@ -134,8 +134,9 @@ func (r *runner) jetStream(ctx context.Context) (*nats.Conn, jetstream.JetStream
 	return nc, js, nil
 }
 
-// read drains one client's messages until its connection ends.
-func (r *runner) read(c *client.Conn, got *deliverycheck.Received, latency *hist.Histogram) {
+// read drains one client's messages until its connection ends: latency
+// and delivery check for each event, then onEvent (when not nil).
+func (r *runner) read(c *client.Conn, got *deliverycheck.Received, latency *hist.Histogram, onEvent func()) {
 	for m := range c.Messages() {
 		switch m.Op {
 		case "event":
@@ -144,6 +145,9 @@ func (r *runner) read(c *client.Conn, got *deliverycheck.Received, latency *hist
 				latency.RecordDuration(now.Sub(m.Event.Timestamp))
 			}
 			got.Add(m.Room, m.Seq)
+			if onEvent != nil {
+				onEvent()
+			}
 			if r.received.Add(1) == 1 {
 				r.messageBytes.Store(int64(len(m.Raw)))
 			}

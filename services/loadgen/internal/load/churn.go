@@ -44,23 +44,7 @@ func (r *runner) churn(ctx context.Context) (*Results, error) {
 	d := r.dialAll(ctx, n, rm.String(), func(i int, c *client.Conn) {
 		got := deliverycheck.NewReceived("c" + strconv.Itoa(i))
 		received[i] = got
-		readers.Go(func() {
-			for m := range c.Messages() {
-				switch m.Op {
-				case "event":
-					if m.Event != nil {
-						latency.RecordDuration(time.Since(m.Event.Timestamp))
-					}
-					got.Add(m.Room, m.Seq)
-					steadyGot.Add(1)
-					if r.received.Add(1) == 1 {
-						r.messageBytes.Store(int64(len(m.Raw)))
-					}
-				case "reset":
-					got.Reset(m.Room, m.Seq)
-				}
-			}
-		})
+		readers.Go(func() { r.read(c, got, &latency, func() { steadyGot.Add(1) }) })
 	})
 	res := r.connectResults(d)
 	closed := false
