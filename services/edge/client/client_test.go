@@ -162,6 +162,14 @@ func rooms(t *testing.T, e *edgetest.Edge, n float64) {
 	edgetest.Eventually(t, wait, func() bool { return e.Metric(t, "eventedge_rooms") == n }, strconv.Itoa(int(n))+" rooms on "+e.URL)
 }
 
+// subscribed waits until c's subscription of room is answered: only events
+// stored after that are promised (one stored while the subscribe is in
+// flight may be before the position the server answers with).
+func subscribed(t *testing.T, c *client.Client, room string) {
+	t.Helper()
+	edgetest.Eventually(t, wait, func() bool { return c.Subscribed(room) }, room+" subscribed")
+}
+
 // TestReconnectAfterGracefulShutdown: node A shuts down (1012, service
 // restart); the client goes to node B at once (with jitter below
 // BaseDelay) and resumes: every event arrives once, in order.
@@ -243,6 +251,9 @@ func TestSubscribeBeforeAndWhileConnected(t *testing.T) {
 	c.Subscribe("project:p1")
 	c.Subscribe("project:p1") // twice is once
 	c.Subscribe("project:p8") // forbidden, found out on connect
+	if c.Subscribed("project:p1") {
+		t.Fatal("Subscribed before Run")
+	}
 	run(t, c)
 	st.waitFor(t, 0, "connected", is(client.StateConnected))
 
@@ -250,11 +261,16 @@ func TestSubscribeBeforeAndWhileConnected(t *testing.T) {
 	if m.Op != "unsubscribed" || m.Room != "project:p8" || m.Reason != "forbidden" {
 		t.Fatalf("got %+v, want unsubscribed project:p8 forbidden", m)
 	}
+	if c.Subscribed("project:p8") {
+		t.Fatal("a forbidden room reported as subscribed")
+	}
 	rooms(t, e, 1)
+	subscribed(t, c, "project:p1")
 	nextEvent(t, c, "project:p1", publish(t, js, room.Project("p1")))
 
 	c.Subscribe("project:p2")
 	rooms(t, e, 2)
+	subscribed(t, c, "project:p2")
 	nextEvent(t, c, "project:p2", publish(t, js, room.Project("p2")))
 
 	c.Subscribe("project:p9") // forbidden, while connected
@@ -297,6 +313,7 @@ func TestSubscribeWhileBusyTakesEffect(t *testing.T) {
 	run(t, c)
 	st.waitFor(t, 0, "connected", is(client.StateConnected))
 	rooms(t, e, 1)
+	subscribed(t, c, "project:p0")
 
 	// Events holds one message; Run's loop takes the second and waits to
 	// hand it over. Position moves before that hand-over, so once it shows
@@ -348,6 +365,7 @@ func TestClientAcksPositions(t *testing.T) {
 	run(t, c)
 	st.waitFor(t, 0, "connected", is(client.StateConnected))
 	rooms(t, e, 1)
+	subscribed(t, c, "project:p1")
 	var last uint64
 	for range 5 {
 		last = publish(t, js, room.Project("p1"))

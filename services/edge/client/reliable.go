@@ -101,6 +101,7 @@ type roomSub struct {
 	known  bool
 	acked  uint64
 	queued bool // handed to a subscriber goroutine on the current connection
+	live   bool // subscribed on the current connection (the server answered)
 }
 
 // Client is a connection to eventedge that survives failures: it
@@ -188,6 +189,17 @@ func (c *Client) Position(room string) uint64 {
 		return r.pos
 	}
 	return 0
+}
+
+// Subscribed reports whether room is subscribed on the current connection:
+// the server has answered its subscribe, so every event of the room stored
+// from now on reaches Events. It is false before the first connection,
+// while reconnecting, and until a new connection's subscribe is answered.
+func (c *Client) Subscribed(room string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.rooms[room]
+	return r != nil && r.live && c.conn != nil
 }
 
 func (c *Client) setState(s StateChange) {
@@ -292,7 +304,7 @@ func (c *Client) session(ctx context.Context, url string) error {
 	c.mu.Lock()
 	c.conn = conn
 	for _, r := range c.rooms {
-		r.queued = false // every room is subscribed anew on this connection
+		r.queued, r.live = false, false // every room is subscribed anew on this connection
 	}
 	c.mu.Unlock()
 	defer func() {
@@ -428,13 +440,16 @@ func (c *Client) subscribeRoom(ctx context.Context, conn *Conn, name string) err
 		}
 		return err
 	}
+	c.mu.Lock()
 	if since == nil { // a fresh subscription continues after seq
-		c.mu.Lock()
 		if !r.known || seq > r.pos {
 			r.pos, r.known = max(r.pos, seq), true
 		}
-		c.mu.Unlock()
 	}
+	if c.conn == conn {
+		r.live = true
+	}
+	c.mu.Unlock()
 	return nil
 }
 
