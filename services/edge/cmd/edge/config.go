@@ -119,11 +119,13 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		roomPolicy                    string
 		expiringNotice, revocationTTL time.Duration
 		socketSendBuffer              int
+		adminPprof                    bool
 	)
 	str(&roomPolicy, "room-policy", "EDGE_ROOM_POLICY", "", "path of the room policy file (YAML or JSON): per-room permissions, maxClients, ttl, rate; empty: built-in defaults")
 	dur(&expiringNotice, "expiring-notice", "EDGE_EXPIRING_NOTICE", session.DefaultExpiringNotice, "how long before a token's expiry the client is sent expiring")
 	dur(&revocationTTL, "revocation-ttl", "EDGE_REVOCATION_TTL", 24*time.Hour, "how long revocations from ctl.revoke are remembered (at least the tokens' lifetime)")
 	integer(&socketSendBuffer, "socket-send-buffer", "EDGE_SOCKET_SEND_BUFFER", 0, "SO_SNDBUF of client sockets in bytes; 0: the kernel's autotuning")
+	boolean(&adminPprof, "admin-pprof", "EDGE_ADMIN_PPROF", false, "serve Go profiles at /debug/pprof/ on the admin listener (keep the admin port private)")
 	boolean(&trustForwardedFor, "trust-forwarded-for", "EDGE_TRUST_FORWARDED_FOR", false, "take the client address from X-Forwarded-For (only behind a proxy that sets it)")
 	dur(&statsInterval, "stats-interval", "EDGE_STATS_INTERVAL", nodestats.DefaultInterval, "how often the node publishes its stats on ctl.edge.stats for sysmon (keep it well below sysmon's --node-silence)")
 	dur(&drainDuration, "drain-duration", "EDGE_DRAIN_DURATION", node.DefaultDrainDuration, "time shutdown spreads closing the clients (1012) over; 0s closes them at once")
@@ -323,6 +325,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	c.node.Session.ExpiringNotice = expiringNotice
 	c.node.RevocationTTL = revocationTTL
 	c.node.SocketSendBuffer = socketSendBuffer
+	c.node.AdminPprof = adminPprof
 	if roomPolicy != "" {
 		p, err := policy.Load(roomPolicy)
 		if err != nil {

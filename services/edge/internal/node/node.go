@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -87,6 +88,9 @@ type Options struct {
 	// bounds the memory a stalled client holds in the kernel and makes the
 	// slow-consumer limit act sooner. Default 0: the kernel decides.
 	SocketSendBuffer int
+	// AdminPprof serves the Go runtime's profiles (net/http/pprof) at
+	// /debug/pprof/ on the admin listener. Default off.
+	AdminPprof bool
 	// ShutdownTimeout bounds Shutdown's wait for clients to close. Default,
 	// and minimum: DrainDuration + 10s (a lower value is raised to it).
 	ShutdownTimeout time.Duration
@@ -361,6 +365,13 @@ func (n *Node) adminHandler() http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	if n.opts.AdminPprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -1,9 +1,15 @@
 package node_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -237,8 +243,9 @@ func TestAdminEndpoints(t *testing.T) {
 	var body string
 	edgetest.Eventually(t, 5*time.Second, func() bool {
 		_, body = edgetest.Get(t, e.AdminURL+"/metrics")
-		return strings.Contains(body, `eventedge_delivery_latency_seconds_count{path="live"} 1`)
-	}, "delivery latency observed once")
+		return strings.Contains(body, `eventedge_delivery_latency_seconds_count{path="live"} 1`) &&
+			strings.Contains(body, "eventedge_connections 1\n") // the refused client's session has ended
+	}, "delivery latency observed once, one connection")
 	for _, want := range []string{
 		"eventedge_connections 1",
 		"eventedge_rooms 1",
@@ -257,6 +264,90 @@ func TestAdminEndpoints(t *testing.T) {
 	if code, _ := edgetest.Get(t, "http://"+e.Addr().String()+"/metrics"); code != 404 {
 		t.Fatalf("/metrics on the public listener: %d", code)
 	}
+	// Profiles only when asked for (AdminPprof, --admin-pprof).
+	if code, _ := edgetest.Get(t, e.AdminURL+"/debug/pprof/"); code != 404 {
+		t.Fatalf("/debug/pprof/ without AdminPprof: %d, want 404", code)
+	}
+}
+
+// TestAdminPprof: with AdminPprof the Go profiles are served on the admin
+// listener, and never on the public one.
+func TestAdminPprof(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) { o.AdminPprof = true })
+	if code, body := edgetest.Get(t, e.AdminURL+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Fatalf("/debug/pprof/: %d %.100q", code, body)
+	}
+	if code, body := edgetest.Get(t, e.AdminURL+"/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "goroutine profile") {
+		t.Fatalf("goroutine profile: %d %.100q", code, body)
+	}
+	if code, _ := edgetest.Get(t, "http://"+e.Addr().String()+"/debug/pprof/"); code != 404 {
+		t.Fatalf("/debug/pprof/ on the public listener: %d", code)
+	}
+}
+
+// TestFrameSentWithHandshake: a client that sends its first frame (auth)
+// in the same packet as its handshake, before the server's answer, is
+// served: the bytes net/http read ahead survive the hand-over to the
+// WebSocket connection (and its smaller buffers).
+func TestFrameSentWithHandshake(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	e := edgetest.StartEdge(t, n, nil)
+	conn, err := net.DialTimeout("tcp", e.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	auth, _ := json.Marshal(map[string]string{"op": "auth", "token": edgetest.Token(t, "u1", []string{"tasks:read"}, nil, time.Hour)})
+	req := "GET /v1/ws HTTP/1.1\r\nHost: " + e.Addr().String() + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	packet := append([]byte(req), maskedTextFrame(auth)...)
+	if _, err := conn.Write(packet); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	// The first server frame: an unmasked text frame holding the welcome.
+	var hdr [2]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		t.Fatalf("read frame header: %v", err)
+	}
+	size := int(hdr[1] & 0x7f)
+	if size == 126 {
+		var ext [2]byte
+		if _, err := io.ReadFull(br, ext[:]); err != nil {
+			t.Fatal(err)
+		}
+		size = int(binary.BigEndian.Uint16(ext[:]))
+	}
+	payload := make([]byte, size)
+	if _, err := io.ReadFull(br, payload); err != nil {
+		t.Fatalf("read frame: %v", err)
+	}
+	if hdr[0] != 0x81 || !bytes.Contains(payload, []byte(`"op":"welcome"`)) {
+		t.Fatalf("first frame %#x %q, want a text frame with the welcome", hdr[0], payload)
+	}
+}
+
+// maskedTextFrame is payload as one final, masked text frame (a client's).
+func maskedTextFrame(payload []byte) []byte {
+	key := [4]byte{1, 2, 3, 4}
+	f := []byte{0x81}
+	switch {
+	case len(payload) < 126:
+		f = append(f, 0x80|byte(len(payload)))
+	default:
+		f = append(f, 0x80|126, byte(len(payload)>>8), byte(len(payload)))
+	}
+	f = append(f, key[:]...)
+	for i, b := range payload {
+		f = append(f, b^key[i%4])
+	}
+	return f
 }
 
 // TestDeadPeerDropped: a client that stops answering WebSocket pings is

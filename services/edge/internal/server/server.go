@@ -8,11 +8,14 @@
 package server
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -156,7 +159,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			"edge node is shutting down; reconnect to another node", 1})
 		return
 	}
-	defer s.wg.Done()
+	handedOff := false // the session's goroutine took over the cleanup below
+	defer func() {
+		if !handedOff {
+			s.wg.Done()
+		}
+	}()
 
 	ip := s.clientIP(r)
 	if rf := s.lim.acquireConn(ip); rf != nil {
@@ -164,7 +172,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	accepted := false
-	defer func() { s.lim.releaseConn(ip, accepted) }()
+	defer func() {
+		if !handedOff {
+			s.lim.releaseConn(ip, accepted)
+		}
+	}()
 
 	token := bearerToken(r)
 	if token != "" {
@@ -211,13 +223,22 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 
 	s.env.Metrics.Connections.Inc()
 	s.env.Metrics.ConnectionsOpen.Inc()
-	reason := sess.Run(s.base)
-	s.env.Metrics.Connections.Dec()
-	s.env.Metrics.Closes.WithLabelValues(reason.Label).Inc()
-
-	s.mu.Lock()
-	delete(s.sessions, sess)
-	s.mu.Unlock()
+	// The session runs on a goroutine of its own and this handler returns:
+	// a hijacked connection is no longer net/http's, and its goroutine for
+	// the request — a stack grown by the handshake, the request, the
+	// response and their buffers — is released instead of being held for
+	// the life of the connection.
+	handedOff = true
+	go func() {
+		defer s.wg.Done()
+		defer s.lim.releaseConn(ip, true)
+		reason := sess.Run(s.base)
+		s.env.Metrics.Connections.Dec()
+		s.env.Metrics.Closes.WithLabelValues(reason.Label).Inc()
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		s.mu.Unlock()
+	}()
 }
 
 // refuse answers a handshake refused for capacity or a drain, and counts
@@ -264,6 +285,45 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Buffer sizes of an accepted connection. net/http hands a hijacked
+// connection over with 4 KiB read and write buffers, which the WebSocket
+// library keeps for the life of the connection. Client messages are small
+// (an auth message with its token is the largest), and a frame larger than
+// the write buffer costs one more write call, not an error: a frame of one
+// event (a few hundred bytes) fits.
+const (
+	connReadBuffer  = 512
+	connWriteBuffer = 2 << 10
+)
+
+// Hijack takes the connection over with smaller buffers (connReadBuffer,
+// connWriteBuffer) than net/http's. Bytes the client sent after its
+// handshake and net/http already read are kept in front of the connection.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if brw.Writer.Buffered() > 0 { // net/http flushes the response before handing over; be sure
+		if err := brw.Writer.Flush(); err != nil {
+			_ = conn.Close()
+			return nil, nil, err
+		}
+	}
+	br := bufio.NewReaderSize(conn, connReadBuffer)
+	if n := brw.Reader.Buffered(); n > 0 {
+		// Buffered bytes of the new reader are what Accept carries over;
+		// put the early ones there (read from memory, never the socket).
+		early, _ := brw.Reader.Peek(n)
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn), max(connReadBuffer, n))
+		if _, err := br.Peek(n); err != nil {
+			_ = conn.Close()
+			return nil, nil, err
+		}
+	}
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, connWriteBuffer)), nil
+}
 
 func bearerToken(r *http.Request) string {
 	h := r.Header.Get("Authorization")

@@ -60,9 +60,8 @@ func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string
 	if deviceID != "" {
 		s.deviceID.Store(&deviceID)
 	}
-	s.log = s.log.With().Str("user", claims.Subject).Logger()
 	s.send(protocol.EncodeWelcome(s.info.ID, s.env.Node, claims.Subject, claims.ExpiresAt))
-	s.log.Info().Str("node", s.env.Node).Str("device", deviceID).Str("client_version", clientVersion).
+	s.logger().Info().Str("node", s.env.Node).Str("device", deviceID).Str("client_version", clientVersion).
 		Str("user_agent", s.info.UserAgent).Msg("connection authenticated")
 }
 

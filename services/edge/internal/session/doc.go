@@ -3,13 +3,23 @@
 //
 // Goroutines, all owned by Run, which returns only after every one of them
 // has ended:
-//   - the reader (Run itself): always reads, so control frames are handled;
-//     decodes and executes commands; owns the subscriptions map;
-//   - the writer: alone writes data and close frames; drains the queue and
-//     batches what it finds into as few frames as possible, each write under
-//     a timeout;
+//   - the reader (Run itself, on a goroutine the server starts for the
+//     connection): always reads, so control frames are handled; owns the
+//     subscriptions map. Each frame's commands run "aside", on a short-lived
+//     goroutine the reader waits for, so the reader — blocked in Read for the
+//     life of the connection — keeps the small stack of the read path;
+//   - the writer, only while there is something to send: started when the
+//     queue goes from empty to non-empty (or the session starts closing), it
+//     alone writes data and close frames, batches what it finds into as few
+//     frames as possible, each write under WriteTimeout (one timer per
+//     session), and exits when the queue is empty;
 //   - a ping, started by a timer every PingInterval and alive only while it
-//     waits for its pong, so an idle connection parks no extra goroutine.
+//     waits for its pong.
+//
+// So an idle connection parks one goroutine (the reader) and holds no frame
+// buffer: the memory of an idle connection is its reader's stack, the
+// connection's small read and write buffers (see the server package) and
+// the session's state.
 //
 // The queue between the fan-out and the writer is bounded in messages and
 // bytes. Deliver never blocks: a client whose queue is full is closed with

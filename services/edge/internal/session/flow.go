@@ -152,7 +152,7 @@ func (s *Session) coalesce(dst *item, newer item) {
 	merged.GetTaskProgress().Logs = logs
 	data, err := protocol.EncodeEvent(newer.room, newer.seq, merged)
 	if err != nil { // cannot happen for an event that encoded once; keep the newest as is
-		s.log.Error().Err(err).Str("room", newer.room).Uint64("seq", newer.seq).Msg("encode coalesced event")
+		s.logger().Error().Err(err).Str("room", newer.room).Uint64("seq", newer.seq).Msg("encode coalesced event")
 		merged, data = newer.ev, newer.data
 	}
 	*dst = newer
@@ -249,8 +249,8 @@ func (s *Session) releaseDue() {
 	} else {
 		s.flow.timer = nil
 	}
-	s.mu.Unlock()
 	if released {
-		s.signal()
+		s.kickLocked()
 	}
+	s.mu.Unlock()
 }

@@ -168,11 +168,22 @@ func (q *queue) dropRoom(room string) {
 	delete(q.lanes, room)
 }
 
-// forget drops the lanes that are empty (rooms left, or idle).
+// maxKeptLane is the largest backing array an empty lane keeps for its
+// room's next events; a larger one (left by a backlog) is released.
+const maxKeptLane = 4
+
+// forget empties the lanes with nothing left to send, releasing backing
+// arrays grown by a backlog. The lanes themselves stay until their room is
+// left (dropRoom): the next event of the room needs no allocation.
 func (q *queue) forget() {
-	for name, l := range q.lanes {
-		if l.front() == nil {
-			delete(q.lanes, name)
+	for _, l := range q.lanes {
+		if l.front() != nil {
+			continue
+		}
+		clear(l.items)
+		l.items, l.head = l.items[:0], 0
+		if cap(l.items) > maxKeptLane {
+			l.items = nil
 		}
 	}
 }

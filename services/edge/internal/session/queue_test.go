@@ -79,8 +79,36 @@ func TestQueueKillAndFind(t *testing.T) {
 		t.Fatalf("took %v", got)
 	}
 	q.forget()
+	if l := q.lanes["r"]; l == nil || len(l.items) != 0 || l.head != 0 {
+		t.Fatalf("lane after forget: %+v, want kept and empty", l)
+	}
+	q.dropRoom("r")
 	if len(q.lanes) != 0 {
-		t.Fatalf("%d lanes left", len(q.lanes))
+		t.Fatalf("%d lanes left after dropRoom", len(q.lanes))
+	}
+}
+
+// TestQueueForgetReleasesBacklog: an empty lane keeps a small backing
+// array for the next event and lets a large one (a backlog's) go.
+func TestQueueForgetReleasesBacklog(t *testing.T) {
+	q := newQueue()
+	for i := range 100 {
+		q.push(ev("big", uint64(i+1), pb.Priority_PRIORITY_NORMAL))
+	}
+	q.push(ev("small", 1, pb.Priority_PRIORITY_NORMAL))
+	if got := len(q.take(nil, 1<<30)); got != 101 {
+		t.Fatalf("took %d, want 101", got)
+	}
+	q.forget()
+	if c := cap(q.lanes["big"].items); c != 0 {
+		t.Fatalf("backlog lane keeps cap %d, want 0", c)
+	}
+	if c := cap(q.lanes["small"].items); c == 0 || c > maxKeptLane {
+		t.Fatalf("small lane cap %d, want 1..%d", c, maxKeptLane)
+	}
+	q.push(ev("small", 2, pb.Priority_PRIORITY_NORMAL))
+	if got := names(q.take(nil, 1<<20)); fmt.Sprint(got) != "[small/2]" {
+		t.Fatalf("took %v", got)
 	}
 }
 

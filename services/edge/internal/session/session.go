@@ -67,9 +67,7 @@ type Session struct {
 	opts  Options
 	conn  *websocket.Conn
 	info  Info
-	log   zerolog.Logger
 	start time.Time
-	wake  chan struct{} // cap 1: the writer has something to do
 	space chan struct{} // cap 1: the writer drained the queue (for DeliverWait)
 
 	claims   atomic.Pointer[auth.Claims] // nil until authenticated
@@ -88,13 +86,18 @@ type Session struct {
 	noticeTimer *time.Timer    // sends expiring before the token's expiry
 	catchUps    sync.WaitGroup // catch-up goroutines, started by the reader, waited for by Run
 
-	mu        sync.Mutex
-	q         *queue                // guarded by mu
-	flow      flow                  // guarded by mu: throttling and held progress
-	reason    *protocol.CloseReason // guarded by mu; set once: the session is closing
-	pingTimer *time.Timer           // guarded by mu
-	pingWG    sync.WaitGroup        // a ping in flight
-	done      bool                  // guarded by mu: Run is tearing down; no new pings
+	mu         sync.Mutex
+	q          *queue                // guarded by mu
+	writer     int                   // guarded by mu: writerIdle, writerRunning or writerDone (write.go)
+	writers    sync.WaitGroup        // the writer goroutine, while one runs
+	batch      []item                // owned by the running writer
+	writeTimer *time.Timer           // guarded by mu (created by the writer): WriteTimeout of the frame in flight
+	writeSince atomic.Int64          // when the frame in flight began to be written (unix ns); 0: none
+	flow       flow                  // guarded by mu: throttling and held progress
+	reason     *protocol.CloseReason // guarded by mu; set once: the session is closing
+	pingTimer  *time.Timer           // guarded by mu
+	pingWG     sync.WaitGroup        // a ping in flight
+	done       bool                  // guarded by mu: Run is tearing down; no new pings
 }
 
 // New returns a session for an accepted connection.
@@ -105,15 +108,25 @@ func New(env *Env, conn *websocket.Conn, info Info) *Session {
 		conn:  conn,
 		info:  info,
 		start: time.Now(),
-		wake:  make(chan struct{}, 1),
 		space: make(chan struct{}, 1),
 		subs:  make(map[string]*subState),
 		q:     newQueue(),
 	}
 	s.flow.init(s.opts)
 	s.cmdLimit = rate.NewLimiter(rate.Limit(s.opts.CommandRate), s.opts.CommandBurst)
-	s.log = env.Log.With().Str("session", info.ID).Str("remote", info.RemoteAddr).Logger()
 	return s
+}
+
+// logger returns the session's logger: the node's, with the session, the
+// remote address and, once authenticated, the user. It is built when
+// something is logged, which is rare: a connection keeps no logger context.
+func (s *Session) logger() *zerolog.Logger {
+	lc := s.env.Log.With().Str("session", s.info.ID).Str("remote", s.info.RemoteAddr)
+	if c := s.Claims(); c != nil {
+		lc = lc.Str("user", c.Subject)
+	}
+	l := lc.Logger()
+	return &l
 }
 
 // ID returns the session id.
@@ -129,16 +142,10 @@ func (s *Session) Close(reason *protocol.CloseReason) {
 	s.mu.Lock()
 	if s.reason == nil {
 		s.reason = reason
+		s.cutBlockedWriteLocked()
 	}
+	s.kickLocked()
 	s.mu.Unlock()
-	s.signal()
-}
-
-func (s *Session) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
 }
 
 // Deliver queues an event for the client. It never blocks. Low-priority
@@ -153,13 +160,14 @@ func (s *Session) Deliver(o *hub.Outbound) {
 	}
 	if !s.enqueue(o, false) {
 		s.reason = protocol.ReasonSlowConsumer
+		s.cutBlockedWriteLocked()
+		s.kickLocked()
 		s.mu.Unlock()
 		s.env.Metrics.Dropped(hub.PriorityLabel(o.Priority), "slow_consumer")
-		s.signal()
 		return
 	}
+	s.kickLocked()
 	s.mu.Unlock()
-	s.signal()
 }
 
 // errClosing is returned by DeliverWait once the session is closing.
@@ -180,8 +188,8 @@ func (s *Session) DeliverWait(ctx context.Context, o *hub.Outbound) error {
 		}
 		if s.q.msgs < s.opts.QueueMessages/2 && s.q.bytes+len(o.Data) <= s.opts.QueueBytes/2 || s.q.msgs == 0 {
 			s.enqueue(o, true)
+			s.kickLocked()
 			s.mu.Unlock()
-			s.signal()
 			return nil
 		}
 		s.mu.Unlock()
@@ -215,8 +223,8 @@ func (s *Session) Reset(room string, data []byte, purge bool) {
 		s.releaseHeld(room)
 	}
 	s.q.push(item{data: data, room: room, prio: pb.Priority_PRIORITY_HIGH})
+	s.kickLocked()
 	s.mu.Unlock()
-	s.signal()
 }
 
 // dropRoomLocked discards everything queued or held for room. Caller holds mu.
@@ -236,8 +244,8 @@ func (s *Session) send(data []byte) {
 		return
 	}
 	s.q.pushControl(data)
+	s.kickLocked()
 	s.mu.Unlock()
-	s.signal()
 }
 
 // Run serves the connection until it ends and returns why. The caller must
@@ -246,15 +254,8 @@ func (s *Session) Run(ctx context.Context) *protocol.CloseReason {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	var writerDone sync.WaitGroup
-	writerDone.Add(1)
-	go func() {
-		defer writerDone.Done()
-		s.writeLoop(ctx)
-	}()
-
 	if s.info.HeaderToken != "" {
-		s.authenticate(nil, s.info.HeaderToken, "", "")
+		aside(func() { s.authenticate(nil, s.info.HeaderToken, "", "") })
 	} else {
 		s.authTimer = time.AfterFunc(s.opts.AuthTimeout, func() {
 			if s.Claims() == nil {
@@ -296,9 +297,9 @@ func (s *Session) Run(ctx context.Context) *protocol.CloseReason {
 		s.reason = protocol.ReasonPeerClosed
 	}
 	reason := s.reason
+	s.kickLocked() // to send the close frame, unless the writing is over
 	s.mu.Unlock()
-	s.signal()
-	writerDone.Wait()
+	s.writers.Wait()
 	cancel()
 	_ = s.conn.CloseNow()
 	s.pingWG.Wait()
@@ -310,11 +311,7 @@ func (s *Session) Run(ctx context.Context) *protocol.CloseReason {
 }
 
 func (s *Session) logClose(r *protocol.CloseReason) {
-	ev := s.log.Info().Str("reason", r.Label).Int("code", int(r.Code)).Dur("duration_ms", time.Since(s.start))
-	if c := s.Claims(); c != nil {
-		ev = ev.Str("user", c.Subject)
-	}
-	ev.Msg("connection closed")
+	s.logger().Info().Str("reason", r.Label).Int("code", int(r.Code)).Dur("duration_ms", time.Since(s.start)).Msg("connection closed")
 }
 
 // readLoop reads until the connection fails or closes.
@@ -332,12 +329,29 @@ func (s *Session) readLoop(ctx context.Context) {
 			s.Close(protocol.ProtocolViolation("binary frames are not part of protocol v1 (JSON)"))
 			continue
 		}
-		protocol.Split(data, func(msg []byte) bool {
-			s.env.Metrics.MessagesIn.Inc()
-			s.handle(ctx, msg)
-			return !s.closing()
+		aside(func() {
+			protocol.Split(data, func(msg []byte) bool {
+				s.env.Metrics.MessagesIn.Inc()
+				s.handle(ctx, msg)
+				return !s.closing()
+			})
 		})
 	}
+}
+
+// aside runs f on a goroutine of its own and waits for it. The reader
+// lives as long as the connection, blocked in Read nearly all the time,
+// and its stack is a large part of an idle connection's memory: the work
+// that needs a deep stack (verifying a token, joining a room) runs aside,
+// one frame at a time and in order, so the reader's stack stays the size
+// of the read path.
+func aside(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
 }
 
 func (s *Session) noteReadError(err error) {

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -9,71 +10,116 @@ import (
 	"github.com/eventedge/eventedge/services/edge/internal/protocol"
 )
 
-// writeLoop is the only goroutine that writes to the connection. Each
-// frame takes, in priority order, as many queued messages as fit in
-// MaxBatchBytes, so a high-priority event that arrives while a backlog is
-// being written goes out in the next frame. Once the session is closing it
-// sends the close frame and returns.
-func (s *Session) writeLoop(ctx context.Context) {
-	var (
-		batch []item
-		buf   []byte
-	)
+// The writer: a goroutine that runs only while the session has something to
+// send. kickLocked starts it when the queue goes from empty to non-empty (or
+// the session starts closing); it writes frames until the queue is empty and
+// then exits, so an idle connection holds no writer goroutine, no frame
+// buffer and no batch. At most one writer runs at a time (writerRunning);
+// once a writer has sent the close frame or a write failed, none starts
+// again (writerDone).
+
+// Writer states, guarded by Session.mu.
+const (
+	writerIdle    = iota // none running; kickLocked starts one
+	writerRunning        // one running; it looks at the queue again before it exits
+	writerDone           // the connection is closed or failed: never again
+)
+
+// kickLocked starts the writer unless one runs or the session's writing is
+// over. Caller holds s.mu.
+func (s *Session) kickLocked() {
+	if s.writer != writerIdle {
+		return
+	}
+	s.writer = writerRunning
+	s.writers.Add(1)
+	go s.writeLoop()
+}
+
+// maxKeptBatch is the largest batch slice an exiting writer keeps for the
+// next one; a longer one (after a backlog) is released.
+const maxKeptBatch = 8
+
+// writeLoop writes frames while messages are queued. Each frame takes, in
+// priority order, as many queued messages as fit in MaxBatchBytes, so a
+// high-priority event that arrives while a backlog is being written goes out
+// in the next frame. Once the session is closing it sends the close frame
+// and ends the session's writing.
+func (s *Session) writeLoop() {
+	defer s.writers.Done()
 	for {
-		select {
-		case <-s.wake:
-		case <-ctx.Done():
+		s.mu.Lock()
+		reason := s.reason
+		if reason != nil {
+			s.writer = writerDone
+			s.mu.Unlock()
+			s.closeConn(reason)
 			return
 		}
-		for {
-			s.mu.Lock()
-			reason := s.reason
-			if reason == nil {
-				if s.q.msgs > 0 {
-					s.env.Metrics.QueueDepth.Observe(float64(s.q.msgs))
-					s.env.Metrics.QueueBytes.Observe(float64(s.q.bytes))
-				}
-				batch = s.q.take(batch[:0], s.opts.MaxBatchBytes)
-				if s.q.msgs == 0 {
-					s.q.forget() // idle: keep no per-room lanes
-				}
+		if s.q.msgs > 0 {
+			s.env.Metrics.QueueDepth.Observe(float64(s.q.msgs))
+			s.env.Metrics.QueueBytes.Observe(float64(s.q.bytes))
+		}
+		s.batch = s.q.take(s.batch[:0], s.opts.MaxBatchBytes)
+		if len(s.batch) == 0 {
+			s.q.forget()
+			if cap(s.batch) > maxKeptBatch {
+				s.batch = nil
 			}
+			s.writer = writerIdle
 			s.mu.Unlock()
-			if reason != nil {
-				s.closeConn(reason)
-				return
-			}
-			if len(batch) == 0 {
-				break
-			}
-			select { // room in the queue again: wake a waiting replay
-			case s.space <- struct{}{}:
-			default:
-			}
-			var ok bool
-			if buf, ok = s.writeFrame(ctx, batch, buf); !ok {
-				return
-			}
-			clear(batch) // drop references to sent data
+			return
+		}
+		if s.writeTimer == nil {
+			s.writeTimer = time.AfterFunc(time.Hour, s.writeTimedOut)
+			s.writeTimer.Stop()
+		}
+		batch := s.batch
+		s.mu.Unlock()
+		select { // room in the queue again: wake a waiting replay
+		case s.space <- struct{}{}:
+		default:
+		}
+		ok := s.writeFrame(batch)
+		clear(batch) // drop references to sent data
+		if !ok {
+			s.mu.Lock()
+			s.writer = writerDone
+			s.mu.Unlock()
+			return
 		}
 	}
 }
 
+// framePool holds the buffers frames of several messages are joined in:
+// only a writer with a backlog needs one, and only while it writes.
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledFrame is the largest frame buffer put back in framePool.
+const maxPooledFrame = 256 << 10
+
 // writeFrame writes items as one frame, joined by '\n'.
-func (s *Session) writeFrame(ctx context.Context, items []item, buf []byte) ([]byte, bool) {
+func (s *Session) writeFrame(items []item) bool {
 	frame := items[0].data
+	var pooled *[]byte
 	if len(items) > 1 {
-		buf = buf[:0]
+		pooled = framePool.Get().(*[]byte)
+		buf := (*pooled)[:0]
 		for i, it := range items {
 			if i > 0 {
 				buf = append(buf, '\n')
 			}
 			buf = append(buf, it.data...)
 		}
+		*pooled = buf
 		frame = buf
 	}
-	if !s.write(ctx, frame) {
-		return buf, false
+	ok := s.write(frame)
+	if pooled != nil && cap(*pooled) <= maxPooledFrame {
+		framePool.Put(pooled)
+	}
+	if !ok {
+		return false
 	}
 	now := time.Now()
 	for _, it := range items {
@@ -85,15 +131,21 @@ func (s *Session) writeFrame(ctx context.Context, items []item, buf []byte) ([]b
 			s.env.Metrics.LiveLatency.Observe(now.Sub(it.ts).Seconds())
 		}
 	}
-	return buf, true
+	return true
 }
 
-func (s *Session) write(ctx context.Context, frame []byte) bool {
-	wctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
-	err := s.conn.Write(wctx, websocket.MessageText, frame)
-	cancel()
-	if err != nil {
-		if wctx.Err() == context.DeadlineExceeded {
+// write writes one frame within WriteTimeout. The timeout is one timer per
+// session, re-armed for each write, rather than a context per write: the
+// library would otherwise register a context callback on every frame. When
+// it fires, the connection is closed under the blocked write.
+func (s *Session) write(frame []byte) bool {
+	s.writeSince.Store(time.Now().UnixNano())
+	s.writeTimer.Reset(s.opts.WriteTimeout)
+	err := s.conn.Write(context.Background(), websocket.MessageText, frame)
+	s.writeSince.Store(0)
+	fired := !s.writeTimer.Stop() // the timer closes the connection (or already did)
+	if err != nil || fired {
+		if fired {
 			s.Close(protocol.ReasonWriteTimeout)
 		} else {
 			s.Close(protocol.ReasonPeerClosed)
@@ -104,6 +156,34 @@ func (s *Session) write(ctx context.Context, frame []byte) bool {
 	s.env.Metrics.FramesOut.Inc()
 	s.env.Metrics.BytesOut.Add(float64(len(frame)))
 	return true
+}
+
+// closeGrace bounds how long a closing session waits for a frame whose
+// write is blocked (the client is not reading) before it drops the
+// connection: such a client would not read the close frame either, and a
+// slow consumer or a drained node should not hold the connection for the
+// rest of WriteTimeout.
+const closeGrace = 2 * time.Second
+
+// cutBlockedWriteLocked shortens the wait for the frame in flight, if any,
+// to closeGrace. The write may finish meanwhile; the timer then drops the
+// connection closeGrace later, which at worst cuts the close handshake
+// short. Caller holds s.mu and has just set s.reason.
+func (s *Session) cutBlockedWriteLocked() {
+	since := s.writeSince.Load()
+	if since == 0 || s.writeTimer == nil {
+		return
+	}
+	if s.opts.WriteTimeout-time.Since(time.Unix(0, since)) > closeGrace {
+		s.writeTimer.Reset(closeGrace)
+	}
+}
+
+// writeTimedOut runs on the write timer: a frame did not leave within
+// WriteTimeout. Closing the connection fails the blocked write.
+func (s *Session) writeTimedOut() {
+	s.Close(protocol.ReasonWriteTimeout)
+	_ = s.conn.CloseNow()
 }
 
 // closeConn sends the close frame for reason, or just drops the connection
