@@ -7,7 +7,9 @@
 #   make lint    gofmt, go vet, staticcheck
 #   make proto   regenerate the Go code of proto/
 #   make docs    regenerate docs/configuration.md from the services' flags
-#   make bench   hot-path micro-benchmarks
+#   make bench   hot-path micro-benchmarks, then the standard load set L1…L5
+#                (make bench-micro, make bench-system: each alone;
+#                BENCH_FLAGS="--only L1,L5" or "--quick" for the set)
 #   make screenshot  refresh docs/dashboard.png from the dashboard's browser test
 #
 # Tools that are missing are installed: protoc from Debian's
@@ -19,7 +21,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 GO          ?= go
-MODULES     := proto services/edge scripts/devrun scripts/configdocs services/internal services/sysmon services/taskapi services/worker services/dashboard services/loadgen deploy deploy/docker
+MODULES     := proto services/edge scripts/devrun scripts/configdocs scripts/bench services/internal services/sysmon services/taskapi services/worker services/dashboard services/loadgen deploy deploy/docker
 SERVICES    := edge sysmon taskapi worker dashboard loadgen
 TOOLS_BIN   := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS_BIN):$(PATH)
@@ -29,7 +31,7 @@ STATICCHECK_VERSION   := v0.8.2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test lint proto bench tools deps clean screenshot images docs
+.PHONY: all build run test lint proto bench bench-micro bench-system tools deps clean screenshot images docs
 
 all: build
 
@@ -94,9 +96,33 @@ lint: tools
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./... && staticcheck ./...); done
 
-## bench: hot-path micro-benchmarks with allocations
-bench:
+## bench: the hot-path micro-benchmarks, then the standard load set
+bench: bench-micro bench-system
+
+## bench-micro: hot-path micro-benchmarks with allocations (the edge's,
+## and the load generator's lean receive path)
+bench-micro:
 	cd services/edge && $(GO) test -run '^$$' -bench . -benchmem ./internal/...
+	cd services/loadgen && $(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+## bench-system: the standard load set of issue #8 (L1…L5) on this
+## machine: the edge on CPU 0, NATS and the load generator on CPU 1
+## (scripts/bench; about 5 minutes; BENCH_FLAGS adds flags, e.g.
+## --only L1,L5, --quick, --out DIR)
+BENCH_FLAGS ?=
+bench-system: bin/nats-server
+	@mkdir -p bin
+	@for s in edge loadgen; do \
+		echo "build bin/$$s"; \
+		(cd services/$$s && CGO_ENABLED=0 $(GO) build -trimpath -o $(CURDIR)/bin/$$s ./cmd/$$s); \
+	done
+	cd scripts/bench && $(GO) run . --bin $(CURDIR)/bin $(BENCH_FLAGS)
+
+## bin/nats-server: a standalone NATS server (the version in the edge's
+## go.sum) for the load set
+bin/nats-server: services/edge/go.sum
+	@mkdir -p bin
+	cd services/edge && CGO_ENABLED=0 $(GO) build -trimpath -o $(CURDIR)/bin/nats-server github.com/nats-io/nats-server/v2
 
 ## docs: regenerate docs/configuration.md from the services' own flag sets
 ## (scripts/configdocs builds every binary and reads its -h); make test

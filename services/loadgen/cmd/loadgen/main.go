@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -42,6 +43,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg, jsonPath, quiet, err := parseFlags(args, getenv, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var progress io.Writer = stderr
 	if quiet {
@@ -106,13 +118,31 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (cf
 	fs.DurationVar(&cfg.Drain, "drain", 5*time.Second, "broadcast, rooms, slow, churn: how long to wait after the last publish for in-flight events")
 	fs.StringVar(&cfg.Project, "project", "", "project id of the room, or the prefix of the rooms' (<project>-r<j>) (default: a fresh lg-<random> per run)")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow non-loopback URLs (default: loopback only)")
+	fs.StringVar(&cfg.Preset, "preset", "", "a standard workload of issue #8: "+strings.Join(load.PresetNames(), ", ")+" (sets scenario and parameters; flags given override it)")
 	fs.StringVar(&jsonPath, "json", "", "write the JSON record to this file")
+	fs.StringVar(&cfg.CPUProfile, "cpu-profile", "", "write the load generator's own CPU profile to this file (is it the bottleneck?)")
 	fs.BoolVar(&quiet, "quiet", false, "no progress line on stderr")
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", false, err
 	}
 	if fs.NArg() > 0 {
 		return cfg, "", false, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if cfg.Preset != "" {
+		p, err := load.Preset(cfg.Preset)
+		if err != nil {
+			return cfg, "", false, err
+		}
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		for _, name := range load.PresetFlags(p) {
+			if given[name] {
+				continue // an explicit flag wins over the preset
+			}
+			if err := fs.Set(name, p[name]); err != nil {
+				return cfg, "", false, fmt.Errorf("--preset %s: --%s %s: %w", cfg.Preset, name, p[name], err)
+			}
+		}
 	}
 	return cfg, jsonPath, quiet, nil
 }

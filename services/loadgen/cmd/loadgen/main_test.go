@@ -5,14 +5,25 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
+
+	"github.com/eventedge/eventedge/proto/events"
+	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
+	"github.com/eventedge/eventedge/proto/room"
+	"github.com/eventedge/eventedge/services/edge/client"
+	"github.com/eventedge/eventedge/services/loadgen/internal/load"
 
 	"github.com/eventedge/eventedge/services/internal/natstest"
 	"github.com/eventedge/eventedge/services/internal/proctest"
@@ -406,5 +417,102 @@ func TestRefusals(t *testing.T) {
 	err := run(context.Background(), []string{"--scenario", "connect"}, func(string) string { return "" }, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "--jwt-secret") {
 		t.Errorf("no secret: %v", err)
+	}
+}
+
+func TestPresets(t *testing.T) {
+	getenv := func(string) string { return secret }
+	for _, tc := range []struct {
+		args []string
+		want load.Config // the fields checked
+	}{
+		{[]string{"--preset", "L1"}, load.Config{Scenario: "broadcast", Clients: 5000, Rate: 10, Duration: 20 * time.Second, SourceAddrs: 8, Dialers: 200}},
+		{[]string{"--preset", "L2-60"}, load.Config{Scenario: "broadcast", Clients: 5000, Rate: 60, Duration: 10 * time.Second, SourceAddrs: 8, Dialers: 200}},
+		{[]string{"--preset", "L3", "--clients", "100", "--duration", "2s"}, load.Config{Scenario: "broadcast", Clients: 100, Rate: 100, Duration: 2 * time.Second, SourceAddrs: 8, Dialers: 200}},
+		{[]string{"--source-addrs", "2", "--preset", "L4"}, load.Config{Scenario: "idle", Clients: 10000, Rate: 10, Duration: 20 * time.Second, SourceAddrs: 2, Dialers: 200}},
+		{[]string{"--preset", "L5", "--dialers", "10"}, load.Config{Scenario: "connect", Clients: 5000, Rate: 10, Duration: 10 * time.Second, SourceAddrs: 8, Dialers: 10}},
+	} {
+		cfg, _, _, err := parseFlags(tc.args, getenv, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		got := load.Config{Scenario: cfg.Scenario, Clients: cfg.Clients, Rate: cfg.Rate, Duration: cfg.Duration, SourceAddrs: cfg.SourceAddrs, Dialers: cfg.Dialers}
+		if got != tc.want {
+			t.Errorf("%v: got %+v, want %+v", tc.args, got, tc.want)
+		}
+		if cfg.Preset != tc.args[slices.Index(tc.args, "--preset")+1] || cfg.PayloadBytes != 200 {
+			t.Errorf("%v: preset %q, payload %d", tc.args, cfg.Preset, cfg.PayloadBytes)
+		}
+	}
+	for _, bad := range []string{"L9", "L2-", "L2-x", "L2-0"} {
+		if _, _, _, err := parseFlags([]string{"--preset", bad}, getenv, io.Discard); err == nil || !strings.Contains(err.Error(), "--preset") {
+			t.Errorf("--preset %s: err %v", bad, err)
+		}
+	}
+}
+
+// TestScanLineOnRealFrames checks the lean path's scanner against what a
+// real edge sends (the field order of its encoder is not a promise of the
+// protocol, and the scanner does not rely on it): an event with "seq" and
+// "room" inside its payload and metadata, and the subscribe reply.
+func TestScanLineOnRealFrames(t *testing.T) {
+	e := startEdge(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "scan-u1", "exp": time.Now().Add(time.Hour).Unix(), "permissions": []string{"tasks:read"}, "projects": []string{"scan"},
+	}).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(ctx, e.url, client.Options{Token: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pos, err := c.SubscribeFrom(ctx, "project:scan", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(e.nats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := events.EnsureStreamExists(ctx, js, events.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	rm := room.Project("scan")
+	ev := events.TaskUpdated(rm, "lg", "t1", &pb.Task{Title: `"seq":999,"room":"project:x" \ } ]`}, "title")
+	ev.Metadata = map[string]string{"seq": "12345", "op": "reset"}
+	ev.RequiredPermission = "tasks:read"
+	ack, err := events.Publish(ctx, js, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m *client.Message
+	select {
+	case m = <-c.Messages():
+	case <-ctx.Done():
+		t.Fatal("no event")
+	}
+	var l load.Line
+	if err := load.ScanLine(m.Raw, &l); err != nil {
+		t.Fatalf("%v: %s", err, m.Raw)
+	}
+	if l.Op != load.OpEvent || string(l.Room) != "project:scan" || l.Seq != ack.Sequence || l.Seq <= pos ||
+		string(l.Type) != events.TypeTaskUpdated || string(l.Permission) != "tasks:read" {
+		t.Fatalf("scanned %+v from %s (stream seq %d)", l, m.Raw, ack.Sequence)
+	}
+	ts, err := time.Parse(time.RFC3339Nano, string(l.Timestamp))
+	if err != nil || !ts.Equal(m.Event.Timestamp) || !ts.Equal(ev.Timestamp.AsTime()) {
+		t.Fatalf("timestamp %q: %v, client %v, sent %v", l.Timestamp, err, m.Event.Timestamp, ev.Timestamp.AsTime())
+	}
+	if !strings.Contains(string(m.Raw), `\"seq\":999`) {
+		t.Fatalf("the payload's seq is not in the frame: %s", m.Raw)
 	}
 }

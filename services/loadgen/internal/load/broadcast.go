@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -40,21 +39,19 @@ func (r *runner) broadcast(ctx context.Context) (*Results, error) {
 		latency   hist.Histogram
 		published = deliverycheck.NewLog()
 		received  = make([]*deliverycheck.Received, r.cfg.Clients)
-		readers   sync.WaitGroup // one per connected client; each ends when its connection does
 	)
 	r.phase.Store("connect")
-	d := r.dialAll(ctx, r.cfg.Clients, rm.String(), func(i int, c *client.Conn) {
+	d := r.dialAll(ctx, r.cfg.Clients, rm.String(), true, func(i int, c conn) {
 		got := deliverycheck.NewReceived("c" + strconv.Itoa(i))
 		received[i] = got
-		readers.Go(func() { r.read(c, got, &latency, nil) })
+		c.(*leanConn).start(r.leanRead(got, &latency, nil))
 	})
 	res := r.connectResults(d)
-	// On an early return, close the clients and wait for their readers.
+	// On an early return, close the clients (each Close waits for its reader).
 	closed := false
 	defer func() {
 		if !closed {
 			r.closeAll(d.conns)
-			readers.Wait()
 		}
 	}()
 	connected := res.Clients.Connected
@@ -82,7 +79,6 @@ func (r *runner) broadcast(ctx context.Context) (*Results, error) {
 	r.captureMetrics()
 	r.phase.Store("close")
 	r.closeAll(d.conns)
-	readers.Wait()
 	closed = true
 
 	r.phase.Store("check")
@@ -119,7 +115,7 @@ func (r *runner) jetStream(ctx context.Context) (*nats.Conn, jetstream.JetStream
 	if err != nil {
 		return nil, nil, fmt.Errorf("--nats-url %s: %w", r.cfg.NATSURL, err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(2*maxInFlight))
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
@@ -132,6 +128,37 @@ func (r *runner) jetStream(ctx context.Context) (*nats.Conn, jetstream.JetStream
 		return nil, nil, err
 	}
 	return nc, js, nil
+}
+
+// leanRead is the handler of a lean client: latency and delivery check
+// for each event, then onEvent (when not nil); resets to the delivery
+// check. It allocates nothing per message.
+func (r *runner) leanRead(got *deliverycheck.Received, latency *hist.Histogram, onEvent func(m *leanMsg)) *leanHandler {
+	return &leanHandler{msg: func(m *leanMsg) {
+		switch m.Op {
+		case OpEvent:
+			if m.TS != 0 {
+				latency.RecordDuration(time.Duration(m.Now.UnixNano() - m.TS))
+			}
+			got.Add(m.RoomName, m.Seq)
+			if r.received.Add(1) == 1 {
+				r.messageBytes.Store(int64(len(m.Raw)))
+			}
+			if onEvent != nil {
+				onEvent(m)
+			}
+		case OpReset:
+			got.Reset(m.RoomName, m.Seq)
+		}
+	}, malformed: r.malformedLine}
+}
+
+// malformedLine counts a server message the lean path could not scan and
+// keeps the first.
+func (r *runner) malformedLine(line []byte, err error) {
+	if r.malformed.Add(1) == 1 {
+		r.malformedSample.Store(fmt.Sprintf("%v: %.200s", err, line))
+	}
 }
 
 // read drains one client's messages until its connection ends: latency
@@ -171,17 +198,71 @@ func (r *runner) publish(ctx context.Context, js jetstream.JetStream, rm room.Ro
 	})
 }
 
+// Publisher bounds: at most maxInFlight publishes await their ack (the
+// schedule waits beyond it), each ack awaited at most ackTimeout.
+const (
+	maxInFlight = 256
+	ackTimeout  = 5 * time.Second
+	// LateTolerance: a publish that starts more than max(1/Rate,
+	// LateTolerance) after its slot counts as late.
+	LateTolerance = 10 * time.Millisecond
+)
+
+// pending is one publish awaiting its ack.
+type pending struct {
+	i   int
+	ev  *pb.Event
+	ack jetstream.PubAckFuture
+}
+
 // publishSchedule publishes Rate × Duration events on a fixed schedule
 // (event i at start + i/Rate): event i is build(i), with the publisher's
-// sequence number i in metadata MetaSeq and the time it is sent as its
-// timestamp. done is called, from this goroutine, after each stored
-// event with its stream seq. A publish that starts late does not make
-// the next ones earlier: the schedule is the offered load.
+// sequence number i in metadata MetaSeq and, as its timestamp, the time
+// it is handed to NATS. Publishes are asynchronous (up to maxInFlight
+// awaiting their ack), so the schedule holds at thousands of events per
+// second; they carry the headers events.Publish sets (Nats-Msg-Id = the
+// event id for de-duplication, the expected stream, the Content-Type).
+// done is called, from a second goroutine (one at a time, in publish
+// order), after each stored event with its stream seq from the ack;
+// publishSchedule returns once every ack has come or timed out. A
+// publish that starts late does not make the next ones earlier: the
+// schedule is the offered load.
 func (r *runner) publishSchedule(ctx context.Context, js jetstream.JetStream, build func(i int) *pb.Event, done func(i int, ev *pb.Event, seq uint64)) *PublisherResults {
 	total := int(r.cfg.Rate * r.cfg.Duration.Seconds())
 	total = max(total, 1)
 	interval := time.Duration(float64(time.Second) / r.cfg.Rate)
+	late := max(interval, LateTolerance)
 	res := &PublisherResults{Target: total}
+
+	// The collector owns Published, Failed and FirstErr until it ends.
+	acks := make(chan pending, maxInFlight)
+	collected := make(chan struct{})
+	fail := func(err error) {
+		res.Failed++
+		if res.FirstErr == "" {
+			res.FirstErr = err.Error()
+		}
+	}
+	go func() {
+		defer close(collected)
+		t := time.NewTimer(ackTimeout)
+		defer t.Stop()
+		for p := range acks {
+			t.Reset(ackTimeout)
+			select {
+			case ack := <-p.ack.Ok():
+				res.Published++
+				r.published.Add(1)
+				done(p.i, p.ev, ack.Sequence)
+			case err := <-p.ack.Err():
+				fail(fmt.Errorf("publish event %s: %w", p.ev.Id, err))
+			case <-t.C:
+				fail(fmt.Errorf("publish event %s: no ack within %s", p.ev.Id, ackTimeout))
+			}
+		}
+	}()
+
+	var sendErrs []error // the publisher's own failures, counted after the collector
 	start := time.Now()
 	for i := range total {
 		slot := start.Add(time.Duration(i) * interval)
@@ -199,26 +280,52 @@ func (r *runner) publishSchedule(ctx context.Context, js jetstream.JetStream, bu
 		now := time.Now()
 		lag := now.Sub(slot)
 		res.MaxLag = Duration(max(time.Duration(res.MaxLag), lag))
-		if lag > interval {
+		if lag > late {
 			res.Late++
 		}
 		ev.Timestamp = timestamppb.New(now)
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ack, err := events.Publish(pctx, js, ev)
-		cancel()
-		if err != nil {
-			res.Failed++
-			if res.FirstErr == "" {
-				res.FirstErr = err.Error()
+		msg, err := eventMsg(ev)
+		if err == nil {
+			var f jetstream.PubAckFuture
+			f, err = js.PublishMsgAsync(msg, jetstream.WithMsgID(ev.Id), jetstream.WithExpectStream(events.StreamName))
+			if err == nil {
+				acks <- pending{i: i, ev: ev, ack: f} // blocks while maxInFlight are pending
+				continue
 			}
-			continue
+			err = fmt.Errorf("publish event %s: %w", ev.Id, err)
 		}
-		res.Published++
-		r.published.Add(1)
-		done(i, ev, ack.Sequence)
+		sendErrs = append(sendErrs, err)
+	}
+	close(acks)
+	<-collected
+	for _, err := range sendErrs {
+		fail(err)
 	}
 	res.Wall = Duration(time.Since(start))
 	return res
+}
+
+// eventMsg is what events.Publish sends for ev: normalized, validated,
+// protobuf, to its room's subject, with the Content-Type header.
+func eventMsg(ev *pb.Event) (*nats.Msg, error) {
+	events.Normalize(ev)
+	if err := events.Validate(ev); err != nil {
+		return nil, err
+	}
+	body, err := events.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", ev.Id, err)
+	}
+	if len(body) > events.MaxEventBytes {
+		return nil, fmt.Errorf("%w: event %s is %d bytes, at most %d", events.ErrTooLarge, ev.Id, len(body), events.MaxEventBytes)
+	}
+	rm, err := room.Parse(ev.Room)
+	if err != nil {
+		return nil, err
+	}
+	msg := &nats.Msg{Subject: rm.Subject(), Data: body, Header: nats.Header{}}
+	msg.Header.Set(events.HeaderContentType, events.ContentTypeProtobuf)
+	return msg, nil
 }
 
 // padding returns a task title that brings the event's JSON (protojson,

@@ -41,10 +41,12 @@ func (r *runner) churn(ctx context.Context) (*Results, error) {
 		steadyGot atomic.Int64
 	)
 	r.phase.Store("connect")
-	d := r.dialAll(ctx, n, rm.String(), func(i int, c *client.Conn) {
+	// The steady clients keep the Go client: churn measures the edge's
+	// connection lifecycle at modest rates, not the receive path.
+	d := r.dialAll(ctx, n, rm.String(), false, func(i int, c conn) {
 		got := deliverycheck.NewReceived("c" + strconv.Itoa(i))
 		received[i] = got
-		readers.Go(func() { r.read(c, got, &latency, func() { steadyGot.Add(1) }) })
+		readers.Go(func() { r.read(c.(*client.Conn), got, &latency, func() { steadyGot.Add(1) }) })
 	})
 	res := r.connectResults(d)
 	closed := false
@@ -168,11 +170,12 @@ func (ch *churner) run(ctx context.Context, first int) {
 
 // one is the life of churning client i.
 func (ch *churner) one(ctx context.Context, i int) {
-	c, _, err := ch.r.dialSpec(ctx, i, clientSpec{rooms: []string{ch.room}})
+	cc, _, err := ch.r.dialSpec(ctx, i, clientSpec{rooms: []string{ch.room}})
 	if err != nil {
 		ch.failures.add(classify(err), err)
 		return
 	}
+	c := cc.(*client.Conn)
 	ch.connects.Add(1)
 	got := deliverycheck.NewReceived("churn" + strconv.Itoa(i))
 	ch.mu.Lock()

@@ -23,6 +23,10 @@ type Config struct {
 	// JWTSecret signs the clients' HS256 tokens (the edge's EDGE_JWT_SECRET,
 	// at least 32 bytes). Required.
 	JWTSecret string `json:"-"`
+	// Preset is the named workload the parameters came from (L1, L2-60,
+	// …; see Preset), empty when none. Informational: the other fields
+	// hold the effective values.
+	Preset string `json:"preset,omitempty"`
 	// Scenario is broadcast, rooms, idle, connect, slow or churn. Required.
 	Scenario string `json:"scenario"`
 	// Clients is the number of WebSocket clients. Default 100.
@@ -89,6 +93,10 @@ type Config struct {
 	// AllowRemote permits non-loopback URLs. Default false: a load
 	// generator pointed at someone else's server by mistake is refused.
 	AllowRemote bool `json:"allowRemote,omitempty"`
+
+	// CPUProfile is where the command writes the load generator's own CPU
+	// profile; empty: none. Not used by Run.
+	CPUProfile string `json:"-"`
 
 	// ProcRoot is where /proc is (tests). Default "/proc".
 	ProcRoot string `json:"-"`

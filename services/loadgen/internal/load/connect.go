@@ -11,7 +11,7 @@ import (
 // subscribes, Dialers at a time; then all are closed.
 func (r *runner) connect(ctx context.Context) (*Results, error) {
 	r.phase.Store("connect")
-	d := r.dialAll(ctx, r.cfg.Clients, room.Project(r.cfg.Project).String(), nil)
+	d := r.dialAll(ctx, r.cfg.Clients, room.Project(r.cfg.Project).String(), true, nil)
 	res := r.connectResults(d)
 	r.captureMetrics()
 	r.phase.Store("close")

@@ -39,9 +39,9 @@ func httpClients(k int, loopback bool) []*http.Client {
 
 // dialResult is what dialAll returns.
 type dialResult struct {
-	conns    []*client.Conn // index i: client i, nil when it failed
-	pos      []uint64       // index i: the subscribe reply's seq (of its first room)
-	posAll   [][]uint64     // index i: the subscribe replies' seqs, one per room of its spec
+	conns    []conn     // index i: client i (*leanConn or *client.Conn), nil when it failed
+	pos      []uint64   // index i: the subscribe reply's seq (of its first room)
+	posAll   [][]uint64 // index i: the subscribe replies' seqs, one per room of its spec
 	failures *failureCounts
 	latency  *hist.Histogram // connect + auth + subscribe, per client
 	wall     time.Duration   // first dial to last done
@@ -49,25 +49,29 @@ type dialResult struct {
 
 // dialAll connects clients 0…n-1 with r.cfg.Dialers at once, each
 // authenticated as its own user and subscribed to rm. onConn, when set,
-// is called from the dialing goroutine right after client i subscribed.
+// is called from the dialing goroutine right after client i subscribed;
+// a lean client's reader is started then (with a handler that discards
+// everything when onConn did not start it).
 // It returns when every client succeeded or failed, or ctx ended (the
 // clients not dialed by then count as failed: "canceled").
-func (r *runner) dialAll(ctx context.Context, n int, rm string, onConn func(i int, c *client.Conn)) *dialResult {
-	spec := clientSpec{rooms: []string{rm}}
+func (r *runner) dialAll(ctx context.Context, n int, rm string, lean bool, onConn func(i int, c conn)) *dialResult {
+	spec := clientSpec{rooms: []string{rm}, lean: lean}
 	return r.dialAllSpec(ctx, n, func(int) clientSpec { return spec }, onConn)
 }
 
 // clientSpec is what one client is: the rooms it subscribes to, in order,
 // and its token's permissions and projects (nil: tasks:read and the run's
-// project).
+// project); lean selects the lean receive path (a *leanConn) over the Go
+// client (a *client.Conn).
 type clientSpec struct {
 	rooms, perms, projects []string
+	lean                   bool
 }
 
 // dialAllSpec is dialAll with each client's rooms and token given by spec.
-func (r *runner) dialAllSpec(ctx context.Context, n int, spec func(i int) clientSpec, onConn func(i int, c *client.Conn)) *dialResult {
+func (r *runner) dialAllSpec(ctx context.Context, n int, spec func(i int) clientSpec, onConn func(i int, c conn)) *dialResult {
 	res := &dialResult{
-		conns:    make([]*client.Conn, n),
+		conns:    make([]conn, n),
 		pos:      make([]uint64, n),
 		posAll:   make([][]uint64, n),
 		failures: newFailureCounts(),
@@ -101,6 +105,9 @@ func (r *runner) dialAllSpec(ctx context.Context, n int, spec func(i int) client
 				if onConn != nil {
 					onConn(i, c)
 				}
+				if lc, ok := c.(*leanConn); ok {
+					lc.start(nil) // keep reading (pings, the close) if onConn did not start it
+				}
 			}
 		})
 	}
@@ -114,7 +121,7 @@ func (r *runner) userID(i int) string { return fmt.Sprintf("%s-%d", r.userPrefix
 
 // dialSpec connects and authenticates client i and subscribes it to the
 // rooms of sp, in order; it returns the subscribe replies' seqs.
-func (r *runner) dialSpec(ctx context.Context, i int, sp clientSpec) (*client.Conn, []uint64, error) {
+func (r *runner) dialSpec(ctx context.Context, i int, sp clientSpec) (conn, []uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
 	defer cancel()
 	perms, projects := sp.perms, sp.projects
@@ -127,6 +134,13 @@ func (r *runner) dialSpec(ctx context.Context, i int, sp clientSpec) (*client.Co
 	tok, err := r.minter.tokenFor(r.userID(i), perms, projects)
 	if err != nil {
 		return nil, nil, err
+	}
+	if sp.lean {
+		c, pos, err := dialLean(ctx, r.cfg.URL, r.http[i%len(r.http)], tok, sp.rooms)
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, pos, nil // not a nil *leanConn in a non-nil interface
 	}
 	c, err := client.Dial(ctx, r.cfg.URL, client.Options{
 		Token:         tok,
@@ -148,7 +162,7 @@ func (r *runner) dialSpec(ctx context.Context, i int, sp clientSpec) (*client.Co
 }
 
 // closeAll closes every open connection, Dialers at a time.
-func (r *runner) closeAll(conns []*client.Conn) {
+func (r *runner) closeAll(conns []conn) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(r.cfg.Dialers, max(len(conns), 1)) {

@@ -20,7 +20,7 @@ func (r *runner) idle(ctx context.Context) (*Results, error) {
 		before = s.RSS
 	}
 	r.phase.Store("connect")
-	d := r.dialAll(ctx, r.cfg.Clients, room.Project(r.cfg.Project).String(), nil)
+	d := r.dialAll(ctx, r.cfg.Clients, room.Project(r.cfg.Project).String(), true, nil)
 	res := r.connectResults(d)
 	r.phase.Store("idle")
 	sleepCtx(ctx, r.cfg.Duration)

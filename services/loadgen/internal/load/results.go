@@ -55,8 +55,12 @@ type Results struct {
 	Groups  map[string]*GroupResults `json:"groups,omitempty"`
 	Churn   *ChurnResults            `json:"churn,omitempty"`
 	Edge    *EdgeResults             `json:"edge,omitempty"`
+	Loadgen *LoadgenResults          `json:"loadgen,omitempty"`
 	Metrics *MetricsResults          `json:"metrics,omitempty"`
-	Notes   []string                 `json:"notes,omitempty"`
+	// MalformedLines counts the server messages the lean receive path
+	// could not scan (a note holds the first): any fails the run.
+	MalformedLines int      `json:"malformedLines,omitempty"`
+	Notes          []string `json:"notes,omitempty"`
 }
 
 // ClientResults counts the clients.
@@ -175,9 +179,17 @@ type PublisherResults struct {
 	Published int      `json:"published"`
 	Failed    int      `json:"failed"`
 	MaxLag    Duration `json:"maxLag"` // the latest a publish started after its slot
-	Late      int      `json:"late"`   // publishes that started more than one interval late
+	Late      int      `json:"late"`   // publishes that started more than max(1/rate, LateTolerance) late
 	Wall      Duration `json:"wall"`
 	FirstErr  string   `json:"firstError,omitempty"`
+}
+
+// LoadgenResults is the load generator's own CPU use over the run: near
+// its CPUs' count (1 under taskset -c 1), it, not the edge, may be the
+// bottleneck.
+type LoadgenResults struct {
+	CPUSeconds float64 `json:"cpuSeconds"`
+	CPUCores   float64 `json:"cpuCores"` // CPUSeconds / elapsed
 }
 
 // EdgeResults is the edge process as sampled from /proc.
@@ -280,6 +292,9 @@ func WriteTable(w io.Writer, rec *Record) error {
 	case "idle":
 		params += fmt.Sprintf(", held %s", p.Duration)
 	}
+	if p.Preset != "" {
+		params = "preset " + p.Preset + ": " + params
+	}
 	row("parameters", "%s", params)
 	row("elapsed", "%.2fs", time.Duration(r.Elapsed).Seconds())
 	row("clients", "%d connected, %d failed of %d", r.Clients.Connected, r.Clients.Failed, r.Clients.Requested)
@@ -360,6 +375,9 @@ func WriteTable(w io.Writer, rec *Record) error {
 		if e.Err != "" {
 			row("  edge sampling error", "%s", e.Err)
 		}
+	}
+	if l := r.Loadgen; l != nil {
+		row("loadgen cpu", "%.2fs (%.2f cores)", l.CPUSeconds, l.CPUCores)
 	}
 	if m := r.Metrics; m != nil {
 		for _, k := range slices.Sorted(maps.Keys(m.End)) {

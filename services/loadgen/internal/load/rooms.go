@@ -12,7 +12,6 @@ import (
 	"github.com/eventedge/eventedge/proto/events"
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 	"github.com/eventedge/eventedge/proto/room"
-	"github.com/eventedge/eventedge/services/edge/client"
 	"github.com/eventedge/eventedge/services/edge/deliverycheck"
 	"github.com/eventedge/eventedge/services/loadgen/internal/hist"
 )
@@ -64,7 +63,6 @@ func (r *runner) rooms(ctx context.Context) (*Results, error) {
 		latency    hist.Histogram
 		published  = deliverycheck.NewLog()
 		received   = make([]*deliverycheck.Received, n)
-		readers    sync.WaitGroup
 		strictRecv atomic.Int64 // arrivals of events that are not task_progress
 		progRecv   atomic.Int64 // arrivals of task_progress
 		forbidden  atomic.Int64 // logs:read events that reached a client without it
@@ -75,42 +73,27 @@ func (r *runner) rooms(ctx context.Context) (*Results, error) {
 		if noLogs[i] {
 			perms = perms[:1]
 		}
-		return clientSpec{rooms: []string{projectOf(i), userOf(i)}, perms: perms, projects: []string{roomProject(r.cfg.Project, i%m)}}
-	}, func(i int, c *client.Conn) {
+		return clientSpec{rooms: []string{projectOf(i), userOf(i)}, perms: perms, projects: []string{roomProject(r.cfg.Project, i%m)}, lean: true}
+	}, func(i int, c conn) {
 		got := deliverycheck.NewReceived("c" + strconv.Itoa(i))
 		received[i] = got
 		lacksLogs := noLogs[i]
-		readers.Go(func() {
-			for msg := range c.Messages() {
-				switch msg.Op {
-				case "event":
-					if ev := msg.Event; ev != nil {
-						latency.RecordDuration(time.Since(ev.Timestamp))
-						if ev.Type == events.TypeTaskProgress {
-							progRecv.Add(1)
-						} else {
-							strictRecv.Add(1)
-						}
-						if lacksLogs && ev.RequiredPermission == PermLogsRead {
-							forbidden.Add(1)
-						}
-					}
-					got.Add(msg.Room, msg.Seq)
-					if r.received.Add(1) == 1 {
-						r.messageBytes.Store(int64(len(msg.Raw)))
-					}
-				case "reset":
-					got.Reset(msg.Room, msg.Seq)
-				}
+		c.(*leanConn).start(r.leanRead(got, &latency, func(msg *leanMsg) {
+			if string(msg.Type) == events.TypeTaskProgress {
+				progRecv.Add(1)
+			} else {
+				strictRecv.Add(1)
 			}
-		})
+			if lacksLogs && string(msg.Permission) == PermLogsRead {
+				forbidden.Add(1)
+			}
+		}))
 	})
 	res := r.connectResults(d)
 	closed := false
 	defer func() {
 		if !closed {
 			r.closeAll(d.conns)
-			readers.Wait()
 		}
 	}()
 	if res.Clients.Connected == 0 {
@@ -142,7 +125,7 @@ func (r *runner) rooms(ctx context.Context) (*Results, error) {
 		mu        sync.Mutex
 		needsLogs = map[uint64]bool{} // guarded by mu
 		progress  = map[uint64]bool{} // guarded by mu
-		progElig  int64               // task_progress deliveries the clients may receive; publisher's goroutine
+		progElig  int64               // task_progress deliveries the clients may receive; written by done, read after publishSchedule
 	)
 	rng := rand.New(rand.NewPCG(8, uint64(n)*1000+uint64(m)))
 	pad := padding(room.Project(roomProject(r.cfg.Project, m-1)), r.cfg.PayloadBytes)
@@ -151,7 +134,8 @@ func (r *runner) rooms(ctx context.Context) (*Results, error) {
 		logs   bool
 		target room.Room
 	}
-	plans := map[int]plan{} // only the publisher's goroutine uses it
+	var plansMu sync.Mutex
+	plans := map[int]plan{} // guarded by plansMu: build (the publisher) adds, done (its ack collector) takes
 	r.phase.Store("publish")
 	pubStart := time.Now()
 	pub := r.publishSchedule(ctx, js, func(k int) *pb.Event {
@@ -162,7 +146,9 @@ func (r *runner) rooms(ctx context.Context) (*Results, error) {
 		} else {
 			p.target = room.Project(roomProject(r.cfg.Project, k%m))
 		}
+		plansMu.Lock()
 		plans[k] = p
+		plansMu.Unlock()
 		task := "t" + strconv.Itoa(k) // one task per event: progress is never coalesced with another
 		var ev *pb.Event
 		switch roomsTypes[k%len(roomsTypes)] {
@@ -180,8 +166,10 @@ func (r *runner) rooms(ctx context.Context) (*Results, error) {
 		}
 		return ev
 	}, func(k int, ev *pb.Event, seq uint64) {
+		plansMu.Lock()
 		p := plans[k]
 		delete(plans, k)
+		plansMu.Unlock()
 		published.Add(ev.Room, seq)
 		rs.PublishedByType[ev.Type]++
 		if p.logs {
@@ -226,7 +214,6 @@ func (r *runner) rooms(ctx context.Context) (*Results, error) {
 	r.captureMetrics()
 	r.phase.Store("close")
 	r.closeAll(d.conns)
-	readers.Wait()
 	closed = true
 
 	r.phase.Store("check")

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/eventedge/eventedge/services/loadgen/internal/promtext"
@@ -46,6 +47,8 @@ type runner struct {
 	connected, failed, published, received atomic.Int64
 	expected                               atomic.Int64 // delivered events expected so far
 	messageBytes                           atomic.Int64 // size of the first event message received
+	malformed                              atomic.Int64 // server messages the lean path could not scan
+	malformedSample                        atomic.Value // string: the first of them
 
 	metricsEnd    map[string]float64 // owned by the scenario's goroutine: set by captureMetrics
 	metricsEndErr error              // owned by the scenario's goroutine
@@ -113,7 +116,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Record, error) {
 		bg.Go(func() { r.printProgress(bgCtx, time.Now()) })
 	}
 
-	start := time.Now()
+	start, cpuStart := time.Now(), selfCPU()
 	var (
 		res *Results
 		err error
@@ -140,9 +143,19 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Record, error) {
 		return nil, err
 	}
 	res.Elapsed = Duration(time.Since(start))
+	lc := &LoadgenResults{CPUSeconds: (selfCPU() - cpuStart).Seconds()}
+	if res.Elapsed > 0 {
+		lc.CPUCores = lc.CPUSeconds / time.Duration(res.Elapsed).Seconds()
+	}
+	res.Loadgen = lc
 	res.Clients.Requested = cfg.Clients
 	if res.Clients.Failed > 0 {
 		res.OK = false
+	}
+	if n := r.malformed.Load(); n > 0 {
+		res.OK = false
+		res.MalformedLines = int(n)
+		res.Notes = append(res.Notes, fmt.Sprintf("%d malformed server messages, the first: %s", n, r.malformedSample.Load()))
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		res.OK = false
@@ -232,4 +245,13 @@ func WriteJSON(w io.Writer, rec *Record) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rec)
+}
+
+// selfCPU is the CPU time (user + system) this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/eventedge/eventedge/proto/events"
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 	"github.com/eventedge/eventedge/proto/room"
-	"github.com/eventedge/eventedge/services/edge/client"
 	"github.com/eventedge/eventedge/services/edge/deliverycheck"
 	"github.com/eventedge/eventedge/services/loadgen/internal/hist"
 )
@@ -48,7 +46,6 @@ func (r *runner) slow(ctx context.Context) (*Results, error) {
 		recv      = make([]atomic.Int64, n)
 		highest   = make([]atomic.Uint64, n) // the highest seq each client received
 		hurry     = make(chan struct{})      // closed: the slow clients stop pausing
-		readers   sync.WaitGroup
 	)
 	group := func(i int) int {
 		if slow[i] {
@@ -57,47 +54,37 @@ func (r *runner) slow(ctx context.Context) (*Results, error) {
 		return 0
 	}
 	r.phase.Store("connect")
-	d := r.dialAll(ctx, n, rm.String(), func(i int, c *client.Conn) {
+	d := r.dialAll(ctx, n, rm.String(), true, func(i int, c conn) {
 		got := deliverycheck.NewReceived("c" + strconv.Itoa(i))
 		received[i] = got
+		lc := c.(*leanConn)
 		h, delay := &latency[group(i)], time.Duration(0)
 		if slow[i] {
 			delay = r.cfg.SlowReadDelay
 		}
-		readers.Go(func() {
-			for m := range c.Messages() {
-				switch m.Op {
-				case "event":
-					if m.Event != nil {
-						h.RecordDuration(time.Since(m.Event.Timestamp))
-					}
-					got.Add(m.Room, m.Seq)
-					recv[i].Add(1)
-					if m.Seq > highest[i].Load() {
-						highest[i].Store(m.Seq) // this reader alone writes it
-					}
-					if r.received.Add(1) == 1 {
-						r.messageBytes.Store(int64(len(m.Raw)))
-					}
-					if delay > 0 {
-						select {
-						case <-hurry:
-						case <-c.Done(): // closing: drain what is buffered at once
-						case <-time.After(delay):
-						}
-					}
-				case "reset":
-					got.Reset(m.Room, m.Seq)
-				}
+		// A slow client pauses in its reader, so the socket fills: what
+		// the edge sent sits in the kernel's buffers and then its queue.
+		lc.start(r.leanRead(got, h, func(m *leanMsg) {
+			recv[i].Add(1)
+			if m.Seq > highest[i].Load() {
+				highest[i].Store(m.Seq) // this reader alone writes it
 			}
-		})
+			if delay > 0 {
+				t := time.NewTimer(delay)
+				select {
+				case <-hurry:
+				case <-lc.Closing(): // closing: read what is left at once
+				case <-t.C:
+				}
+				t.Stop()
+			}
+		}))
 	})
 	res := r.connectResults(d)
 	closed := false
 	defer func() {
 		if !closed {
 			r.closeAll(d.conns)
-			readers.Wait()
 		}
 	}()
 	connected := res.Clients.Connected
@@ -170,7 +157,6 @@ func (r *runner) slow(ctx context.Context) (*Results, error) {
 	r.captureMetrics()
 	r.phase.Store("close")
 	r.closeAll(d.conns)
-	readers.Wait()
 	closed = true
 
 	r.phase.Store("check")

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestParseFlags(t *testing.T) {
+	o, err := parseFlags([]string{"--only", "l5, L1", "--sweep", "60,20,60"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.only, []string{"L1", "L5"}) || !slices.Equal(o.rates, []float64{20, 60}) {
+		t.Fatalf("only %v, rates %v", o.only, o.rates)
+	}
+	if o, _ := parseFlags(nil, io.Discard); !slices.Equal(o.only, workloadNames) || len(o.rates) != 6 {
+		t.Fatalf("defaults: only %v, rates %v", o.only, o.rates)
+	}
+	if o, _ := parseFlags([]string{"--quick"}, io.Discard); !slices.Equal(o.rates, []float64{20, 40}) {
+		t.Fatalf("quick sweep %v", o.rates)
+	}
+	for _, bad := range [][]string{{"--only", "L1,L9"}, {"--sweep", "20,x"}, {"--sweep", "0"}, {"--timeout", "0s"}, {"extra"}} {
+		if _, err := parseFlags(bad, io.Discard); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+}
+
+func TestPlan(t *testing.T) {
+	got := plan("L2", []float64{20, 37.5}, true)
+	if len(got) != 2 || got[0].preset != "L2-20" || got[1].preset != "L2-37.5" || !slices.Contains(got[0].extra, "--clients") {
+		t.Fatalf("L2 plan %+v", got)
+	}
+	if got := plan("L4", nil, false); len(got) != 1 || got[0].preset != "L4" || got[0].extra != nil {
+		t.Fatalf("L4 plan %+v", got)
+	}
+}
+
+// rec builds a record from JSON, as loadgen writes it.
+func rec(t *testing.T, js string) *record {
+	t.Helper()
+	var r record
+	if err := json.Unmarshal([]byte(js), &r); err != nil {
+		t.Fatal(err)
+	}
+	return &r
+}
+
+func TestEvaluate(t *testing.T) {
+	sweepStep := func(rate float64, lost, late int, p99, perSec float64) outcome {
+		return outcome{run: step{preset: "L2"}, rec: rec(t, `{"parameters":{"rate":`+jsonNum(rate)+`},"results":{"ok":true,
+			"clients":{"connected":5000},"latency":{"p99Ms":`+jsonNum(p99)+`},
+			"delivery":{"expected":1000,"delivered":`+jsonNum(float64(1000-lost))+`,"lost":`+jsonNum(float64(lost))+`,"perSecond":`+jsonNum(perSec)+`},
+			"publisher":{"target":1000,"published":1000,"late":`+jsonNum(float64(late))+`}}}`)}
+	}
+	tests := []struct {
+		name, w string
+		outs    []outcome
+		figure  string
+		met     string // "yes", "no", "-"
+	}{
+		{"L2 highest passing", "L2", []outcome{sweepStep(20, 0, 0, 30, 99e3), sweepStep(40, 0, 10, 60, 199e3), sweepStep(60, 0, 11, 60, 290e3), sweepStep(80, 5, 0, 60, 390e3)},
+			"199.0k deliveries/s (rate 40/s × 5000 clients)", "no"},
+		{"L2 p99 too high", "L2", []outcome{sweepStep(20, 0, 0, 30, 260e3), sweepStep(40, 0, 0, 500, 300e3)}, "260.0k deliveries/s", "yes"},
+		{"L2 none", "L2", []outcome{sweepStep(20, 1, 0, 30, 99e3)}, "no passing step", "no"},
+		{"L1", "L1", []outcome{{rec: rec(t, `{"results":{"latency":{"p50Ms":3.21,"p99Ms":49.9},"delivery":{"expected":10,"lost":0}}}`)}},
+			"p50 3.2 ms, p99 49.9 ms, loss 0", "yes"},
+		{"L3 loss", "L3", []outcome{{rec: rec(t, `{"results":{"latency":{"p99Ms":120},"delivery":{"expected":1000,"lost":10,"perSecond":510000}}}`)}},
+			"510.0k delivered/s, loss 10 (1.00 %), p99 120 ms", "no"},
+		{"L4", "L4", []outcome{{rec: rec(t, `{"results":{"clients":{"connected":10000},"edge":{"rssPerConnBytes":16000}}}`)}}, "15.6 KiB/conn", "yes"},
+		{"L5", "L5", []outcome{{rec: rec(t, `{"results":{"clients":{"connected":5000},"connect":{"wall":0.8}}}`)}}, "0.80 s", "no"},
+		{"no record", "L5", []outcome{{run: step{preset: "L5"}, err: os.ErrNotExist}}, "no record", "-"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := evaluate(tt.w, tt.outs)
+			met := "-"
+			if r.met != nil {
+				met = map[bool]string{true: "yes", false: "no"}[*r.met]
+			}
+			if !strings.HasPrefix(r.figure, tt.figure) || met != tt.met || r.target != targets[tt.w] {
+				t.Fatalf("got %q met %s (target %q, %s), want %q met %s", r.figure, met, r.target, r.detail, tt.figure, tt.met)
+			}
+		})
+	}
+	var b bytes.Buffer
+	writeTable(&b, []row{evaluate("L5", tests[6].outs)}, "a machine", "abc", false)
+	for _, want := range []string{"workload", "L5", "0.80 s", "≤ 0.75 s", "a machine", "abc"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func jsonNum(f float64) string { b, _ := json.Marshal(f); return string(b) }
+
+// TestQuickSet runs the whole orchestration once with --quick: real
+// binaries, a NATS server, a fresh edge per run. It asserts no timing:
+// only that every workload produced a record and the table was printed.
+func TestQuickSet(t *testing.T) {
+	if _, err := exec.LookPath("taskset"); err != nil {
+		t.Skip("taskset not found (util-linux): the bench set pins processes to CPUs")
+	}
+	if runtime.NumCPU() < 2 {
+		t.Skip("the bench set needs 2 CPUs (taskset -c 0 and -c 1)")
+	}
+	if testing.Short() {
+		t.Skip("-short: the quick set starts real processes")
+	}
+	bin := t.TempDir()
+	root, _ := filepath.Abs("../..")
+	for name, pkg := range map[string]string{
+		"edge": "./services/edge/cmd/edge", "loadgen": "./services/loadgen/cmd/loadgen", "nats-server": "github.com/nats-io/nats-server/v2",
+	} {
+		dir := root
+		if name == "nats-server" {
+			dir = filepath.Join(root, "services/edge") // its version is in the edge's go.sum
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, name), pkg)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", name, err, out)
+		}
+	}
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"--quick", "--bin", bin, "--out", out, "--timeout", "3m"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	for _, name := range []string{"L1", "L2-20", "L2-40", "L3", "L4", "L5"} {
+		if _, err := os.Stat(filepath.Join(out, name+".json")); err != nil {
+			t.Errorf("no record of %s: %v", name, err)
+		}
+	}
+	for _, w := range workloadNames {
+		if !strings.Contains(stdout.String(), "\n"+w+" ") {
+			t.Errorf("table lacks %s", w)
+		}
+	}
+	if !strings.Contains(stdout.String(), "QUICK MODE") || t.Failed() {
+		t.Errorf("table:\n%s\nlog:\n%s", stdout.String(), stderr.String())
+	}
+}

@@ -1,0 +1,3 @@
+module github.com/eventedge/eventedge/scripts/bench
+
+go 1.26.8

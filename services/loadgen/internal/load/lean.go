@@ -1,0 +1,316 @@
+package load
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/eventedge/eventedge/services/edge/client"
+)
+
+// leanReadLimit is the largest server frame a lean client accepts, as the
+// Go client's default: a single event can be about 1 MiB.
+const leanReadLimit = 16 << 20
+
+// conn is a client connection of a run, lean or the full Go client.
+type conn interface {
+	Done() <-chan struct{}
+	Err() error
+	Close() error
+}
+
+// leanConn is one client's connection on the lean receive path: connect,
+// auth and subscribe are done synchronously by dialLean, then one
+// goroutine (start) reads every frame into a reused buffer and scans its
+// messages with ScanLine, handing events and resets to a callback, with
+// no allocation per message. Compare the Go client, which copies, splits
+// and decodes every message twice and hands it to a second goroutine.
+type leanConn struct {
+	// static after dialLean
+	ws       *websocket.Conn
+	rooms    []string      // subscribed rooms, in order: events' rooms are matched against them
+	leftover []byte        // messages read during the subscribes, after their replies
+	done     chan struct{} // closed when the reader ends (or by Close when it never started)
+	closing  chan struct{} // closed when Close starts
+
+	startOnce, closeOnce sync.Once
+
+	mu  sync.Mutex
+	err error // guarded by mu: why the reader ended
+}
+
+// leanMsg is one event or reset handed to a leanConn's handler. Room is
+// one of the conn's room names (not allocated per message), or, for a
+// room the client did not subscribe to, a copy. Line's slices are valid
+// only during the call.
+type leanMsg struct {
+	Line
+	RoomName string
+	Raw      []byte    // the message's bytes
+	Now      time.Time // when its frame was read
+	TS       int64     // the event's timestamp, Unix ns; 0 when missing or unparsable
+}
+
+// leanHandler sees every event and reset of a conn, from its reader
+// goroutine, in arrival order. malformed is called for a line that is not
+// a valid message (the reader goes on).
+type leanHandler struct {
+	msg       func(m *leanMsg)
+	malformed func(line []byte, err error)
+}
+
+// dialLean connects to url through hc, authenticates with tok and
+// subscribes to rooms in order (each without since), returning the
+// replies' seqs. Errors are shaped as the Go client's, so classify names
+// them alike: HTTP status of a refused upgrade, *client.CloseError,
+// *client.ReplyError.
+func dialLean(ctx context.Context, url string, hc *http.Client, tok string, rooms []string) (*leanConn, []uint64, error) {
+	ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: hc})
+	if err != nil {
+		if resp != nil {
+			return nil, nil, &stageError{stage: "dial", err: fmt.Errorf("dial %s: HTTP %d: %w", url, resp.StatusCode, err)}
+		}
+		return nil, nil, &stageError{stage: "dial", err: fmt.Errorf("dial %s: %w", url, err)}
+	}
+	ws.SetReadLimit(leanReadLimit)
+	c := &leanConn{ws: ws, rooms: rooms, done: make(chan struct{}), closing: make(chan struct{})}
+	fail := func(stage string, err error) (*leanConn, []uint64, error) {
+		ws.CloseNow()
+		return nil, nil, &stageError{stage: stage, err: err}
+	}
+
+	auth := append([]byte(`{"op":"auth","clientVersion":"loadgen","token":`), strconv.Quote(tok)...)
+	auth = append(auth, '}')
+	if err := ws.Write(ctx, websocket.MessageText, auth); err != nil {
+		return fail("dial", fmt.Errorf("send auth: %w", err))
+	}
+	// The first message is the welcome, or the connection is closed.
+	_, data, err := ws.Read(ctx)
+	if err != nil {
+		return fail("dial", leanCloseErr(err))
+	}
+	first, rest, _ := bytes.Cut(data, []byte("\n"))
+	var l Line
+	if err := ScanLine(first, &l); err != nil || l.Op != OpWelcome {
+		return fail("dial", fmt.Errorf("expected welcome, got %.200s", first))
+	}
+	var pending bytes.Buffer // messages after the replies, for the reader
+	pending.Write(rest)
+
+	pos := make([]uint64, len(rooms))
+	for k, rm := range rooms {
+		id := uint64(k + 1)
+		msg := fmt.Appendf(nil, `{"op":"subscribe","id":%d,"room":%q}`, id, rm)
+		if err := ws.Write(ctx, websocket.MessageText, msg); err != nil {
+			return fail("subscribe", fmt.Errorf("write: %w", err))
+		}
+		var reply *Line
+		for reply == nil {
+			// What came before the reply (a previous room's events) is kept.
+			var line []byte
+			for pending.Len() > 0 && reply == nil {
+				line, _ = pending.ReadBytes('\n')
+				line = bytes.TrimSpace(line)
+				if len(line) == 0 {
+					continue
+				}
+				if ScanLine(line, &l) == nil && l.Op == OpReply && l.ID == id {
+					reply = &l
+					break
+				}
+				c.leftover = append(c.leftover, line...)
+				c.leftover = append(c.leftover, '\n')
+			}
+			if reply != nil {
+				break
+			}
+			_, data, err := ws.Read(ctx)
+			if err != nil {
+				return fail("subscribe", leanCloseErr(err))
+			}
+			pending.Write(data)
+			pending.WriteByte('\n')
+		}
+		if !reply.OK {
+			re := &client.ReplyError{Code: string(reply.ErrCode), Message: unquote(reply.ErrMsg)}
+			if re.Code == "" {
+				re.Code = "internal"
+			}
+			return fail("subscribe", re)
+		}
+		pos[k] = reply.Seq
+	}
+	c.leftover = append(c.leftover, pending.Bytes()...)
+	return c, pos, nil
+}
+
+// unquote decodes the escapes of a raw JSON string content (rare: error
+// messages only), falling back to the raw bytes.
+func unquote(raw []byte) string {
+	if s, err := strconv.Unquote(`"` + string(raw) + `"`); err == nil {
+		return s
+	}
+	return string(raw)
+}
+
+// leanCloseErr turns the server's close into a *client.CloseError, as the
+// Go client reports it ("read: close 4008").
+func leanCloseErr(err error) error {
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		return &client.CloseError{Code: ce.Code, Reason: ce.Reason}
+	}
+	return err
+}
+
+// start runs the reader goroutine with h (nil: discard every message; the
+// reader still runs, so the server's pings are answered). Only the first
+// call counts.
+func (c *leanConn) start(h *leanHandler) {
+	c.startOnce.Do(func() { go c.read(h) })
+}
+
+// frameBufs holds the frame buffers of the lean readers: a reader takes
+// one for a frame and puts it back after scanning it, so thousands of
+// clients share about as many buffers as frames are being read at once
+// (one per P, plus the readers blocked inside a frame), not one each.
+var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// read reads frames until the connection ends. Its context is
+// Background on purpose: coder/websocket then sets up no per-read
+// timeout (a context.AfterFunc per frame, a good share of the cost of a
+// small frame); Close ends the read by closing the connection.
+func (c *leanConn) read(h *leanHandler) {
+	defer close(c.done)
+	var m leanMsg
+	if len(c.leftover) > 0 {
+		c.frame(h, &m, c.leftover, time.Now())
+		c.leftover = nil
+	}
+	for {
+		_, rd, err := c.ws.Reader(context.Background())
+		if err == nil {
+			bp := frameBufs.Get().(*[]byte)
+			*bp, err = readAll(rd, (*bp)[:0])
+			if err == nil {
+				c.frame(h, &m, *bp, time.Now())
+			}
+			frameBufs.Put(bp)
+		}
+		if err != nil {
+			c.mu.Lock()
+			c.err = leanCloseErr(err)
+			c.mu.Unlock()
+			return
+		}
+	}
+}
+
+// readAll appends what rd yields to buf, growing it only when a frame is
+// larger than any before.
+func readAll(rd io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// frame hands each event and reset of one frame to h.
+func (c *leanConn) frame(h *leanHandler, m *leanMsg, frame []byte, now time.Time) {
+	if h == nil {
+		return
+	}
+	for len(frame) > 0 {
+		line := frame
+		if i := bytes.IndexByte(frame, '\n'); i >= 0 {
+			line, frame = frame[:i], frame[i+1:]
+		} else {
+			frame = nil
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		if err := ScanLine(line, &m.Line); err != nil {
+			if h.malformed != nil {
+				h.malformed(line, err)
+			}
+			continue
+		}
+		if m.Op != OpEvent && m.Op != OpReset {
+			continue // reply, pong, expiring, unsubscribed, …: not measured
+		}
+		m.RoomName = ""
+		for _, rm := range c.rooms {
+			if string(m.Room) == rm {
+				m.RoomName = rm
+				break
+			}
+		}
+		if m.RoomName == "" {
+			m.RoomName = string(m.Room) // not ours: the delivery check counts it as unexpected
+		}
+		m.Raw, m.Now, m.TS = line, now, 0
+		if ts, ok := parseTimestamp(m.Timestamp); ok {
+			m.TS = ts
+		}
+		h.msg(m)
+	}
+}
+
+// Done is closed when the connection has ended.
+func (c *leanConn) Done() <-chan struct{} { return c.done }
+
+// Closing is closed as soon as Close is called: a handler that waits
+// (slow clients) stops waiting.
+func (c *leanConn) Closing() <-chan struct{} { return c.closing }
+
+// Err returns why the connection ended (a *client.CloseError when the
+// server closed it), or nil while it is open.
+func (c *leanConn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close closes the connection normally and waits for the reader.
+func (c *leanConn) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		close(c.closing)
+		c.startOnce.Do(func() { close(c.done) }) // never started: nothing to wait for
+		// Close waits (≤ 5 s) for the server's close frame, which the
+		// reader consumes, and closes the connection, which ends the
+		// reader; CloseNow makes sure of it.
+		err = c.ws.Close(websocket.StatusNormalClosure, "")
+		c.ws.CloseNow()
+		<-c.done
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = client.ErrClosed
+		}
+		c.mu.Unlock()
+	})
+	if err != nil && (errors.Is(err, net.ErrClosed) || websocket.CloseStatus(err) != -1) {
+		err = nil
+	}
+	return err
+}
