@@ -83,12 +83,15 @@ images:
 run: build
 	./bin/devrun --bin ./bin --data-dir ./.data
 
-## test: every module's tests with the race detector
+## test: every module's tests with the race detector, then the allocation
+## tests again without it (under -race, sync.Pool drops items on purpose)
 test: tools
 	@for m in $(MODULES); do \
 		echo "== $$m"; \
 		(cd $$m && $(GO) test -race -count=1 -p 1 -timeout 10m ./...); \
 	done
+	@echo "== allocation tests without the race detector"
+	cd services/edge && $(GO) test -count=1 -run 'Allocs' ./...
 
 ## lint: gofmt, go vet, staticcheck on every module
 lint: tools

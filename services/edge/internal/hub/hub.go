@@ -104,6 +104,10 @@ type Outbound struct {
 	// a gap instead of arriving live: its delivery latency is counted as a
 	// replay's. (Resume replays go through Sink.DeliverWait instead.)
 	Repaired bool
+	// Handled is when the hub fanned the event out: the sessions' rate
+	// limits spend tokens at this time instead of reading the clock once
+	// per subscriber.
+	Handled time.Time
 
 	perm string // the event's required permission
 }
@@ -446,6 +450,7 @@ func (h *Hub) fanout(rs *roomState, seq uint64, body []byte, contentType string,
 	out, err := encode(rs.name, seq, body, contentType)
 	if err == nil {
 		out.Repaired = repaired
+		out.Handled = time.Now()
 	}
 	rs.mu.Lock() // excludes Join, so a new member starts exactly at lastSeq
 	defer rs.mu.Unlock()

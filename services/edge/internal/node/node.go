@@ -127,6 +127,7 @@ type Node struct {
 	positions *positions.Store
 	revoked   *revocation.List
 	stats     *nodestats.Publisher
+	flusher   *session.Flusher
 	revokeSub *nats.Subscription
 	ws        *server.Server
 	public    *http.Server
@@ -244,7 +245,10 @@ func (n *Node) Start() (err error) {
 	n.revoked = revocation.New(n.opts.RevocationTTL)
 	n.stats = nodestats.New(n.opts.Name, n.broker.NC, n.m, n.log, n.opts.StatsInterval)
 	n.stats.Start()
+	n.flusher = session.NewFlusher()
+	go n.flusher.Run()
 	env := &session.Env{
+		Flusher:     n.flusher,
 		Node:        n.opts.Name,
 		Hub:         n.hub,
 		Verifier:    n.verifier,
@@ -397,6 +401,9 @@ func (n *Node) doShutdown() error {
 	}
 	if err := n.ws.Drain(ctx, n.opts.DrainDuration); err != nil {
 		errs = append(errs, fmt.Errorf("close clients: %w", err))
+	}
+	if n.flusher != nil {
+		n.flusher.Close() // sessions still open (drain timed out) start their writers directly
 	}
 	n.hub.Close()
 	n.stats.Stop()

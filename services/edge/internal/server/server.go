@@ -210,6 +210,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		RemoteAddr:  r.RemoteAddr,
 		UserAgent:   r.UserAgent(),
 		HeaderToken: token,
+		Cork:        sw.cork,
 	})
 
 	s.mu.Lock()
@@ -277,6 +278,7 @@ func (s *Server) clientIP(r *http.Request) string {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	cork   *session.Cork // set by Hijack
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -289,17 +291,19 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // Buffer sizes of an accepted connection. net/http hands a hijacked
 // connection over with 4 KiB read and write buffers, which the WebSocket
 // library keeps for the life of the connection. Client messages are small
-// (an auth message with its token is the largest), and a frame larger than
-// the write buffer costs one more write call, not an error: a frame of one
-// event (a few hundred bytes) fits.
+// (an auth message with its token is the largest; a larger read bypasses
+// the buffer). Writes go through a session.Cork, which gathers each data
+// frame in a pooled buffer while it is written: the library's write buffer
+// in front of it only needs room for a frame header.
 const (
 	connReadBuffer  = 512
-	connWriteBuffer = 2 << 10
+	connWriteBuffer = 32
 )
 
 // Hijack takes the connection over with smaller buffers (connReadBuffer,
-// connWriteBuffer) than net/http's. Bytes the client sent after its
-// handshake and net/http already read are kept in front of the connection.
+// connWriteBuffer) than net/http's, writing through a session.Cork (kept
+// in w.cork for the session). Bytes the client sent after its handshake
+// and net/http already read are kept in front of the connection.
 func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
@@ -322,7 +326,8 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
-	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, connWriteBuffer)), nil
+	w.cork = session.NewCork(conn)
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(w.cork, connWriteBuffer)), nil
 }
 
 func bearerToken(r *http.Request) string {

@@ -8,8 +8,9 @@
 //     subscriptions map. Each frame's commands run "aside", on a short-lived
 //     goroutine the reader waits for, so the reader — blocked in Read for the
 //     life of the connection — keeps the small stack of the read path;
-//   - the writer, only while there is something to send: started when the
-//     queue goes from empty to non-empty (or the session starts closing), it
+//   - the writer, only while there is something to send: started by the
+//     node's Flusher in its next round when the queue goes from empty to
+//     non-empty (at once when the session starts closing), it
 //     alone writes data and close frames, batches what it finds into as few
 //     frames as possible, each write under WriteTimeout (one timer per
 //     session), and exits when the queue is empty;

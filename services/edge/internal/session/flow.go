@@ -87,7 +87,12 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 			return true
 		}
 	} else if !replay {
-		s.flow.client.Allow() // high and normal spend the budget, and are never refused
+		// High and normal spend the budget, and are never refused.
+		now := o.Handled
+		if now.IsZero() {
+			now = time.Now()
+		}
+		s.flow.client.AllowN(now, 1)
 	}
 	s.releaseHeld(it.room)
 	if s.q.msgs >= s.opts.QueueMessages || s.q.bytes+len(it.data) > s.opts.QueueBytes {

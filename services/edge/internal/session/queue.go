@@ -1,6 +1,8 @@
 package session
 
 import (
+	"slices"
+	"sync"
 	"time"
 
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
@@ -29,8 +31,10 @@ type item struct {
 // order they entered, which is ascending seq: priorities choose between
 // rooms, never within one.
 type lane struct {
+	room  string
 	items []item
 	head  int
+	pool  *[]item // where items came from in itemPool; nil while the lane holds none
 }
 
 func (l *lane) front() *item {
@@ -63,13 +67,25 @@ func (l *lane) pop() item {
 // session guards it with its mutex.
 type queue struct {
 	control []item
-	lanes   map[string]*lane
-	msgs    int // queued messages, control and live events
-	bytes   int
-	order   uint64
+	lanes   []*lane // one per room with queued events or subscribed; a client has a few
+
+	msgs  int // queued messages, control and live events
+	bytes int
+	order uint64
 }
 
-func newQueue() *queue { return &queue{lanes: make(map[string]*lane)} }
+func newQueue() *queue { return &queue{} }
+
+// lane returns room's lane, nil when it has none. A slice scanned by name:
+// a client is in a few rooms, where this is cheaper than a map.
+func (q *queue) lane(room string) *lane {
+	for _, l := range q.lanes {
+		if l.room == room {
+			return l
+		}
+	}
+	return nil
+}
 
 func (q *queue) pushControl(data []byte) {
 	q.control = append(q.control, item{data: data})
@@ -80,10 +96,14 @@ func (q *queue) pushControl(data []byte) {
 func (q *queue) push(it item) {
 	q.order++
 	it.order = q.order
-	l := q.lanes[it.room]
+	l := q.lane(it.room)
 	if l == nil {
-		l = &lane{}
-		q.lanes[it.room] = l
+		l = &lane{room: it.room}
+		q.lanes = append(q.lanes, l)
+	}
+	if l.pool == nil {
+		l.pool = getItems()
+		l.items = *l.pool
 	}
 	l.items = append(l.items, it)
 	q.msgs++
@@ -93,7 +113,7 @@ func (q *queue) push(it item) {
 // findProgress returns the queued, unsent task_progress of task in room,
 // or nil.
 func (q *queue) findProgress(room, task string) *item {
-	l := q.lanes[room]
+	l := q.lane(room)
 	if l == nil {
 		return nil
 	}
@@ -156,7 +176,7 @@ func (q *queue) take(dst []item, maxBytes int) []item {
 // dropRoom discards the queued messages of room (it was left, or its
 // stream recreated).
 func (q *queue) dropRoom(room string) {
-	l := q.lanes[room]
+	l := q.lane(room)
 	if l == nil {
 		return
 	}
@@ -165,25 +185,46 @@ func (q *queue) dropRoom(room string) {
 			q.kill(it)
 		}
 	}
-	delete(q.lanes, room)
+	clear(l.items)
+	putItems(l.pool, l.items)
+	q.lanes = slices.DeleteFunc(q.lanes, func(x *lane) bool { return x == l })
 }
 
-// maxKeptLane is the largest backing array an empty lane keeps for its
-// room's next events; a larger one (left by a backlog) is released.
-const maxKeptLane = 4
-
-// forget empties the lanes with nothing left to send, releasing backing
-// arrays grown by a backlog. The lanes themselves stay until their room is
-// left (dropRoom): the next event of the room needs no allocation.
+// forget empties the lanes with nothing left to send; their backing arrays
+// go back to itemPool. The lanes themselves stay until their room is left
+// (dropRoom). An idle session keeps no item arrays, and a busy one takes
+// them from the pool again instead of growing new ones every round.
 func (q *queue) forget() {
 	for _, l := range q.lanes {
-		if l.front() != nil {
+		if l.pool == nil || l.front() != nil {
 			continue
 		}
 		clear(l.items)
-		l.items, l.head = l.items[:0], 0
-		if cap(l.items) > maxKeptLane {
-			l.items = nil
-		}
+		putItems(l.pool, l.items)
+		l.items, l.head, l.pool = nil, 0, nil
+	}
+}
+
+// itemPool holds item arrays (lanes', writers' batches) between uses:
+// under load every session fills and empties them once per round.
+var itemPool = sync.Pool{New: func() any { s := make([]item, 0, 16); return &s }}
+
+// maxPooledItems is the largest array put back in itemPool.
+const maxPooledItems = 1024
+
+// getItems takes an empty item array from itemPool. Keep the pointer: it
+// goes back with putItems (putting a new pointer would allocate).
+func getItems() *[]item {
+	p := itemPool.Get().(*[]item)
+	*p = (*p)[:0]
+	return p
+}
+
+// putItems returns s, already cleared, to itemPool through p (from
+// getItems; s may have outgrown *p). No-op for a nil p.
+func putItems(p *[]item, s []item) {
+	if p != nil && cap(s) <= maxPooledItems {
+		*p = s[:0]
+		itemPool.Put(p)
 	}
 }

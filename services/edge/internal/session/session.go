@@ -39,7 +39,10 @@ type Env struct {
 	// Policy adds per-room required permissions; nil: none.
 	Policy *policy.Policy
 	// Users bounds each user's connections (slots.go); nil: no limit.
-	Users   UserSlots
+	Users UserSlots
+	// Flusher starts the sessions' writers in rounds (flusher.go); nil:
+	// each writer starts as soon as its queue has something.
+	Flusher *Flusher
 	Log     zerolog.Logger
 	Options Options // with defaults applied by New
 }
@@ -58,6 +61,9 @@ type Info struct {
 	UserAgent  string
 	// HeaderToken is the bearer token of the Authorization header, if any.
 	HeaderToken string
+	// Cork, when set, is the connection's writing end under the WebSocket
+	// library's buffer: each data frame then leaves in one write call.
+	Cork *Cork
 }
 
 // Session is one client connection. Create with New, then call Run once.
@@ -88,9 +94,10 @@ type Session struct {
 
 	mu         sync.Mutex
 	q          *queue                // guarded by mu
-	writer     int                   // guarded by mu: writerIdle, writerRunning or writerDone (write.go)
+	writer     int                   // guarded by mu: writerIdle, writerQueued, writerRunning or writerDone (write.go)
 	writers    sync.WaitGroup        // the writer goroutine, while one runs
 	batch      []item                // owned by the running writer
+	batchPool  *[]item               // owned by the running writer: batch's entry in itemPool
 	writeTimer *time.Timer           // guarded by mu (created by the writer): WriteTimeout of the frame in flight
 	writeSince atomic.Int64          // when the frame in flight began to be written (unix ns); 0: none
 	flow       flow                  // guarded by mu: throttling and held progress

@@ -11,42 +11,70 @@ import (
 )
 
 // The writer: a goroutine that runs only while the session has something to
-// send. kickLocked starts it when the queue goes from empty to non-empty (or
-// the session starts closing); it writes frames until the queue is empty and
-// then exits, so an idle connection holds no writer goroutine, no frame
-// buffer and no batch. At most one writer runs at a time (writerRunning);
-// once a writer has sent the close frame or a write failed, none starts
-// again (writerDone).
+// send. kickLocked queues it with the node's Flusher (which starts writers
+// in rounds, flusher.go) when the queue goes from empty to non-empty, or
+// starts it at once when the session starts closing; it writes frames until
+// the queue is empty and then exits, so an idle connection holds no writer
+// goroutine, no frame buffer and no batch. At most one writer is queued or
+// runs at a time; once a writer has sent the close frame or a write failed,
+// none starts again (writerDone).
 
 // Writer states, guarded by Session.mu.
 const (
-	writerIdle    = iota // none running; kickLocked starts one
-	writerRunning        // one running; it looks at the queue again before it exits
+	writerIdle    = iota // none queued or running; kickLocked queues one
+	writerQueued         // waiting in the Flusher for its round
+	writerRunning        // running; it looks at the queue again before it exits
 	writerDone           // the connection is closed or failed: never again
 )
 
-// kickLocked starts the writer unless one runs or the session's writing is
-// over. Caller holds s.mu.
+// kickLocked queues the writer for the next round, or starts it at once
+// when the session is closing (or has no Flusher), unless one is queued or
+// runs or the session's writing is over. Caller holds s.mu.
 func (s *Session) kickLocked() {
-	if s.writer != writerIdle {
-		return
+	switch {
+	case s.writer == writerQueued && s.reason != nil:
+		// Closing: do not wait for the round. The Flusher finds it started.
+		s.writer = writerRunning
+		go s.writeLoop(nil)
+	case s.writer != writerIdle:
+	case s.reason == nil && s.env.Flusher != nil:
+		s.writer = writerQueued
+		s.writers.Add(1) // Run's teardown waits for a queued writer too
+		if !s.env.Flusher.add(s) {
+			s.writer = writerRunning
+			go s.writeLoop(nil)
+		}
+	default:
+		s.writer = writerRunning
+		s.writers.Add(1)
+		go s.writeLoop(nil)
 	}
-	s.writer = writerRunning
-	s.writers.Add(1)
-	go s.writeLoop()
 }
 
-// maxKeptBatch is the largest batch slice an exiting writer keeps for the
-// next one; a longer one (after a backlog) is released.
-const maxKeptBatch = 8
+// startQueued starts the writer queued with f, as part of f's round. It
+// reports false when the writer is no longer queued (it was started because
+// the session is closing). f is nil when the Flusher is closing.
+func (s *Session) startQueued(f *Flusher) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.writer != writerQueued {
+		return false
+	}
+	s.writer = writerRunning
+	go s.writeLoop(f)
+	return true
+}
 
 // writeLoop writes frames while messages are queued. Each frame takes, in
 // priority order, as many queued messages as fit in MaxBatchBytes, so a
 // high-priority event that arrives while a backlog is being written goes out
 // in the next frame. Once the session is closing it sends the close frame
 // and ends the session's writing.
-func (s *Session) writeLoop() {
+func (s *Session) writeLoop(round *Flusher) {
 	defer s.writers.Done()
+	if round != nil {
+		round.writerStarted()
+	}
 	for {
 		s.mu.Lock()
 		reason := s.reason
@@ -60,12 +88,15 @@ func (s *Session) writeLoop() {
 			s.env.Metrics.QueueDepth.Observe(float64(s.q.msgs))
 			s.env.Metrics.QueueBytes.Observe(float64(s.q.bytes))
 		}
+		if s.batchPool == nil && s.q.msgs > 0 {
+			s.batchPool = getItems()
+			s.batch = *s.batchPool
+		}
 		s.batch = s.q.take(s.batch[:0], s.opts.MaxBatchBytes)
 		if len(s.batch) == 0 {
 			s.q.forget()
-			if cap(s.batch) > maxKeptBatch {
-				s.batch = nil
-			}
+			putItems(s.batchPool, s.batch)
+			s.batch, s.batchPool = nil, nil
 			s.writer = writerIdle
 			s.mu.Unlock()
 			return
@@ -141,7 +172,16 @@ func (s *Session) writeFrame(items []item) bool {
 func (s *Session) write(frame []byte) bool {
 	s.writeSince.Store(time.Now().UnixNano())
 	s.writeTimer.Reset(s.opts.WriteTimeout)
-	err := s.conn.Write(context.Background(), websocket.MessageText, frame)
+	var err error
+	if c := s.info.Cork; c != nil {
+		c.cork()
+		err = s.conn.Write(context.Background(), websocket.MessageText, frame)
+		if uerr := c.uncork(err == nil); err == nil {
+			err = uerr
+		}
+	} else {
+		err = s.conn.Write(context.Background(), websocket.MessageText, frame)
+	}
 	s.writeSince.Store(0)
 	fired := !s.writeTimer.Stop() // the timer closes the connection (or already did)
 	if err != nil || fired {
