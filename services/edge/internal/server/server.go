@@ -296,7 +296,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // frame in a pooled buffer while it is written: the library's write buffer
 // in front of it only needs room for a frame header.
 const (
-	connReadBuffer  = 512
+	connReadBuffer  = 128
 	connWriteBuffer = 32
 )
 

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -324,26 +325,63 @@ func (s *Session) logClose(r *protocol.CloseReason) {
 // readLoop reads until the connection fails or closes.
 func (s *Session) readLoop(ctx context.Context) {
 	for {
-		typ, data, err := s.conn.Read(ctx)
+		typ, data, buf, err := s.readMessage(ctx)
 		if err != nil {
 			s.noteReadError(err)
 			return
 		}
-		if s.closing() {
-			continue // keep reading so the close handshake completes
-		}
-		if typ != websocket.MessageText {
-			s.Close(protocol.ProtocolViolation("binary frames are not part of protocol v1 (JSON)"))
-			continue
-		}
-		aside(func() {
-			protocol.Split(data, func(msg []byte) bool {
-				s.env.Metrics.MessagesIn.Inc()
-				s.handle(ctx, msg)
-				return !s.closing()
-			})
-		})
+		s.handleFrame(ctx, typ, data)
+		putReadBuffer(buf)
 	}
+}
+
+// readPool holds the buffers client messages are read into: a message is
+// handled (and its bytes copied where kept) before the next one is read,
+// so a connection holds no read buffer between messages, and reading one
+// allocates nothing.
+var readPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledRead is the largest read buffer put back in readPool.
+const maxPooledRead = 64 << 10
+
+// readMessage reads the next message into a buffer from readPool, which
+// the caller returns with putReadBuffer once the message is handled.
+func (s *Session) readMessage(ctx context.Context) (websocket.MessageType, []byte, *bytes.Buffer, error) {
+	typ, r, err := s.conn.Reader(ctx)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	buf := readPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		putReadBuffer(buf)
+		return 0, nil, nil, err
+	}
+	return typ, buf.Bytes(), buf, nil
+}
+
+func putReadBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledRead {
+		readPool.Put(buf)
+	}
+}
+
+// handleFrame handles one message (frame) of the client.
+func (s *Session) handleFrame(ctx context.Context, typ websocket.MessageType, data []byte) {
+	if s.closing() {
+		return // the reader keeps reading so the close handshake completes
+	}
+	if typ != websocket.MessageText {
+		s.Close(protocol.ProtocolViolation("binary frames are not part of protocol v1 (JSON)"))
+		return
+	}
+	aside(func() {
+		protocol.Split(data, func(msg []byte) bool {
+			s.env.Metrics.MessagesIn.Inc()
+			s.handle(ctx, msg)
+			return !s.closing()
+		})
+	})
 }
 
 // aside runs f on a goroutine of its own and waits for it. The reader
