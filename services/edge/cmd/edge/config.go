@@ -120,11 +120,15 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		expiringNotice, revocationTTL time.Duration
 		socketSendBuffer              int
 		adminPprof                    bool
+		compression                   string
+		compressionThreshold          int
 	)
 	str(&roomPolicy, "room-policy", "EDGE_ROOM_POLICY", "", "path of the room policy file (YAML or JSON): per-room permissions, maxClients, ttl, rate; empty: built-in defaults")
 	dur(&expiringNotice, "expiring-notice", "EDGE_EXPIRING_NOTICE", session.DefaultExpiringNotice, "how long before a token's expiry the client is sent expiring")
 	dur(&revocationTTL, "revocation-ttl", "EDGE_REVOCATION_TTL", 24*time.Hour, "how long revocations from ctl.revoke are remembered (at least the tokens' lifetime)")
 	integer(&socketSendBuffer, "socket-send-buffer", "EDGE_SOCKET_SEND_BUFFER", 0, "SO_SNDBUF of client sockets in bytes; 0: the kernel's autotuning")
+	str(&compression, "compression", "EDGE_COMPRESSION", "off", "permessage-deflate for clients that offer it: off or on (no context takeover)")
+	integer(&compressionThreshold, "compression-threshold", "EDGE_COMPRESSION_THRESHOLD", 512, "with --compression=on, the smallest frame compressed, in bytes")
 	boolean(&adminPprof, "admin-pprof", "EDGE_ADMIN_PPROF", false, "serve Go profiles at /debug/pprof/ on the admin listener (keep the admin port private)")
 	boolean(&trustForwardedFor, "trust-forwarded-for", "EDGE_TRUST_FORWARDED_FOR", false, "take the client address from X-Forwarded-For (only behind a proxy that sets it)")
 	dur(&statsInterval, "stats-interval", "EDGE_STATS_INTERVAL", nodestats.DefaultInterval, "how often the node publishes its stats on ctl.edge.stats for sysmon (keep it well below sysmon's --node-silence)")
@@ -326,6 +330,17 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	c.node.RevocationTTL = revocationTTL
 	c.node.SocketSendBuffer = socketSendBuffer
 	c.node.AdminPprof = adminPprof
+	switch compression {
+	case "off":
+	case "on":
+		c.node.Server.Compression = true
+	default:
+		return nil, fmt.Errorf("--compression (EDGE_COMPRESSION): %q, want off or on", compression)
+	}
+	if compressionThreshold < 1 || compressionThreshold > 1<<20 {
+		return nil, fmt.Errorf("--compression-threshold (EDGE_COMPRESSION_THRESHOLD): %d must be between 1 and 1048576", compressionThreshold)
+	}
+	c.node.Server.CompressionThreshold = compressionThreshold
 	if roomPolicy != "" {
 		p, err := policy.Load(roomPolicy)
 		if err != nil {

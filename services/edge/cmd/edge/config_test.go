@@ -429,12 +429,17 @@ func TestParseConfigPolicyAndNotice(t *testing.T) {
 	}
 	secret := map[string]string{"EDGE_JWT_SECRET": strings.Repeat("s", 32)}
 	getenv := func(k string) string { return secret[k] }
-	c, err := parseConfig([]string{"--room-policy", good, "--expiring-notice", "30s", "--socket-send-buffer", "65536"}, getenv)
+	c, err := parseConfig([]string{"--room-policy", good, "--expiring-notice", "30s", "--socket-send-buffer", "65536",
+		"--compression", "on", "--compression-threshold", "256", "--admin-pprof"}, getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.node.Policy == nil || c.node.Session.ExpiringNotice != 30*time.Second || c.node.SocketSendBuffer != 65536 {
+	if c.node.Policy == nil || c.node.Session.ExpiringNotice != 30*time.Second || c.node.SocketSendBuffer != 65536 ||
+		!c.node.Server.Compression || c.node.Server.CompressionThreshold != 256 || !c.node.AdminPprof {
 		t.Fatalf("options %+v", c.node)
+	}
+	if c, err := parseConfig(nil, getenv); err != nil || c.node.Server.Compression || c.node.AdminPprof {
+		t.Fatalf("defaults: compression %v, pprof %v, %v; want both off", c.node.Server.Compression, c.node.AdminPprof, err)
 	}
 	for _, tc := range []struct {
 		args []string
@@ -444,6 +449,8 @@ func TestParseConfigPolicyAndNotice(t *testing.T) {
 		{[]string{"--room-policy", filepath.Join(dir, "missing.yaml")}, "EDGE_ROOM_POLICY"},
 		{[]string{"--expiring-notice", "0s"}, "EDGE_EXPIRING_NOTICE"},
 		{[]string{"--socket-send-buffer", "-1"}, "EDGE_SOCKET_SEND_BUFFER"},
+		{[]string{"--compression", "gzip"}, "EDGE_COMPRESSION"},
+		{[]string{"--compression-threshold", "0"}, "EDGE_COMPRESSION_THRESHOLD"},
 	} {
 		_, err := parseConfig(tc.args, getenv)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -432,4 +433,77 @@ func TestNodeStatsPublished(t *testing.T) {
 			t.Fatalf("last stats %+v: never showed the connection, room and event", s)
 		}
 	}
+}
+
+// TestCompressionNegotiated: with Compression, a client that offers
+// permessage-deflate gets it (no context takeover) and receives events
+// intact; without, the offer is declined and frames go uncompressed.
+func TestCompressionNegotiated(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	_, js := n.Connect(t)
+	eventBytes := map[bool]int64{} // bytes on the wire for the event, by compression
+	for _, on := range []bool{true, false} {
+		e := edgetest.StartEdge(t, n, func(o *node.Options) { o.Server.Compression = on; o.Server.CompressionThreshold = 64 })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var wire atomic.Int64 // bytes read from the socket
+		d := &net.Dialer{}
+		hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &countingConn{Conn: c, n: &wire}, nil
+		}}}
+		ws, resp, err := websocket.Dial(ctx, e.URL, &websocket.DialOptions{HTTPClient: hc, CompressionMode: websocket.CompressionNoContextTakeover})
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		ext := resp.Header.Get("Sec-WebSocket-Extensions")
+		if got := strings.Contains(ext, "permessage-deflate"); got != on {
+			t.Fatalf("compression %v: Sec-WebSocket-Extensions %q", on, ext)
+		}
+		if on && !strings.Contains(ext, "server_no_context_takeover") {
+			t.Fatalf("extension %q: want server_no_context_takeover", ext)
+		}
+		tok := edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, time.Hour)
+		msg := `{"op":"auth","token":"` + tok + `"}` + "\n" + `{"op":"subscribe","id":1,"room":"project:p1"}`
+		if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		for got := ""; !strings.Contains(got, `"op":"reply"`); {
+			_, b, err := ws.Read(ctx)
+			if err != nil {
+				t.Fatalf("before the reply: %v", err)
+			}
+			got = string(b)
+		}
+		title := strings.Repeat("compressible ", 100)
+		ev := events.TaskUpdated(room.Project("p1"), "u1", "t1", &pb.Task{Title: title}, "title")
+		before := wire.Load()
+		edgetest.Publish(t, js, ev)
+		_, b, err := ws.Read(ctx)
+		if err != nil || !strings.Contains(string(b), ev.Id) || !strings.Contains(string(b), title) {
+			t.Fatalf("compression %v: event frame %.200q, %v", on, b, err)
+		}
+		eventBytes[on] = wire.Load() - before
+		ws.CloseNow()
+		cancel()
+	}
+	// The title repeats: compressed, the frame is a fraction of its size.
+	if eventBytes[true]*3 > eventBytes[false] {
+		t.Fatalf("event on the wire: %d bytes compressed, %d uncompressed", eventBytes[true], eventBytes[false])
+	}
+}
+
+// countingConn counts the bytes read from a connection.
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	k, err := c.Conn.Read(p)
+	c.n.Add(int64(k))
+	return k, err
 }

@@ -68,6 +68,14 @@ type Options struct {
 	// a proxy that overwrites the header, or clients choose their own
 	// address. Default false.
 	TrustForwardedFor bool
+	// Compression negotiates permessage-deflate with clients that offer it
+	// (RFC 7692), without context takeover: each compressed frame stands
+	// alone, so a connection keeps no compression window between frames.
+	// Default false: frames are sent uncompressed even when offered.
+	Compression bool
+	// CompressionThreshold is the smallest frame compressed when
+	// Compression is on; smaller ones go uncompressed. Default 512 bytes.
+	CompressionThreshold int
 }
 
 // Defaults of Options.
@@ -77,6 +85,10 @@ const (
 	DefaultMaxConnsPerUser = 100
 	DefaultMaxConnsPerIP   = 1000
 	DefaultReadyFill       = 0.9
+	// DefaultCompressionThreshold: frames below it are not worth
+	// compressing (a single small event gains little and costs a deflate
+	// run of its own).
+	DefaultCompressionThreshold = 512
 )
 
 // Server serves /v1/ws. Safe for concurrent use.
@@ -104,6 +116,9 @@ func New(env *session.Env, opts Options) *Server {
 	if opts.ReadLimit <= 0 {
 		opts.ReadLimit = DefaultReadLimit
 	}
+	if opts.CompressionThreshold <= 0 {
+		opts.CompressionThreshold = DefaultCompressionThreshold
+	}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns
 	}
@@ -126,6 +141,10 @@ func New(env *session.Env, opts Options) *Server {
 		log:      env.Log,
 		base:     context.Background(),
 		sessions: make(map[*session.Session]bool),
+	}
+	if opts.Compression {
+		s.accept.CompressionMode = websocket.CompressionNoContextTakeover
+		s.accept.CompressionThreshold = opts.CompressionThreshold
 	}
 	if len(opts.AllowedOrigins) == 1 && opts.AllowedOrigins[0] == "*" {
 		s.accept.InsecureSkipVerify = true

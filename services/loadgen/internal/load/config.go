@@ -47,6 +47,9 @@ type Config struct {
 	SourceAddrs int `json:"sourceAddrs"`
 	// PayloadBytes is the approximate size of one event's JSON. Default 200.
 	PayloadBytes int `json:"payloadBytes"`
+	// Compression makes the lean clients offer permessage-deflate (no
+	// context takeover); the edge uses it only with --compression=on.
+	Compression bool `json:"compression,omitempty"`
 	// EdgePID is the edge process to sample from /proc every second
 	// (CPU time, RSS). 0: not sampled.
 	EdgePID int `json:"edgePid,omitempty"`

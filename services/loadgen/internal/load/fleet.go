@@ -136,9 +136,12 @@ func (r *runner) dialSpec(ctx context.Context, i int, sp clientSpec) (conn, []ui
 		return nil, nil, err
 	}
 	if sp.lean {
-		c, pos, err := dialLean(ctx, r.cfg.URL, r.http[i%len(r.http)], tok, sp.rooms)
+		c, pos, err := dialLean(ctx, r.cfg.URL, r.http[i%len(r.http)], tok, sp.rooms, r.cfg.Compression)
 		if err != nil {
 			return nil, nil, err
+		}
+		if c.compressed {
+			r.compressed.Add(1)
 		}
 		return c, pos, nil // not a nil *leanConn in a non-nil interface
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +42,8 @@ type leanConn struct {
 	leftover []byte        // messages read during the subscribes, after their replies
 	done     chan struct{} // closed when the reader ends (or by Close when it never started)
 	closing  chan struct{} // closed when Close starts
+	// compressed: the server accepted permessage-deflate
+	compressed bool
 
 	startOnce, closeOnce sync.Once
 
@@ -73,8 +76,16 @@ type leanHandler struct {
 // replies' seqs. Errors are shaped as the Go client's, so classify names
 // them alike: HTTP status of a refused upgrade, *client.CloseError,
 // *client.ReplyError.
-func dialLean(ctx context.Context, url string, hc *http.Client, tok string, rooms []string) (*leanConn, []uint64, error) {
-	ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: hc})
+//
+// With compress the client offers permessage-deflate (no context
+// takeover); the reply's headers say whether the server took it
+// (leanConn.compressed).
+func dialLean(ctx context.Context, url string, hc *http.Client, tok string, rooms []string, compress bool) (*leanConn, []uint64, error) {
+	opts := &websocket.DialOptions{HTTPClient: hc}
+	if compress {
+		opts.CompressionMode = websocket.CompressionNoContextTakeover
+	}
+	ws, resp, err := websocket.Dial(ctx, url, opts)
 	if err != nil {
 		if resp != nil {
 			return nil, nil, &stageError{stage: "dial", err: fmt.Errorf("dial %s: HTTP %d: %w", url, resp.StatusCode, err)}
@@ -82,7 +93,8 @@ func dialLean(ctx context.Context, url string, hc *http.Client, tok string, room
 		return nil, nil, &stageError{stage: "dial", err: fmt.Errorf("dial %s: %w", url, err)}
 	}
 	ws.SetReadLimit(leanReadLimit)
-	c := &leanConn{ws: ws, rooms: rooms, done: make(chan struct{}), closing: make(chan struct{})}
+	c := &leanConn{ws: ws, rooms: rooms, done: make(chan struct{}), closing: make(chan struct{}),
+		compressed: strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")}
 	fail := func(stage string, err error) (*leanConn, []uint64, error) {
 		ws.CloseNow()
 		return nil, nil, &stageError{stage: stage, err: err}

@@ -103,7 +103,7 @@ func TestLeanConn(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, pos, err := dialLean(ctx, wsURL(srv), srv.Client(), "tok", []string{"project:a", "project:last"})
+	c, pos, err := dialLean(ctx, wsURL(srv), srv.Client(), "tok", []string{"project:a", "project:last"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestLeanConn(t *testing.T) {
 	}
 
 	// A refused subscribe is a *client.ReplyError, as the Go client's.
-	_, _, err = dialLean(ctx, wsURL(srv), srv.Client(), "tok", []string{"project:no"})
+	_, _, err = dialLean(ctx, wsURL(srv), srv.Client(), "tok", []string{"project:no"}, false)
 	var re *client.ReplyError
 	if !errors.As(err, &re) || re.Code != "forbidden" || re.Message != `no "tasks:read"` || classify(err) != "subscribe: forbidden" {
 		t.Errorf("refused subscribe: %v (%s)", err, classify(err))
@@ -161,7 +161,7 @@ func BenchmarkLeanReceive(b *testing.B) {
 	}
 	srv := httptest.NewServer(&fakeEdge{frames: frames, closeWith: websocket.StatusNormalClosure})
 	defer srv.Close()
-	c, _, err := dialLean(context.Background(), wsURL(srv), srv.Client(), "tok", []string{"project:a", "project:last"})
+	c, _, err := dialLean(context.Background(), wsURL(srv), srv.Client(), "tok", []string{"project:a", "project:last"}, false)
 	if err != nil {
 		b.Fatal(err)
 	}

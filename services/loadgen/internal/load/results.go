@@ -201,8 +201,12 @@ type EdgeResults struct {
 	RSSEndBytes     int64    `json:"rssEndBytes"`
 	RSSMaxBytes     int64    `json:"rssMaxBytes"`
 	RSSPerConnBytes *float64 `json:"rssPerConnBytes,omitempty"` // idle: (RSS after - before) / connected
-	Samples         int      `json:"samples"`
-	Err             string   `json:"error,omitempty"`
+	// WrittenBytes is what the edge passed to write calls over the run
+	// (wchar of /proc/<pid>/io): the bytes it sent, frames and all; absent
+	// when the file is unreadable.
+	WrittenBytes *int64 `json:"writtenBytes,omitempty"`
+	Samples      int    `json:"samples"`
+	Err          string `json:"error,omitempty"`
 }
 
 // MetricsResults are the edge's /metrics series at the start of the run
@@ -369,6 +373,9 @@ func WriteTable(w io.Writer, rec *Record) error {
 	if e := r.Edge; e != nil {
 		row("edge cpu", "%.2fs (%.2f cores) pid %d", e.CPUSeconds, e.CPUCores, e.PID)
 		row("edge rss", "start %s, end %s, max %s", mib(e.RSSStartBytes), mib(e.RSSEndBytes), mib(e.RSSMaxBytes))
+		if e.WrittenBytes != nil {
+			row("edge written", "%s (all write calls)", mib(*e.WrittenBytes))
+		}
 		if e.RSSPerConnBytes != nil {
 			row("edge rss per conn", "%.1f KiB", *e.RSSPerConnBytes/1024)
 		}

@@ -48,6 +48,7 @@ type runner struct {
 	expected                               atomic.Int64 // delivered events expected so far
 	messageBytes                           atomic.Int64 // size of the first event message received
 	malformed                              atomic.Int64 // server messages the lean path could not scan
+	compressed                             atomic.Int64 // lean clients with permessage-deflate
 	malformedSample                        atomic.Value // string: the first of them
 
 	metricsEnd    map[string]float64 // owned by the scenario's goroutine: set by captureMetrics
@@ -152,6 +153,9 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Record, error) {
 	if res.Clients.Failed > 0 {
 		res.OK = false
 	}
+	if cfg.Compression {
+		res.Notes = append(res.Notes, fmt.Sprintf("permessage-deflate offered: the edge accepted it for %d clients", r.compressed.Load()))
+	}
 	if n := r.malformed.Load(); n > 0 {
 		res.OK = false
 		res.MalformedLines = int(n)
@@ -210,6 +214,10 @@ func (r *runner) edgeResults(elapsed time.Duration) *EdgeResults {
 	}
 	if elapsed > 0 {
 		e.CPUCores = e.CPUSeconds / elapsed.Seconds()
+	}
+	if s.first.Written >= 0 && s.last.Written >= 0 {
+		w := s.last.Written - s.first.Written
+		e.WrittenBytes = &w
 	}
 	if s.err != nil {
 		e.Err = s.err.Error()

@@ -25,6 +25,9 @@ type Sample struct {
 	CPU time.Duration
 	// RSS is the resident set size in bytes (VmRSS).
 	RSS int64
+	// Written is the bytes the process has passed to write calls, sockets
+	// included (wchar of /proc/<pid>/io); -1 when that file is unreadable.
+	Written int64
 }
 
 // Read samples process pid from root (normally "/proc").
@@ -46,7 +49,25 @@ func Read(root string, pid int) (Sample, error) {
 	if err != nil {
 		return Sample{}, fmt.Errorf("%s/status: %w", dir, err)
 	}
-	return Sample{At: time.Now(), CPU: cpu, RSS: rss}, nil
+	written := int64(-1)
+	if io, err := os.ReadFile(filepath.Join(dir, "io")); err == nil {
+		if w, err := ParseIOWchar(io); err == nil {
+			written = w
+		}
+	}
+	return Sample{At: time.Now(), CPU: cpu, RSS: rss, Written: written}, nil
+}
+
+// ParseIOWchar returns wchar from the contents of /proc/<pid>/io
+// ("wchar: 12345").
+func ParseIOWchar(b []byte) (int64, error) {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("wchar:")); ok {
+			return strconv.ParseInt(string(bytes.TrimSpace(rest)), 10, 64)
+		}
+	}
+	return 0, errors.New("no wchar line")
 }
 
 // ParseStat returns utime + stime from the contents of /proc/<pid>/stat.

@@ -65,8 +65,22 @@ func TestReadFromRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.RSS != 51234*1024 || s.CPU != 18010*time.Millisecond {
-		t.Errorf("sample = %+v", s)
+	if s.RSS != 51234*1024 || s.CPU != 18010*time.Millisecond || s.Written != -1 {
+		t.Errorf("sample = %+v (no io file: Written -1)", s)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "io"), []byte("rchar: 10\nwchar: 123456\nsyscr: 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Read(root, 4242); err != nil || s.Written != 123456 {
+		t.Errorf("with io: %+v, %v; want Written 123456", s, err)
+	}
+}
+
+func TestParseIOWcharErrors(t *testing.T) {
+	for _, s := range []string{"", "rchar: 1\n", "wchar: x\n"} {
+		if _, err := ParseIOWchar([]byte(s)); err == nil {
+			t.Errorf("ParseIOWchar(%q): no error", s)
+		}
 	}
 }
 
@@ -77,5 +91,8 @@ func TestReadSelf(t *testing.T) {
 	}
 	if s.RSS <= 0 {
 		t.Errorf("own RSS = %d", s.RSS)
+	}
+	if s.Written < 0 {
+		t.Errorf("own wchar unreadable: %d", s.Written)
 	}
 }
