@@ -100,9 +100,15 @@ func dialLean(ctx context.Context, url string, hc *http.Client, tok string, room
 		return nil, nil, &stageError{stage: stage, err: err}
 	}
 
-	auth := append([]byte(`{"op":"auth","clientVersion":"loadgen","token":`), strconv.Quote(tok)...)
-	auth = append(auth, '}')
-	if err := ws.Write(ctx, websocket.MessageText, auth); err != nil {
+	// auth and every subscribe in one frame (the protocol takes several
+	// messages per frame, handled in order): one round trip, not one per
+	// message. The replies come after the welcome, in the same order.
+	first := append([]byte(`{"op":"auth","clientVersion":"loadgen","token":`), strconv.Quote(tok)...)
+	first = append(first, '}')
+	for k, rm := range rooms {
+		first = fmt.Appendf(first, "\n{\"op\":\"subscribe\",\"id\":%d,\"room\":%q}", k+1, rm)
+	}
+	if err := ws.Write(ctx, websocket.MessageText, first); err != nil {
 		return fail("dial", fmt.Errorf("send auth: %w", err))
 	}
 	// The first message is the welcome, or the connection is closed.
@@ -110,21 +116,17 @@ func dialLean(ctx context.Context, url string, hc *http.Client, tok string, room
 	if err != nil {
 		return fail("dial", leanCloseErr(err))
 	}
-	first, rest, _ := bytes.Cut(data, []byte("\n"))
+	welcome, rest, _ := bytes.Cut(data, []byte("\n"))
 	var l Line
-	if err := ScanLine(first, &l); err != nil || l.Op != OpWelcome {
-		return fail("dial", fmt.Errorf("expected welcome, got %.200s", first))
+	if err := ScanLine(welcome, &l); err != nil || l.Op != OpWelcome {
+		return fail("dial", fmt.Errorf("expected welcome, got %.200s", welcome))
 	}
 	var pending bytes.Buffer // messages after the replies, for the reader
 	pending.Write(rest)
 
 	pos := make([]uint64, len(rooms))
-	for k, rm := range rooms {
+	for k := range rooms {
 		id := uint64(k + 1)
-		msg := fmt.Appendf(nil, `{"op":"subscribe","id":%d,"room":%q}`, id, rm)
-		if err := ws.Write(ctx, websocket.MessageText, msg); err != nil {
-			return fail("subscribe", fmt.Errorf("write: %w", err))
-		}
 		var reply *Line
 		for reply == nil {
 			// What came before the reply (a previous room's events) is kept.

@@ -34,15 +34,30 @@ func (f *fakeEdge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer ws.CloseNow()
 	ctx := r.Context()
-	if _, _, err := ws.Read(ctx); err != nil { // auth
+	// Messages may share frames (the lean client sends auth and its
+	// subscribes in one): handle them line by line, in order.
+	var lines [][]byte
+	next := func() ([]byte, bool) {
+		for len(lines) == 0 {
+			_, data, err := ws.Read(ctx)
+			if err != nil {
+				return nil, false
+			}
+			lines = bytes.Split(data, []byte("\n"))
+		}
+		line := lines[0]
+		lines = lines[1:]
+		return line, true
+	}
+	if _, ok := next(); !ok { // auth
 		return
 	}
 	if ws.Write(ctx, websocket.MessageText, []byte(`{"op":"welcome","session":"s","node":"n","user":"u"}`)) != nil {
 		return
 	}
 	for {
-		_, data, err := ws.Read(ctx)
-		if err != nil {
+		data, ok := next()
+		if !ok {
 			return
 		}
 		var l Line
