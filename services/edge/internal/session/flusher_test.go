@@ -83,9 +83,7 @@ func readEvents(t *testing.T, c *websocket.Conn, n int) []string {
 		if err != nil {
 			t.Fatalf("after %v: %v", seqs, err)
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			seqs = append(seqs, line)
-		}
+		seqs = append(seqs, strings.Split(string(b), "\n")...)
 	}
 	return seqs
 }
