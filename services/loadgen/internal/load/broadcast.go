@@ -68,11 +68,7 @@ func (r *runner) broadcast(ctx context.Context) (*Results, error) {
 	// Drain: wait until every expected delivery arrived, or Drain passed.
 	r.phase.Store("drain")
 	want := int64(pub.Published) * int64(connected)
-	drainCtx, dcancel := context.WithTimeout(ctx, r.cfg.Drain)
-	for r.received.Load() < want && drainCtx.Err() == nil {
-		sleepCtx(drainCtx, 20*time.Millisecond)
-	}
-	dcancel()
+	r.drain(ctx, func() bool { return r.received.Load() < want })
 	window := time.Since(pubStart)
 
 	res.Clients.Disconnected = disconnected(d)
@@ -82,25 +78,8 @@ func (r *runner) broadcast(ctx context.Context) (*Results, error) {
 	closed = true
 
 	r.phase.Store("check")
-	reports := make([]deliverycheck.Report, 0, connected)
-	for i, got := range received {
-		if got == nil {
-			continue
-		}
-		reports = append(reports, deliverycheck.Check(published, got, deliverycheck.Expectation{Room: rm.String(), From: d.pos[i]}))
-	}
-	sum := deliverycheck.Summarize(reports)
-	res.Delivery = &DeliveryResults{
-		Published: pub.Published, Expected: sum.Expected, Delivered: sum.Delivered,
-		Lost: sum.Lost, Duplicated: sum.Duplicates, OutOfOrder: sum.OutOfOrder, Unexpected: sum.Unexpected,
-		MessageBytes: int(r.messageBytes.Load()),
-	}
-	if window > 0 {
-		res.Delivery.PerSecond = float64(sum.Delivered) / window.Seconds()
-	}
-	for _, f := range sum.Failed[:min(len(sum.Failed), 3)] {
-		res.Delivery.Worst = append(res.Delivery.Worst, f.String())
-	}
+	var sum deliverycheck.Summary
+	res.Delivery, sum = r.checkRoom(published, received, rm, d.pos, pub.Published, window)
 	res.Latency = latencyOf(&latency)
 	if !sum.OK() || pub.Failed > 0 || pub.Published < pub.Target || res.Clients.Disconnected != nil {
 		res.OK = false
@@ -196,6 +175,43 @@ func (r *runner) publish(ctx context.Context, js jetstream.JetStream, rm room.Ro
 		log.Add(ev.Room, seq)
 		r.expected.Add(clients)
 	})
+}
+
+// drain waits while pending reports true, at most Drain (or until ctx
+// ends), looking every 20 ms.
+func (r *runner) drain(ctx context.Context, pending func() bool) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Drain)
+	defer cancel()
+	for pending() && ctx.Err() == nil {
+		sleepCtx(ctx, 20*time.Millisecond)
+	}
+}
+
+// checkRoom runs the delivery check of every connected client (received[i]
+// non-nil) of one room rm against published, each from its subscribe
+// position pos[i], and returns the results with the summary. window is
+// the time deliveries/s is counted over.
+func (r *runner) checkRoom(published *deliverycheck.Log, received []*deliverycheck.Received, rm room.Room, pos []uint64, publishedN int, window time.Duration) (*DeliveryResults, deliverycheck.Summary) {
+	reports := make([]deliverycheck.Report, 0, len(received))
+	for i, got := range received {
+		if got == nil {
+			continue
+		}
+		reports = append(reports, deliverycheck.Check(published, got, deliverycheck.Expectation{Room: rm.String(), From: pos[i]}))
+	}
+	sum := deliverycheck.Summarize(reports)
+	res := &DeliveryResults{
+		Published: publishedN, Expected: sum.Expected, Delivered: sum.Delivered,
+		Lost: sum.Lost, Duplicated: sum.Duplicates, OutOfOrder: sum.OutOfOrder, Unexpected: sum.Unexpected,
+		MessageBytes: int(r.messageBytes.Load()),
+	}
+	if window > 0 {
+		res.PerSecond = float64(sum.Delivered) / window.Seconds()
+	}
+	for _, f := range sum.Failed[:min(len(sum.Failed), 3)] {
+		res.Worst = append(res.Worst, f.String())
+	}
+	return res, sum
 }
 
 // Publisher bounds: at most maxInFlight publishes await their ack (the

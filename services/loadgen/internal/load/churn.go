@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/eventedge/eventedge/proto/events"
-	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 	"github.com/eventedge/eventedge/proto/room"
 	"github.com/eventedge/eventedge/services/edge/client"
 	"github.com/eventedge/eventedge/services/edge/deliverycheck"
@@ -71,24 +69,14 @@ func (r *runner) churn(ctx context.Context) (*Results, error) {
 	churnDone.Go(func() { ch.run(churnCtx, n) })
 
 	pubStart := time.Now()
-	pad := padding(rm, r.cfg.PayloadBytes)
-	pub := r.publishSchedule(ctx, js, func(int) *pb.Event {
-		return events.TaskUpdated(rm, "lg", "t1", &pb.Task{Title: pad}, "title")
-	}, func(_ int, ev *pb.Event, seq uint64) {
-		published.Add(ev.Room, seq)
-		r.expected.Add(int64(connected))
-	})
+	pub := r.publish(ctx, js, rm, published, int64(connected))
 	res.Publisher = pub
 
 	// Drain the steady clients while the last churning ones live out
 	// their life (the schedule ends with the publisher's).
 	r.phase.Store("drain")
 	want := int64(pub.Published) * int64(connected)
-	drainCtx, dcancel := context.WithTimeout(ctx, r.cfg.Drain)
-	for steadyGot.Load() < want && drainCtx.Err() == nil {
-		sleepCtx(drainCtx, 20*time.Millisecond)
-	}
-	dcancel()
+	r.drain(ctx, func() bool { return steadyGot.Load() < want })
 	window := time.Since(pubStart)
 	churnDone.Wait()
 
@@ -100,25 +88,8 @@ func (r *runner) churn(ctx context.Context) (*Results, error) {
 	closed = true
 
 	r.phase.Store("check")
-	reports := make([]deliverycheck.Report, 0, connected)
-	for i, got := range received {
-		if got == nil {
-			continue
-		}
-		reports = append(reports, deliverycheck.Check(published, got, deliverycheck.Expectation{Room: rm.String(), From: d.pos[i]}))
-	}
-	sum := deliverycheck.Summarize(reports)
-	res.Delivery = &DeliveryResults{
-		Published: pub.Published, Expected: sum.Expected, Delivered: sum.Delivered,
-		Lost: sum.Lost, Duplicated: sum.Duplicates, OutOfOrder: sum.OutOfOrder, Unexpected: sum.Unexpected,
-		MessageBytes: int(r.messageBytes.Load()),
-	}
-	if window > 0 {
-		res.Delivery.PerSecond = float64(sum.Delivered) / window.Seconds()
-	}
-	for _, f := range sum.Failed[:min(len(sum.Failed), 3)] {
-		res.Delivery.Worst = append(res.Delivery.Worst, f.String())
-	}
+	var sum deliverycheck.Summary
+	res.Delivery, sum = r.checkRoom(published, received, rm, d.pos, pub.Published, window)
 	res.Latency = latencyOf(&latency)
 
 	cr := ch.results(published)

@@ -203,11 +203,7 @@ func (r *runner) rooms(ctx context.Context) (*Results, error) {
 
 	r.phase.Store("drain")
 	want := r.expected.Load()
-	drainCtx, dcancel := context.WithTimeout(ctx, r.cfg.Drain)
-	for (strictRecv.Load() < want || progRecv.Load() < progElig) && drainCtx.Err() == nil {
-		sleepCtx(drainCtx, 20*time.Millisecond)
-	}
-	dcancel()
+	r.drain(ctx, func() bool { return strictRecv.Load() < want || progRecv.Load() < progElig })
 	window := time.Since(pubStart)
 
 	res.Clients.Disconnected = disconnected(d)

@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/eventedge/eventedge/proto/events"
-	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 	"github.com/eventedge/eventedge/proto/room"
 	"github.com/eventedge/eventedge/services/edge/deliverycheck"
 	"github.com/eventedge/eventedge/services/loadgen/internal/hist"
@@ -95,13 +93,7 @@ func (r *runner) slow(ctx context.Context) (*Results, error) {
 
 	r.phase.Store("publish")
 	pubStart := time.Now()
-	pad := padding(rm, r.cfg.PayloadBytes)
-	pub := r.publishSchedule(ctx, js, func(int) *pb.Event {
-		return events.TaskUpdated(rm, "lg", "t1", &pb.Task{Title: pad}, "title")
-	}, func(_ int, ev *pb.Event, seq uint64) {
-		published.Add(ev.Room, seq)
-		r.expected.Add(int64(connected))
-	})
+	pub := r.publish(ctx, js, rm, published, int64(connected))
 	res.Publisher = pub
 
 	// Drain, in two windows of Drain each. First until every fast client
@@ -129,11 +121,7 @@ func (r *runner) slow(ctx context.Context) (*Results, error) {
 		if slowOnes {
 			close(hurry)
 		}
-		drainCtx, dcancel := context.WithTimeout(ctx, r.cfg.Drain)
-		for pending(slowOnes) && drainCtx.Err() == nil {
-			sleepCtx(drainCtx, 20*time.Millisecond)
-		}
-		dcancel()
+		r.drain(ctx, func() bool { return pending(slowOnes) })
 	}
 	window := time.Since(pubStart)
 
