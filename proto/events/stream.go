@@ -159,6 +159,23 @@ func EnsureStreamExists(ctx context.Context, js jetstream.JetStream, cfg StreamC
 // kept, so a publish that did reach the stream is de-duplicated (ack.Duplicate
 // is then true).
 func Publish(ctx context.Context, js jetstream.JetStream, ev *pb.Event) (*jetstream.PubAck, error) {
+	msg, err := Message(ev)
+	if err != nil {
+		return nil, err
+	}
+	ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.Id), jetstream.WithExpectStream(StreamName))
+	if err != nil {
+		return nil, fmt.Errorf("publish event %s to %s: %w", ev.Id, msg.Subject, err)
+	}
+	return ack, nil
+}
+
+// Message is the NATS message Publish sends for ev: ev normalized (ev is
+// modified) and validated, its protobuf encoding on the subject of its
+// room with the Content-Type header. Publish it with Nats-Msg-Id = ev.Id
+// and the expected stream StreamName, as Publish does (a publisher that
+// publishes asynchronously builds its messages with it).
+func Message(ev *pb.Event) (*nats.Msg, error) {
 	Normalize(ev)
 	if err := Validate(ev); err != nil {
 		return nil, err
@@ -173,11 +190,7 @@ func Publish(ctx context.Context, js jetstream.JetStream, ev *pb.Event) (*jetstr
 	r, _ := room.Parse(ev.Room) // validated above
 	msg := &nats.Msg{Subject: r.Subject(), Data: body, Header: nats.Header{}}
 	msg.Header.Set(HeaderContentType, ContentTypeProtobuf)
-	ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.Id), jetstream.WithExpectStream(StreamName))
-	if err != nil {
-		return nil, fmt.Errorf("publish event %s to %s: %w", ev.Id, r.Subject(), err)
-	}
-	return ack, nil
+	return msg, nil
 }
 
 // IsInvalid reports whether err is a validation error (as opposed to a

@@ -92,10 +92,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (cf
 	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/v1/ws", "edge WebSocket URL")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS URL the publisher uses (JetStream; broadcast, rooms, slow, churn)")
 	fs.StringVar(&cfg.JWTSecret, "jwt-secret", getenv("LOADGEN_JWT_SECRET"), "HS256 secret of the edge, at least 32 bytes (env LOADGEN_JWT_SECRET; prefer it: flags show in ps)")
-	scenarios := "scenario: " + strings.Join(load.Implemented, ", ")
-	if len(load.Planned) > 0 {
-		scenarios += " (planned, not built yet: " + strings.Join(load.Planned, ", ") + ")"
-	}
+	scenarios := "scenario: " + strings.Join(load.Scenarios, ", ")
 	fs.StringVar(&cfg.Scenario, "scenario", "broadcast", scenarios)
 	fs.IntVar(&cfg.Clients, "clients", 100, "WebSocket clients")
 	fs.Float64Var(&cfg.Rate, "rate", 10, "events per second published (broadcast, rooms, slow, churn)")

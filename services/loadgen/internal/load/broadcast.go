@@ -200,18 +200,24 @@ func (r *runner) checkRoom(published *deliverycheck.Log, received []*deliveryche
 		reports = append(reports, deliverycheck.Check(published, got, deliverycheck.Expectation{Room: rm.String(), From: pos[i]}))
 	}
 	sum := deliverycheck.Summarize(reports)
+	return r.deliveryResults(sum, publishedN, int64(sum.Delivered), window), sum
+}
+
+// deliveryResults reports a delivery check's summary: published events,
+// deliveries/s (delivered over window) and the three worst clients.
+func (r *runner) deliveryResults(sum deliverycheck.Summary, published int, delivered int64, window time.Duration) *DeliveryResults {
 	res := &DeliveryResults{
-		Published: publishedN, Expected: sum.Expected, Delivered: sum.Delivered,
+		Published: published, Expected: sum.Expected, Delivered: sum.Delivered,
 		Lost: sum.Lost, Duplicated: sum.Duplicates, OutOfOrder: sum.OutOfOrder, Unexpected: sum.Unexpected,
 		MessageBytes: int(r.messageBytes.Load()),
 	}
 	if window > 0 {
-		res.PerSecond = float64(sum.Delivered) / window.Seconds()
+		res.PerSecond = float64(delivered) / window.Seconds()
 	}
 	for _, f := range sum.Failed[:min(len(sum.Failed), 3)] {
 		res.Worst = append(res.Worst, f.String())
 	}
-	return res, sum
+	return res
 }
 
 // Publisher bounds: at most maxInFlight publishes await their ack (the
@@ -300,7 +306,7 @@ func (r *runner) publishSchedule(ctx context.Context, js jetstream.JetStream, bu
 			res.Late++
 		}
 		ev.Timestamp = timestamppb.New(now)
-		msg, err := eventMsg(ev)
+		msg, err := events.Message(ev)
 		if err == nil {
 			var f jetstream.PubAckFuture
 			f, err = js.PublishMsgAsync(msg, jetstream.WithMsgID(ev.Id), jetstream.WithExpectStream(events.StreamName))
@@ -319,29 +325,6 @@ func (r *runner) publishSchedule(ctx context.Context, js jetstream.JetStream, bu
 	}
 	res.Wall = Duration(time.Since(start))
 	return res
-}
-
-// eventMsg is what events.Publish sends for ev: normalized, validated,
-// protobuf, to its room's subject, with the Content-Type header.
-func eventMsg(ev *pb.Event) (*nats.Msg, error) {
-	events.Normalize(ev)
-	if err := events.Validate(ev); err != nil {
-		return nil, err
-	}
-	body, err := events.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode event %s: %w", ev.Id, err)
-	}
-	if len(body) > events.MaxEventBytes {
-		return nil, fmt.Errorf("%w: event %s is %d bytes, at most %d", events.ErrTooLarge, ev.Id, len(body), events.MaxEventBytes)
-	}
-	rm, err := room.Parse(ev.Room)
-	if err != nil {
-		return nil, err
-	}
-	msg := &nats.Msg{Subject: rm.Subject(), Data: body, Header: nats.Header{}}
-	msg.Header.Set(events.HeaderContentType, events.ContentTypeProtobuf)
-	return msg, nil
 }
 
 // padding returns a task title that brings the event's JSON (protojson,

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,64 +106,27 @@ type Config struct {
 	ProcRoot string `json:"-"`
 }
 
-// Scenario names: implemented ones, then the planned ones of issue #8.
-var (
-	Implemented = []string{"broadcast", "rooms", "idle", "connect", "slow", "churn"}
-	Planned     = []string{}
-)
-
-// ErrNotImplemented is returned for a planned scenario not built yet.
-var ErrNotImplemented = errors.New("not implemented yet")
+// Scenarios are the scenario names.
+var Scenarios = []string{"broadcast", "rooms", "idle", "connect", "slow", "churn"}
 
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
-	def := func(p *string, v string) {
-		if *p == "" {
-			*p = v
-		}
-	}
-	def(&c.URL, "ws://127.0.0.1:8080/v1/ws")
-	def(&c.NATSURL, "nats://127.0.0.1:4222")
-	def(&c.ProcRoot, "/proc")
-	if c.Clients == 0 {
-		c.Clients = 100
-	}
-	if c.Rate == 0 {
-		c.Rate = 10
-	}
-	if c.Duration == 0 {
-		c.Duration = 10 * time.Second
-	}
-	if c.Dialers == 0 {
-		c.Dialers = 50
-	}
-	if c.SourceAddrs == 0 {
-		c.SourceAddrs = 1
-	}
-	if c.PayloadBytes == 0 {
-		c.PayloadBytes = 200
-	}
-	if c.MaxDuration == 0 {
-		c.MaxDuration = 5 * time.Minute
-	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = 10 * time.Second
-	}
-	if c.Drain == 0 {
-		c.Drain = 5 * time.Second
-	}
-	if c.Rooms == 0 {
-		c.Rooms = 10
-	}
-	if c.SlowReadDelay == 0 {
-		c.SlowReadDelay = 10 * time.Millisecond
-	}
-	if c.ChurnRate == 0 {
-		c.ChurnRate = 10
-	}
-	if c.ChurnLife == 0 {
-		c.ChurnLife = time.Second
-	}
+	c.URL = cmp.Or(c.URL, "ws://127.0.0.1:8080/v1/ws")
+	c.NATSURL = cmp.Or(c.NATSURL, "nats://127.0.0.1:4222")
+	c.ProcRoot = cmp.Or(c.ProcRoot, "/proc")
+	c.Clients = cmp.Or(c.Clients, 100)
+	c.Rate = cmp.Or(c.Rate, 10)
+	c.Duration = cmp.Or(c.Duration, 10*time.Second)
+	c.Dialers = cmp.Or(c.Dialers, 50)
+	c.SourceAddrs = cmp.Or(c.SourceAddrs, 1)
+	c.PayloadBytes = cmp.Or(c.PayloadBytes, 200)
+	c.MaxDuration = cmp.Or(c.MaxDuration, 5*time.Minute)
+	c.DialTimeout = cmp.Or(c.DialTimeout, 10*time.Second)
+	c.Drain = cmp.Or(c.Drain, 5*time.Second)
+	c.Rooms = cmp.Or(c.Rooms, 10)
+	c.SlowReadDelay = cmp.Or(c.SlowReadDelay, 10*time.Millisecond)
+	c.ChurnRate = cmp.Or(c.ChurnRate, 10)
+	c.ChurnLife = cmp.Or(c.ChurnLife, time.Second)
 	return c
 }
 
@@ -170,10 +134,8 @@ func (c Config) WithDefaults() Config {
 // flag.
 func (c Config) Validate() error {
 	switch {
-	case slices.Contains(Planned, c.Scenario):
-		return fmt.Errorf("--scenario %s: %w (implemented: %s)", c.Scenario, ErrNotImplemented, strings.Join(Implemented, ", "))
-	case !slices.Contains(Implemented, c.Scenario):
-		return fmt.Errorf("--scenario %q: want one of %s", c.Scenario, strings.Join(Implemented, ", "))
+	case !slices.Contains(Scenarios, c.Scenario):
+		return fmt.Errorf("--scenario %q: want one of %s", c.Scenario, strings.Join(Scenarios, ", "))
 	case len(c.JWTSecret) < 32:
 		return errors.New("--jwt-secret (LOADGEN_JWT_SECRET): required, at least 32 bytes (the edge's EDGE_JWT_SECRET)")
 	case c.Clients < 1:

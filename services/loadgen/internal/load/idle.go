@@ -21,6 +21,7 @@ func (r *runner) idle(ctx context.Context) (*Results, error) {
 	}
 	r.phase.Store("connect")
 	d := r.dialAll(ctx, r.cfg.Clients, room.Project(r.cfg.Project).String(), true, nil)
+	defer r.closeAll(d.conns) // on every return, an error's included
 	res := r.connectResults(d)
 	r.phase.Store("idle")
 	sleepCtx(ctx, r.cfg.Duration)
@@ -41,7 +42,6 @@ func (r *runner) idle(ctx context.Context) (*Results, error) {
 		res.OK = false
 	}
 	r.captureMetrics()
-	r.phase.Store("close")
-	r.closeAll(d.conns)
+	r.phase.Store("close") // the deferred closeAll
 	return res, nil
 }

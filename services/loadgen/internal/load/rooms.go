@@ -227,17 +227,8 @@ func (r *runner) rooms(ctx context.Context) (*Results, error) {
 			deliverycheck.Expectation{Room: userOf(i), From: d.posAll[i][1], Coalesced: skip}))
 	}
 	sum := deliverycheck.Summarize(reports)
-	res.Delivery = &DeliveryResults{
-		Published: pub.Published, Expected: sum.Expected, Delivered: sum.Delivered,
-		Lost: sum.Lost, Duplicated: sum.Duplicates, OutOfOrder: sum.OutOfOrder, Unexpected: sum.Unexpected,
-		MessageBytes: int(r.messageBytes.Load()),
-	}
-	if window > 0 {
-		res.Delivery.PerSecond = float64(r.received.Load()) / window.Seconds()
-	}
-	for _, f := range sum.Failed[:min(len(sum.Failed), 3)] {
-		res.Delivery.Worst = append(res.Delivery.Worst, f.String())
-	}
+	// Deliveries/s counts every delivery, task_progress included.
+	res.Delivery = r.deliveryResults(sum, pub.Published, r.received.Load(), window)
 	rs.Forbidden = int(forbidden.Load())
 	rs.ProgressEligible = int(progElig)
 	rs.ProgressDelivered = int(progRecv.Load())

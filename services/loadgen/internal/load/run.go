@@ -136,7 +136,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Record, error) {
 	case "churn":
 		res, err = r.churn(ctx)
 	default: // Validate refused it
-		err = fmt.Errorf("scenario %q: %w", cfg.Scenario, ErrNotImplemented)
+		err = fmt.Errorf("scenario %q: unknown", cfg.Scenario)
 	}
 	stopBg()
 	bg.Wait()

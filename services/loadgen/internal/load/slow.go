@@ -181,18 +181,7 @@ func (r *runner) slow(ctx context.Context) (*Results, error) {
 	var sums [2]deliverycheck.Summary
 	for k, g := range groups {
 		sums[k] = deliverycheck.Summarize(reports[k])
-		s := sums[k]
-		g.Delivery = &DeliveryResults{
-			Published: pub.Published, Expected: s.Expected, Delivered: s.Delivered,
-			Lost: s.Lost, Duplicated: s.Duplicates, OutOfOrder: s.OutOfOrder, Unexpected: s.Unexpected,
-			MessageBytes: int(r.messageBytes.Load()),
-		}
-		if window > 0 {
-			g.Delivery.PerSecond = float64(s.Delivered) / window.Seconds()
-		}
-		for _, f := range s.Failed[:min(len(s.Failed), 3)] {
-			g.Delivery.Worst = append(g.Delivery.Worst, f.String())
-		}
+		g.Delivery = r.deliveryResults(sums[k], pub.Published, int64(sums[k].Delivered), window)
 		g.Latency = latencyOf(&latency[k])
 		if len(g.Closed) == 0 {
 			g.Closed = nil
@@ -201,14 +190,8 @@ func (r *runner) slow(ctx context.Context) (*Results, error) {
 	res.Groups = map[string]*GroupResults{"fast": groups[0], "slow": groups[1]}
 	// The whole run's delivery and latency, as broadcast reports them.
 	all := deliverycheck.Summarize(append(reports[0], reports[1]...))
-	res.Delivery = &DeliveryResults{
-		Published: pub.Published, Expected: all.Expected, Delivered: all.Delivered,
-		Lost: all.Lost, Duplicated: all.Duplicates, OutOfOrder: all.OutOfOrder, Unexpected: all.Unexpected,
-		MessageBytes: int(r.messageBytes.Load()),
-	}
-	if window > 0 {
-		res.Delivery.PerSecond = float64(all.Delivered) / window.Seconds()
-	}
+	res.Delivery = r.deliveryResults(all, pub.Published, int64(all.Delivered), window)
+	res.Delivery.Worst = nil // each group names its own
 	var merged hist.Histogram
 	merged.Merge(&latency[0])
 	merged.Merge(&latency[1])
