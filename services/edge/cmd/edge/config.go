@@ -128,7 +128,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	dur(&revocationTTL, "revocation-ttl", "EDGE_REVOCATION_TTL", 24*time.Hour, "how long revocations from ctl.revoke are remembered (at least the tokens' lifetime)")
 	integer(&socketSendBuffer, "socket-send-buffer", "EDGE_SOCKET_SEND_BUFFER", 0, "SO_SNDBUF of client sockets in bytes; 0: the kernel's autotuning")
 	str(&compression, "compression", "EDGE_COMPRESSION", "off", "permessage-deflate for clients that offer it: off or on (no context takeover)")
-	integer(&compressionThreshold, "compression-threshold", "EDGE_COMPRESSION_THRESHOLD", 512, "with --compression=on, the smallest frame compressed, in bytes")
+	integer(&compressionThreshold, "compression-threshold", "EDGE_COMPRESSION_THRESHOLD", server.DefaultCompressionThreshold, "with --compression=on, the smallest frame compressed, in bytes")
 	boolean(&adminPprof, "admin-pprof", "EDGE_ADMIN_PPROF", false, "serve Go profiles at /debug/pprof/ on the admin listener (keep the admin port private)")
 	boolean(&trustForwardedFor, "trust-forwarded-for", "EDGE_TRUST_FORWARDED_FOR", false, "take the client address from X-Forwarded-For (only behind a proxy that sets it)")
 	dur(&statsInterval, "stats-interval", "EDGE_STATS_INTERVAL", nodestats.DefaultInterval, "how often the node publishes its stats on ctl.edge.stats for sysmon (keep it well below sysmon's --node-silence)")

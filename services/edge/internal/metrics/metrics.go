@@ -153,7 +153,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		Name: "eventedge_throttled_total", Help: "task_progress events held back by a rate limit or the high-water mark (the newest per task is sent when allowed).",
 	})
 	m.ClientDrops = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "eventedge_client_drops_total", Help: "Events not sent to a client, by priority and reason (throttled, high_water, queue_full, slow_consumer).",
+		Name: "eventedge_client_drops_total", Help: "Events not sent to a client, by priority and reason (throttled, high_water, queue_full, slow_consumer, room_rate).",
 	}, []string{"priority", "reason"})
 	m.QueueDepth = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "eventedge_queue_depth_messages", Help: "Messages in a client's queue when its writer takes a frame.",

@@ -9,13 +9,11 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
 	"fmt"
-	"io"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -321,8 +319,8 @@ const (
 
 // Hijack takes the connection over with smaller buffers (connReadBuffer,
 // connWriteBuffer) than net/http's, writing through a session.Cork (kept
-// in w.cork for the session). Bytes the client sent after its handshake
-// and net/http already read are kept in front of the connection.
+// in w.cork for the session). When net/http has already read bytes the
+// client sent after its handshake, its reader (with them) is kept instead.
 func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
@@ -334,16 +332,9 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
-	br := bufio.NewReaderSize(conn, connReadBuffer)
-	if n := brw.Reader.Buffered(); n > 0 {
-		// Buffered bytes of the new reader are what Accept carries over;
-		// put the early ones there (read from memory, never the socket).
-		early, _ := brw.Reader.Peek(n)
-		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn), max(connReadBuffer, n))
-		if _, err := br.Peek(n); err != nil {
-			_ = conn.Close()
-			return nil, nil, err
-		}
+	br := brw.Reader // bytes the client sent early are buffered in it: keep it (rare)
+	if br.Buffered() == 0 {
+		br = bufio.NewReaderSize(conn, connReadBuffer)
 	}
 	w.cork = session.NewCork(conn)
 	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(w.cork, connWriteBuffer)), nil

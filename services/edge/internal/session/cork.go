@@ -9,8 +9,12 @@ import (
 // buffered writer. While the session's writer writes a frame the Cork is
 // corked: the library's writes (the frame header, the payload, in pieces)
 // are gathered in a pooled buffer and leave in one write call when the frame
-// is complete (uncork). Otherwise — pings, pongs and close frames, written
-// by other goroutines — writes go straight through.
+// is complete (uncork). While it is not corked, writes go straight through.
+// The Cork does not tell writers apart: a ping, pong or close frame that
+// another goroutine writes while a data frame is corked (the library
+// serialises frames, so it comes after it) is gathered and leaves with it,
+// in order. uncork holds the Cork's lock across the socket write, so such a
+// frame also waits for a blocked data write — as it would on the socket.
 //
 // So a frame costs one system call whatever its size, and the library's
 // own buffer in front of the Cork can be a few bytes (a frame header):

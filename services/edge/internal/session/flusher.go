@@ -17,8 +17,9 @@ import (
 // spends its time on per-frame costs, and it falls behind the stream.
 //
 // With it, the fan-out only marks sessions ready. One goroutine (Run)
-// repeatedly lets the runnable goroutines run first (the NATS reader and the
-// fan-out among them), takes every ready session and starts their writers
+// repeatedly yields the processor once (runtime.Gosched: goroutines already
+// runnable — the NATS reader, the fan-out — may run first; nothing is
+// guaranteed), takes every ready session and starts their writers
 // as one round, and waits until each writer of the round has started (a
 // writer blocked on a full socket does not hold the next round: it started).
 // Events that arrive while a round is being written wait for the next
@@ -96,8 +97,8 @@ func (f *Flusher) Run() {
 			}
 			return
 		}
-		// Let what is runnable run first: the NATS reader and the fan-out
-		// may hold events for the sessions about to be written.
+		// Yield once: the NATS reader and the fan-out, if runnable, may
+		// queue more events for the sessions about to be written.
 		runtime.Gosched()
 		f.mu.Lock()
 		round := f.ready

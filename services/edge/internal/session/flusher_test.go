@@ -90,7 +90,9 @@ func readEvents(t *testing.T, c *websocket.Conn, n int) []string {
 
 // TestFlusherDeliversInRounds: events queued for many sessions while the
 // Flusher runs reach every client, in order, and every writer ends (the
-// sessions go back to idle, holding no goroutine).
+// sessions go back to idle, holding no goroutine). It checks delivery
+// through the Flusher, not the batching itself (the load set measures
+// that: frames per delivery in docs/benchmarks.md).
 func TestFlusherDeliversInRounds(t *testing.T) {
 	f := NewFlusher()
 	go f.Run()

@@ -99,7 +99,7 @@ type Session struct {
 	writers    sync.WaitGroup        // the writer goroutine, while one runs
 	batch      []item                // owned by the running writer
 	batchPool  *[]item               // owned by the running writer: batch's entry in itemPool
-	writeTimer *time.Timer           // guarded by mu (created by the writer): WriteTimeout of the frame in flight
+	writeTimer *time.Timer           // set once under mu by the first writer; Reset/Stop by the writer and cutBlockedWriteLocked, stopped by Run's teardown
 	writeSince atomic.Int64          // when the frame in flight began to be written (unix ns); 0: none
 	flow       flow                  // guarded by mu: throttling and held progress
 	reason     *protocol.CloseReason // guarded by mu; set once: the session is closing
@@ -148,12 +148,17 @@ func (s *Session) Claims() *auth.Claims { return s.claims.Load() }
 // to call from any goroutine, any number of times: the first reason wins.
 func (s *Session) Close(reason *protocol.CloseReason) {
 	s.mu.Lock()
+	s.closeLocked(reason)
+	s.mu.Unlock()
+}
+
+// closeLocked is Close with s.mu held.
+func (s *Session) closeLocked(reason *protocol.CloseReason) {
 	if s.reason == nil {
 		s.reason = reason
 		s.cutBlockedWriteLocked()
 	}
 	s.kickLocked()
-	s.mu.Unlock()
 }
 
 // Deliver queues an event for the client. It never blocks. Low-priority
@@ -167,9 +172,7 @@ func (s *Session) Deliver(o *hub.Outbound) {
 		return
 	}
 	if !s.enqueue(o, false) {
-		s.reason = protocol.ReasonSlowConsumer
-		s.cutBlockedWriteLocked()
-		s.kickLocked()
+		s.closeLocked(protocol.ReasonSlowConsumer)
 		s.mu.Unlock()
 		s.env.Metrics.Dropped(hub.PriorityLabel(o.Priority), "slow_consumer")
 		return
@@ -308,6 +311,11 @@ func (s *Session) Run(ctx context.Context) *protocol.CloseReason {
 	s.kickLocked() // to send the close frame, unless the writing is over
 	s.mu.Unlock()
 	s.writers.Wait()
+	s.mu.Lock()
+	if s.writeTimer != nil {
+		s.writeTimer.Stop() // a close grace armed as the last write finished must not fire after Run
+	}
+	s.mu.Unlock()
 	cancel()
 	_ = s.conn.CloseNow()
 	s.pingWG.Wait()
@@ -389,7 +397,8 @@ func (s *Session) handleFrame(ctx context.Context, typ websocket.MessageType, da
 // and its stack is a large part of an idle connection's memory: the work
 // that needs a deep stack (verifying a token, joining a room) runs aside,
 // one frame at a time and in order, so the reader's stack stays the size
-// of the read path.
+// of the read path. The price is a goroutine start and a channel per client
+// frame (acks included), which client command rates bound.
 func aside(f func()) {
 	done := make(chan struct{})
 	go func() {
