@@ -102,7 +102,7 @@ func (s *Session) subscribe(ctx context.Context, msg *protocol.ClientMessage) {
 	} else if dev := s.device(); dev != "" && s.env.Positions != nil {
 		seq, ok, err := s.env.Positions.Get(ctx, claims.Subject, dev, r)
 		if err != nil {
-			s.logger().Error().Err(err).Str("room", name).Msg("read device position")
+			s.logEvent(s.env.Log.Error()).Err(err).Str("room", name).Msg("read device position")
 			s.send(protocol.EncodeError(msg.ID, protocol.CodeInternal, "could not read this device's position; try again"))
 			return
 		}
@@ -116,7 +116,7 @@ func (s *Session) subscribe(ctx context.Context, msg *protocol.ClientMessage) {
 		return
 	}
 	if err != nil {
-		s.logger().Error().Err(err).Str("room", name).Msg("join room")
+		s.logEvent(s.env.Log.Error()).Err(err).Str("room", name).Msg("join room")
 		s.send(protocol.EncodeError(msg.ID, protocol.CodeInternal, "could not subscribe; try again"))
 		return
 	}
@@ -135,7 +135,7 @@ func (s *Session) subscribe(ctx context.Context, msg *protocol.ClientMessage) {
 		defer cancel()
 		err := s.env.Hub.CatchUp(cctx, sub)
 		if err != nil && cctx.Err() == nil && !errors.Is(err, errClosing) {
-			s.logger().Error().Err(err).Str("room", name).Uint64("since", since).Msg("catch-up failed")
+			s.logEvent(s.env.Log.Error()).Err(err).Str("room", name).Uint64("since", since).Msg("catch-up failed")
 			s.Close(protocol.TryAgainLater(2 * time.Second))
 		}
 	}()

@@ -157,7 +157,7 @@ func (s *Session) coalesce(dst *item, newer item) {
 	merged.GetTaskProgress().Logs = logs
 	data, err := protocol.EncodeEvent(newer.room, newer.seq, merged)
 	if err != nil { // cannot happen for an event that encoded once; keep the newest as is
-		s.logger().Error().Err(err).Str("room", newer.room).Uint64("seq", newer.seq).Msg("encode coalesced event")
+		s.logEvent(s.env.Log.Error()).Err(err).Str("room", newer.room).Uint64("seq", newer.seq).Msg("encode coalesced event")
 		merged, data = newer.ev, newer.data
 	}
 	*dst = newer

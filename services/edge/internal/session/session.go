@@ -125,16 +125,20 @@ func New(env *Env, conn *websocket.Conn, info Info) *Session {
 	return s
 }
 
-// logger returns the session's logger: the node's, with the session, the
-// remote address and, once authenticated, the user. It is built when
-// something is logged, which is rare: a connection keeps no logger context.
-func (s *Session) logger() *zerolog.Logger {
-	lc := s.env.Log.With().Str("session", s.info.ID).Str("remote", s.info.RemoteAddr)
-	if c := s.Claims(); c != nil {
-		lc = lc.Str("user", c.Subject)
+// logEvent adds the session's fields (the session, the remote address
+// and, once authenticated, the user) to e, an event of the node's logger:
+// s.logEvent(s.env.Log.Info()).Msg(…). A connection keeps no logger
+// context, and an event below the node's level is nil, so a disabled
+// level costs nothing here.
+func (s *Session) logEvent(e *zerolog.Event) *zerolog.Event {
+	if e == nil {
+		return nil
 	}
-	l := lc.Logger()
-	return &l
+	e = e.Str("session", s.info.ID).Str("remote", s.info.RemoteAddr)
+	if c := s.Claims(); c != nil {
+		e = e.Str("user", c.Subject)
+	}
+	return e
 }
 
 // ID returns the session id.
@@ -327,7 +331,7 @@ func (s *Session) Run(ctx context.Context) *protocol.CloseReason {
 }
 
 func (s *Session) logClose(r *protocol.CloseReason) {
-	s.logger().Info().Str("reason", r.Label).Int("code", int(r.Code)).Dur("duration_ms", time.Since(s.start)).Msg("connection closed")
+	s.logEvent(s.env.Log.Info()).Str("reason", r.Label).Int("code", int(r.Code)).Dur("duration_ms", time.Since(s.start)).Msg("connection closed")
 }
 
 // readLoop reads until the connection fails or closes.
