@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -117,6 +118,8 @@ type Client struct {
 	cfg    Config
 	events chan *Message
 
+	dups atomic.Uint64 // events dropped as already delivered
+
 	mu    sync.Mutex
 	rooms map[string]*roomSub // guarded by mu
 	conn  *Conn               // guarded by mu; nil while disconnected
@@ -190,6 +193,11 @@ func (c *Client) Position(room string) uint64 {
 	}
 	return 0
 }
+
+// Duplicates is the number of events the client dropped because their
+// room had already delivered their seq: copies a resume or a failover
+// sent again. Events never reports them.
+func (c *Client) Duplicates() uint64 { return c.dups.Load() }
 
 // Subscribed reports whether room is subscribed on the current connection:
 // the server has answered its subscribe, so every event of the room stored
@@ -465,6 +473,7 @@ func (c *Client) handle(ctx context.Context, m *Message) error {
 	case "event":
 		if r.known && m.Seq <= r.pos {
 			c.mu.Unlock()
+			c.dups.Add(1)
 			return nil // already delivered
 		}
 		r.pos, r.known = m.Seq, true

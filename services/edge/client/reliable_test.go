@@ -1,9 +1,17 @@
 package client
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // backoffCap is min(maxDelay, base·2^attempt) computed without overflow.
@@ -134,4 +142,71 @@ func TestStateString(t *testing.T) {
 			t.Errorf("State(%d).String() = %q, want %q", int(s), got, want)
 		}
 	}
+}
+
+// TestClientDropsRepeatedSeqs: against a server that sends an event twice
+// and an older seq after a newer one (a scripted server on a real
+// loopback WebSocket: a correct edge never does this), the client hands
+// each seq on once, in order, and counts the copies it dropped.
+func TestClientDropsRepeatedSeqs(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ctx := r.Context()
+		var m struct {
+			Op string `json:"op"`
+			ID uint64 `json:"id"`
+		}
+		for m.Op != "subscribe" {
+			_, data, err := ws.Read(ctx)
+			if err != nil {
+				return
+			}
+			if err := json.Unmarshal(data, &m); err != nil {
+				t.Errorf("client sent %q: %v", data, err)
+				return
+			}
+			if m.Op == "auth" {
+				_ = ws.Write(ctx, websocket.MessageText, []byte(`{"op":"welcome","session":"s1","node":"n1","user":"u1"}`))
+			}
+		}
+		script := fmt.Sprintf(`{"op":"reply","id":%d,"ok":true,"seq":0}`, m.ID)
+		for _, seq := range []int{1, 2, 2, 1, 3} {
+			script += fmt.Sprintf("\n"+`{"op":"event","room":"global","seq":%d,"event":{"id":"e%d","type":"system.status"}}`, seq, seq)
+		}
+		_ = ws.Write(ctx, websocket.MessageText, []byte(script))
+		for { // answer nothing more; read until the client leaves
+			if _, _, err := ws.Read(ctx); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := NewClient(Config{URLs: []string{"ws" + strings.TrimPrefix(srv.URL, "http")}, Token: "t", AckInterval: -1})
+	c.Subscribe("global")
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	var got []uint64
+	for len(got) < 3 {
+		select {
+		case m := <-c.Events():
+			got = append(got, m.Seq)
+		case <-ctx.Done():
+			t.Fatalf("got seqs %v, want 1 2 3", got)
+		}
+	}
+	if !slices.Equal(got, []uint64{1, 2, 3}) {
+		t.Errorf("delivered seqs %v, want [1 2 3]", got)
+	}
+	if d := c.Duplicates(); d != 2 {
+		t.Errorf("Duplicates() = %d, want 2 (seq 2 again, then seq 1)", d)
+	}
+	cancel()
+	<-done
 }
