@@ -72,8 +72,9 @@ build:
 	@cd scripts/devrun && CGO_ENABLED=0 $(GO) build -trimpath -o $(CURDIR)/bin/devrun .
 
 ## images: one FROM-scratch image per service from ./bin, tagged
-## eventedge/<svc>:<git describe> and :latest (deploy/docker/build-images);
-## needs a Docker engine (DOCKER_HOST or the default socket)
+## eventedge/<svc>:<git describe> and :latest, plus eventedge/nats-server
+## (bin/nats-server, for the container tests) tagged with its own version
+## (deploy/docker/build-images); needs a Docker engine (DOCKER_HOST or the default socket)
 images:
 	@deploy/docker/build-images --check
 	@$(MAKE) --no-print-directory build

@@ -135,7 +135,8 @@ type container struct {
 	name, adminAddr string
 }
 
-// TestImages builds every image with `make images` and runs each on a
+// TestImages builds every image (buildImages: `make build` once, then
+// build-images for each image not yet built by this test binary) and runs each on a
 // Docker engine the way production does: read-only root filesystem, the
 // numeric non-root user, no capabilities, host networking with every port on
 // 127.0.0.1 (no container address is ever dialled). The edge runs with its
@@ -144,14 +145,8 @@ type container struct {
 // image's own HEALTHCHECK.
 func TestImages(t *testing.T) {
 	requireEngine(t)
-	root := repoRoot(t)
 	ctx := context.Background()
-
-	t.Log("make images")
-	build := exec.CommandContext(ctx, "make", "-C", root, "images")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("make images: %v\n%s", err, out)
-	}
+	buildImages(t, sortedKeys(services)...)
 
 	for _, svc := range sortedKeys(services) {
 		out, err := docker(ctx, "image", "inspect", "--format", "{{json .Config}}", "eventedge/"+svc+":latest")
