@@ -65,9 +65,10 @@ func startCluster(t *testing.T, n int) []*natsNode {
 	t.Helper()
 	nodes := make([]*natsNode, n)
 	routes := make([]string, n)
+	addrs := proctest.FreeAddrs(t, 3*n) // distinct: a route port that is another node's monitor port fails
 	for i := range nodes {
-		nodes[i] = &natsNode{name: fmt.Sprintf("nats-%d", i), client: proctest.FreeAddr(t), monitor: proctest.FreeAddr(t)}
-		routes[i] = "nats://" + proctest.FreeAddr(t)
+		nodes[i] = &natsNode{name: fmt.Sprintf("nats-%d", i), client: addrs[3*i], monitor: addrs[3*i+1]}
+		routes[i] = "nats://" + addrs[3*i+2]
 	}
 	for i, nd := range nodes {
 		host, port := splitAddr(t, nd.client)
@@ -128,8 +129,9 @@ func (e *edgeNode) ready() bool {
 func startEdges(t *testing.T, nodes []*natsNode, n int) []*edgeNode {
 	t.Helper()
 	edges := make([]*edgeNode, n)
+	addrs := proctest.FreeAddrs(t, 2*n)
 	for i := range edges {
-		e := &edgeNode{name: fmt.Sprintf("edge-%d", i), addr: proctest.FreeAddr(t), admin: proctest.FreeAddr(t)}
+		e := &edgeNode{name: fmt.Sprintf("edge-%d", i), addr: addrs[2*i], admin: addrs[2*i+1]}
 		e.front = netproxy.Start(t, e.addr)
 		urls := make([]string, len(nodes))
 		for k, nd := range nodes {

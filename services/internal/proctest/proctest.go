@@ -56,6 +56,24 @@ func FreeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
+// FreeAddrs returns n distinct 127.0.0.1 addresses with ports that were
+// free a moment ago. Calling FreeAddr n times can return one port twice
+// (the kernel may hand a just-closed port out again); FreeAddrs holds
+// every listener until it has all n.
+func FreeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
+	}
+	return addrs
+}
+
 // Spec describes a process.
 type Spec struct {
 	Name string   // for logs
