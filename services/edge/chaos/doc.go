@@ -6,13 +6,17 @@
 // three-node NATS cluster (bin/nats-server processes, the EVENTS stream
 // at three replicas), three edge processes (bin/edge, each reaching every
 // NATS node through its own TCP proxy), a TCP proxy in front of each edge
-// for the clients, a publisher at a steady rate over a few project rooms,
+// for the clients, a publisher at a steady rate over a few project rooms
+// (task events, and one in four a low-priority progress event of the
+// room's running task),
 // and reliable clients (services/edge/client) spread over the rooms and
 // the edges. It lets traffic flow, breaks something, lets traffic flow
 // again, stops publishing, waits until the clients have settled, and
 // judges every client with services/edge/deliverycheck: nothing lost,
 // nothing duplicated after the client's de-duplication, nothing out of
-// order, nothing from a room the client is not in.
+// order, nothing from a room the client is not in. A progress event that a
+// later one of its task supersedes may be coalesced away, as
+// docs/delivery.md allows; the last one of each task must arrive.
 //
 // Scenarios (issue #9):
 //
