@@ -215,8 +215,8 @@ func runScenario(t *testing.T, sc scenario, p params) verdict {
 	if v.Published == 0 || v.Expected == 0 {
 		t.Errorf("nothing published (%d) or expected (%d): the scenario proves nothing", v.Published, v.Expected)
 	}
-	if !v.summary.OK() {
-		t.Errorf("delivery: %s", v.summary)
+	if !v.OK() {
+		t.Errorf("delivery: %s", v.Summary)
 	}
 	if v.PublishFailures > 0 {
 		t.Errorf("%d publishes failed for good (or one id was stored twice)", v.PublishFailures)

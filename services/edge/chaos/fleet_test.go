@@ -251,20 +251,19 @@ func (p *publisher) coalesced(seq uint64) bool {
 	return ok && p.lastProgress[task] != seq
 }
 
-// verdict is the outcome of one scenario.
+// verdict is the outcome of one scenario: the clients' summary (Clients,
+// Expected, Delivered, Lost, Duplicates, OutOfOrder, Unexpected) and the
+// rest of what a scenario reports.
 type verdict struct {
-	Scenario                       string
-	Clients                        int
-	Published, Expected, Delivered int
-	Lost, Duplicates, OutOfOrder   int
-	Unexpected                     int
-	ClientDropped                  uint64 // copies the clients' de-duplication dropped
-	PublishRetries, Deduplicated   int64
-	PublishFailures                int64
-	Reconnects                     int
-	ReconnectP50, ReconnectP99     time.Duration
-	Elapsed                        time.Duration
-	summary                        deliverycheck.Summary
+	deliverycheck.Summary
+	Scenario                     string
+	Published                    int
+	ClientDropped                uint64 // copies the clients' de-duplication dropped
+	PublishRetries, Deduplicated int64
+	PublishFailures              int64
+	Reconnects                   int
+	ReconnectP50, ReconnectP99   time.Duration
+	Elapsed                      time.Duration
 }
 
 // judge checks every client against the publisher's log, waiting up to
@@ -290,22 +289,15 @@ func judge(t *testing.T, name string, f *fleet, p *publisher, settle time.Durati
 		time.Sleep(200 * time.Millisecond)
 		reports, ok = check()
 	}
-	v := verdict{Scenario: name, Clients: len(f.clients), Published: int(p.published.Load()),
+	v := verdict{Summary: deliverycheck.Summarize(reports), Scenario: name, Published: int(p.published.Load()),
 		PublishRetries: p.retries.Load(), Deduplicated: p.deduplicated.Load(), PublishFailures: p.failures.Load()}
 	var recon []time.Duration
-	for i, r := range reports {
-		v.Expected += r.Expected
-		v.Delivered += r.Delivered
-		v.Lost += len(r.Lost)
-		v.Duplicates += len(r.Duplicates)
-		v.OutOfOrder += len(r.OutOfOrder)
-		v.Unexpected += len(r.Unexpected)
-		v.ClientDropped += f.clients[i].c.Duplicates()
-		f.clients[i].mu.Lock()
-		recon = append(recon, f.clients[i].reconnects...)
-		f.clients[i].mu.Unlock()
+	for _, fc := range f.clients {
+		v.ClientDropped += fc.c.Duplicates()
+		fc.mu.Lock()
+		recon = append(recon, fc.reconnects...)
+		fc.mu.Unlock()
 	}
-	v.summary = deliverycheck.Summarize(reports)
 	shown := 0
 	for i, r := range reports {
 		if r.OK() || shown == 5 {
