@@ -12,6 +12,10 @@
 #                BENCH_FLAGS="--only L1,L5" or "--quick" for the set)
 #   make chaos   the chaos suite's long form (every fault scenario, a few
 #                hundred clients; make test runs the short form)
+#   make fuzz    every fuzz target for FUZZTIME (2m) each; make test runs
+#                the parsers' targets for 5s each (make fuzz-short)
+#   make govulncheck  every module against the Go vulnerability database,
+#                built offline from the module proxy
 #   make screenshot  refresh docs/dashboard.png from the dashboard's browser test
 #
 # Tools that are missing are installed: protoc from Debian's
@@ -33,7 +37,7 @@ STATICCHECK_VERSION   := v0.8.2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test lint proto bench bench-micro bench-system chaos tools deps clean screenshot images docs
+.PHONY: all build run test lint proto bench bench-micro bench-system chaos fuzz fuzz-short govulncheck tools deps clean screenshot images docs
 
 all: build
 
@@ -95,6 +99,7 @@ test: tools
 	done
 	@echo "== allocation tests without the race detector"
 	cd services/edge && $(GO) test -count=1 -run 'Allocs' ./...
+	@$(MAKE) --no-print-directory fuzz-short
 
 ## lint: gofmt, go vet, staticcheck on every module
 lint: tools
@@ -138,6 +143,25 @@ CHAOS_REPORT ?= /tmp/eventedge-chaos.md
 chaos:
 	cd services/edge && $(GO) test -count=1 -run '^TestChaos$$' -timeout 30m -v ./chaos -args -chaos.long -chaos.report $(CHAOS_REPORT)
 	@cat $(CHAOS_REPORT)
+
+## fuzz: every fuzz target of the repository for FUZZTIME each (a failing
+## input stays in testdata/fuzz/ as a seed: commit it with the fix)
+FUZZTIME ?= 2m
+fuzz:
+	scripts/fuzz $(FUZZTIME)
+
+## fuzz-short: the parsers of issue #9 (client frames, room names and
+## subjects, JWT claims, events from NATS) for 5s each; part of make test
+FUZZ_SHORT := services/edge/internal/protocol:FuzzDecode proto/room:FuzzParse proto/room:FuzzFromSubject services/edge/internal/auth:FuzzClaims proto/events:FuzzDecode
+fuzz-short:
+	@echo "== fuzzing, 5s per target"
+	scripts/fuzz 5s $(FUZZ_SHORT)
+
+## govulncheck: every module against the Go vulnerability database, built
+## offline from the golang.org/x/vulndb module (scripts/govulncheck; not
+## part of make test: see docs/operations.md)
+govulncheck:
+	scripts/govulncheck
 
 ## docs: regenerate docs/configuration.md from the services' own flag sets
 ## (scripts/configdocs builds every binary and reads its -h); make test

@@ -45,6 +45,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		addr, adminAddr, natsURL, embeddedAddr, nodeName         string
 		jwtSecret, jwtPublicKey, jwtIssuer, jwtAudience, origins string
 		jwtLeeway, authTimeout, writeTimeout, pingInterval       time.Duration
+		readHeaderTimeout                                        time.Duration
 		pingTimeout, shutdownTimeout, streamMaxAge, streamDup    time.Duration
 		readLimit, queueBytes                                    int64
 		queueMessages, maxSubs, streamReplicas                   int
@@ -96,6 +97,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	str(&c.logLevel, "log-level", "EDGE_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	str(&c.logFormat, "log-format", "EDGE_LOG_FORMAT", "json", "log format: json or console")
 	i64(&readLimit, "read-limit", "EDGE_READ_LIMIT", server.DefaultReadLimit, "largest client frame in bytes (larger: close 1009)")
+	dur(&readHeaderTimeout, "read-header-timeout", "EDGE_READ_HEADER_TIMEOUT", server.DefaultReadHeaderTimeout, "time a client has from connecting to the end of its handshake's headers; slower or stalled: disconnected")
 	dur(&authTimeout, "auth-timeout", "EDGE_AUTH_TIMEOUT", session.DefaultAuthTimeout, "time a client has to send its auth message")
 	dur(&writeTimeout, "write-timeout", "EDGE_WRITE_TIMEOUT", session.DefaultWriteTimeout, "time a client has to take one frame")
 	dur(&pingInterval, "ping-interval", "EDGE_PING_INTERVAL", session.DefaultPingInterval, "time between WebSocket pings")
@@ -160,7 +162,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		name string
 		d    time.Duration
 	}{
-		{"auth-timeout", authTimeout}, {"write-timeout", writeTimeout}, {"ping-interval", pingInterval},
+		{"read-header-timeout", readHeaderTimeout}, {"auth-timeout", authTimeout}, {"write-timeout", writeTimeout}, {"ping-interval", pingInterval},
 		{"ping-timeout", pingTimeout}, {"shutdown-timeout", shutdownTimeout}, {"stream-max-age", streamMaxAge},
 		{"stream-duplicates", streamDup},
 	}
@@ -295,6 +297,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 			MaxConnsPerIP:     maxConnsPerIP,
 			ReadyFill:         readyFill,
 			TrustForwardedFor: trustForwardedFor,
+			ReadHeaderTimeout: readHeaderTimeout,
 		},
 		Session: session.Options{
 			AuthTimeout:      authTimeout,

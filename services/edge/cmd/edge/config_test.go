@@ -81,6 +81,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		{"Auth.Audience", n.Auth.Audience, ""},
 		{"Auth.Leeway", n.Auth.Leeway, auth.DefaultLeeway},
 		{"Server.ReadLimit", n.Server.ReadLimit, int64(server.DefaultReadLimit)},
+		{"Server.ReadHeaderTimeout", n.Server.ReadHeaderTimeout, server.DefaultReadHeaderTimeout},
 		{"Server.AllowedOrigins", len(n.Server.AllowedOrigins), 0},
 		{"Session.AuthTimeout", n.Session.AuthTimeout, session.DefaultAuthTimeout},
 		{"Session.WriteTimeout", n.Session.WriteTimeout, session.DefaultWriteTimeout},
@@ -333,6 +334,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "read limit too large", args: []string{"--read-limit", "16777217"}, want: []string{"--read-limit", "between"}},
 		{name: "auth timeout without unit", env: env{"EDGE_AUTH_TIMEOUT": "5"}, want: []string{`EDGE_AUTH_TIMEOUT="5"`, "want a duration"}},
 		{name: "auth timeout negative", env: env{"EDGE_AUTH_TIMEOUT": "-1s"}, want: []string{"--auth-timeout (EDGE_AUTH_TIMEOUT)", "must be positive"}},
+		{name: "read header timeout zero", env: env{"EDGE_READ_HEADER_TIMEOUT": "0s"}, want: []string{"--read-header-timeout (EDGE_READ_HEADER_TIMEOUT)", "must be positive"}},
 		{name: "write timeout zero", args: []string{"--write-timeout=0s"}, want: []string{"--write-timeout (EDGE_WRITE_TIMEOUT)", "must be positive"}},
 		{name: "ping interval negative", env: env{"EDGE_PING_INTERVAL": "-5m"}, want: []string{"--ping-interval (EDGE_PING_INTERVAL)", "must be positive"}},
 		{name: "ping timeout negative", args: []string{"-ping-timeout", "-1ms"}, want: []string{"--ping-timeout", "must be positive"}},
@@ -430,12 +432,13 @@ func TestParseConfigPolicyAndNotice(t *testing.T) {
 	secret := map[string]string{"EDGE_JWT_SECRET": strings.Repeat("s", 32)}
 	getenv := func(k string) string { return secret[k] }
 	c, err := parseConfig([]string{"--room-policy", good, "--expiring-notice", "30s", "--socket-send-buffer", "65536",
-		"--compression", "on", "--compression-threshold", "256", "--admin-pprof"}, getenv)
+		"--compression", "on", "--compression-threshold", "256", "--admin-pprof", "--read-header-timeout", "3s"}, getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.node.Policy == nil || c.node.Session.ExpiringNotice != 30*time.Second || c.node.SocketSendBuffer != 65536 ||
-		!c.node.Server.Compression || c.node.Server.CompressionThreshold != 256 || !c.node.AdminPprof {
+		!c.node.Server.Compression || c.node.Server.CompressionThreshold != 256 || !c.node.AdminPprof ||
+		c.node.Server.ReadHeaderTimeout != 3*time.Second {
 		t.Fatalf("options %+v", c.node)
 	}
 	if c, err := parseConfig(nil, getenv); err != nil || c.node.Server.Compression || c.node.AdminPprof {

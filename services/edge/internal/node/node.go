@@ -285,7 +285,7 @@ func (n *Node) Start() (err error) {
 		n.publicLn.Close()
 		return fmt.Errorf("listen admin %s: %w", n.opts.AdminAddr, err)
 	}
-	n.public = &http.Server{Handler: n.ws, ReadHeaderTimeout: 10 * time.Second}
+	n.public = n.ws.HTTPServer()
 	n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	n.serve(n.public, n.publicLn)
 	n.serve(n.admin, n.adminLn)

@@ -14,6 +14,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	stdlog "log"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -74,6 +75,12 @@ type Options struct {
 	// CompressionThreshold is the smallest frame compressed when
 	// Compression is on; smaller ones go uncompressed. Default 512 bytes.
 	CompressionThreshold int
+	// ReadHeaderTimeout bounds the time from a new TCP connection to the
+	// end of its request headers (the WebSocket handshake): a client that
+	// sends its headers slowly, or part of them and stalls, is disconnected
+	// when it passes. It is the http.Server's (HTTPServer), so it applies
+	// before any limit of this package counts the connection. Default 10s.
+	ReadHeaderTimeout time.Duration
 }
 
 // Defaults of Options.
@@ -87,6 +94,7 @@ const (
 	// compressing (a single small event gains little and costs a deflate
 	// run of its own).
 	DefaultCompressionThreshold = 512
+	DefaultReadHeaderTimeout    = 10 * time.Second
 )
 
 // Server serves /v1/ws. Safe for concurrent use.
@@ -129,6 +137,9 @@ func New(env *session.Env, opts Options) *Server {
 	if opts.ReadyFill <= 0 {
 		opts.ReadyFill = DefaultReadyFill
 	}
+	if opts.ReadHeaderTimeout <= 0 {
+		opts.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
 	lim := newLimiter(opts, env.Metrics, time.Now, mrand.Float64)
 	e := *env
 	e.Users = lim
@@ -154,8 +165,35 @@ func New(env *session.Env, opts Options) *Server {
 	return s
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. Every response but a successful
+// upgrade closes its connection ("Connection: close"): the public listener
+// serves WebSockets, and a kept-alive idle HTTP connection would be held
+// without a deadline (net/http applies none between requests unless
+// IdleTimeout or ReadTimeout is set) and without counting toward MaxConns.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Connection", "close")
+	s.mux.ServeHTTP(w, r)
+}
+
+// HTTPServer returns an http.Server for s on the public listener: its
+// header read timeout is ReadHeaderTimeout, and what net/http logs itself
+// (a panic, an accept error) goes to the node's logger as one JSON line
+// instead of to the standard library's logger.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
+		ErrorLog:          stdlog.New(httpErrorLog{s.log}, "", 0),
+	}
+}
+
+// httpErrorLog writes each line net/http logs as a warning of log.
+type httpErrorLog struct{ log zerolog.Logger }
+
+func (l httpErrorLog) Write(p []byte) (int, error) {
+	l.log.Warn().Str("component", "net/http").Msg(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
 
 // Handle registers an extra handler on the public listener (for example the
 // browser client).
@@ -300,6 +338,11 @@ type statusWriter struct {
 
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
+	if code != http.StatusSwitchingProtocols {
+		// A refused handshake closes its connection like every other
+		// response (ServeHTTP); Accept may have replaced that header.
+		w.Header().Set("Connection", "close")
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 

@@ -61,7 +61,9 @@ func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string
 		s.deviceID.Store(&deviceID)
 	}
 	s.send(protocol.EncodeWelcome(s.info.ID, s.env.Node, claims.Subject, claims.ExpiresAt))
-	s.logEvent(s.env.Log.Info()).Str("node", s.env.Node).Str("device", deviceID).Str("client_version", clientVersion).
+	// No "node" field: the node's logger carries it (a second one would be
+	// a duplicate key in the JSON line).
+	s.logEvent(s.env.Log.Info()).Str("device", deviceID).Str("client_version", clientVersion).
 		Str("user_agent", s.info.UserAgent).Msg("connection authenticated")
 }
 
