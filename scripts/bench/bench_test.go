@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -10,7 +11,9 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -102,35 +105,65 @@ func TestEvaluate(t *testing.T) {
 
 func jsonNum(f float64) string { b, _ := json.Marshal(f); return string(b) }
 
+// binaries builds bin/edge, bin/loadgen and bin/nats-server once for the
+// tests that start real processes, and skips where they cannot run.
+func binaries(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("taskset"); err != nil {
+		t.Skip("taskset not found (util-linux): the bench pins processes to CPUs")
+	}
+	if runtime.NumCPU() < 2 {
+		t.Skip("the bench needs 2 CPUs (taskset -c 0 and -c 1)")
+	}
+	if testing.Short() {
+		t.Skip("-short: starts real processes")
+	}
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "eventedge-bench-bin-"); built.err != nil {
+			return
+		}
+		root, _ := filepath.Abs("../..")
+		for name, pkg := range map[string]string{
+			"edge": "./services/edge/cmd/edge", "loadgen": "./services/loadgen/cmd/loadgen", "nats-server": "github.com/nats-io/nats-server/v2",
+		} {
+			dir := root
+			if name == "nats-server" {
+				dir = filepath.Join(root, "services/edge") // its version is in the edge's go.sum
+			}
+			cmd := exec.Command("go", "build", "-o", filepath.Join(built.dir, name), pkg)
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				built.err = fmt.Errorf("build %s: %v\n%s", name, err, out)
+				return
+			}
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.dir
+}
+
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
 // TestQuickSet runs the whole orchestration once with --quick: real
 // binaries, a NATS server, a fresh edge per run. It asserts no timing:
 // only that every workload produced a record and the table was printed.
 func TestQuickSet(t *testing.T) {
-	if _, err := exec.LookPath("taskset"); err != nil {
-		t.Skip("taskset not found (util-linux): the bench set pins processes to CPUs")
-	}
-	if runtime.NumCPU() < 2 {
-		t.Skip("the bench set needs 2 CPUs (taskset -c 0 and -c 1)")
-	}
-	if testing.Short() {
-		t.Skip("-short: the quick set starts real processes")
-	}
-	bin := t.TempDir()
-	root, _ := filepath.Abs("../..")
-	for name, pkg := range map[string]string{
-		"edge": "./services/edge/cmd/edge", "loadgen": "./services/loadgen/cmd/loadgen", "nats-server": "github.com/nats-io/nats-server/v2",
-	} {
-		dir := root
-		if name == "nats-server" {
-			dir = filepath.Join(root, "services/edge") // its version is in the edge's go.sum
-		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, name), pkg)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", name, err, out)
-		}
-	}
+	bin := binaries(t)
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	err := run(t.Context(), []string{"--quick", "--bin", bin, "--out", out, "--timeout", "3m"}, &stdout, &stderr)
@@ -149,5 +182,76 @@ func TestQuickSet(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "QUICK MODE") || t.Failed() {
 		t.Errorf("table:\n%s\nlog:\n%s", stdout.String(), stderr.String())
+	}
+}
+
+// TestSoakShort is the soak's short form (make soak runs 10 minutes): 20 s
+// of churn against a fresh edge, after which its goroutines and RSS must
+// be back within the margins of their baseline, with no delivery lost.
+func TestSoakShort(t *testing.T) {
+	bin := binaries(t)
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"--soak", "20s", "--bin", bin, "--out", out, "--timeout", "4m"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s\nlog:\n%s", err, stdout.String(), stderr.String())
+	}
+	data, err := os.ReadFile(filepath.Join(out, "soak.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec soakRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if !rec.OK || rec.Churn == nil || rec.Churn.Connects == 0 || rec.Delivery == nil || rec.Delivery.Delivered == 0 ||
+		rec.ConnectionsOpened < soakClients+rec.Churn.Connects || rec.ConnectionsClosed != rec.ConnectionsOpened {
+		t.Errorf("record %s", data)
+	}
+	if !strings.Contains(stdout.String(), "result: PASS") {
+		t.Errorf("table:\n%s", stdout.String())
+	}
+	t.Logf("\n%s", stdout.String())
+}
+
+func TestParseMetrics(t *testing.T) {
+	m, err := parseMetrics(strings.NewReader(`# HELP go_goroutines Number of goroutines.
+# TYPE go_goroutines gauge
+go_goroutines 27
+eventedge_connections_closed_total{reason="normal"} 10
+eventedge_connections_closed_total{reason="slow {x}"} 2.5
+process_resident_memory_bytes 2.5e+07
+bad_line{ 1
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["go_goroutines"] != 27 || m["eventedge_connections_closed_total"] != 12.5 || m["process_resident_memory_bytes"] != 25e6 || len(m) != 3 {
+		t.Fatalf("parsed %v", m)
+	}
+}
+
+func TestSoakFlagsAndTable(t *testing.T) {
+	o, err := parseFlags([]string{"--soak", "10m"}, io.Discard)
+	if err != nil || o.soak != 10*time.Minute {
+		t.Fatalf("--soak 10m: %v, %v", o.soak, err)
+	}
+	if o, err := parseFlags([]string{"--soak", "1h"}, io.Discard); err != nil || o.timeout != 65*time.Minute {
+		t.Fatalf("--soak 1h: timeout %v, %v; want 1h5m", o.timeout, err)
+	}
+	for _, bad := range [][]string{{"--soak", "-1s"}, {"--soak", "1m", "--quick"}, {"--soak", "1m", "--only", "L1"}, {"--soak", "1h", "--timeout", "1h"}} {
+		if _, err := parseFlags(bad, io.Discard); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+	rec := soakRecord{Baseline: soakFigures{Goroutines: 20, RSSBytes: 20 << 20}, End: soakFigures{Goroutines: 31, RSSBytes: 30 << 20},
+		Failures: []string{"goroutines 31 > baseline 20 + 10"}}
+	rec.Limits.Goroutines, rec.Limits.RSSBytes = 30, 52<<20
+	var b bytes.Buffer
+	writeSoakTable(&b, &rec)
+	for _, want := range []string{"goroutines", "≤ 30", "20.0 MiB", "result: FAIL", "baseline 20 + 10"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
 	}
 }

@@ -36,6 +36,7 @@ type options struct {
 	only     []string
 	rates    []float64
 	quick    bool
+	soak     time.Duration // > 0: run the soak (soak.go) instead of the set
 	timeout  time.Duration
 }
 
@@ -49,7 +50,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&only, "only", "", "comma-separated workloads to run, e.g. L1,L5 (default: all of "+strings.Join(workloadNames, ",")+")")
 	fs.StringVar(&sweep, "sweep", "20,40,60,80,100,150", "L2: event rates swept (events/s, 5,000 clients each)")
 	fs.BoolVar(&o.quick, "quick", false, "200 clients and short durations: checks the orchestration, measures nothing")
-	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole set")
+	fs.DurationVar(&o.soak, "soak", 0, "run the soak instead of the set for this long: loadgen's churn scenario against a fresh edge, "+
+		"then check that its goroutines and RSS return to the baseline (e.g. 10m; make soak)")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run (with --soak, default: at least the soak + 5m)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -68,6 +71,19 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.timeout <= 0 {
 		return o, fmt.Errorf("--timeout %s: must be positive", o.timeout)
+	}
+	if o.soak < 0 || o.soak > 0 && (only != "" || o.quick) {
+		return o, fmt.Errorf("--soak %s: a positive duration, without --only or --quick (the soak runs alone)", o.soak)
+	}
+	if o.soak > 0 {
+		timeoutSet := false
+		fs.Visit(func(f *flag.Flag) { timeoutSet = timeoutSet || f.Name == "timeout" })
+		switch {
+		case !timeoutSet:
+			o.timeout = max(o.timeout, o.soak+5*time.Minute)
+		case o.timeout < o.soak+3*time.Minute:
+			return o, fmt.Errorf("--timeout %s: at least --soak + 3m (the load's connect and drain, the settle)", o.timeout)
+		}
 	}
 	return o, nil
 }
@@ -106,6 +122,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
+	if o.soak > 0 {
+		return runSoak(ctx, o, stdout, stderr)
+	}
 	p := &procs{}
 	defer p.stopAll() // on every path: error, timeout, Ctrl-C
 

@@ -142,8 +142,9 @@ type edge struct {
 }
 
 // startEdge runs bin/edge against natsURL on CPU 0 with GOMAXPROCS=1,
-// limits raised for 10,000+ loopback clients, and waits for its /readyz.
-func startEdge(ctx context.Context, p *procs, bin, natsURL, secret, dataDir, logPath string) (*edge, error) {
+// limits raised for 10,000+ loopback clients, extra flags added, and
+// waits for its /readyz.
+func startEdge(ctx context.Context, p *procs, bin, natsURL, secret, dataDir, logPath string, extra ...string) (*edge, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -157,12 +158,12 @@ func startEdge(ctx context.Context, p *procs, bin, natsURL, secret, dataDir, log
 		return nil, err
 	}
 	defer log.Close()
-	cmd := pinned(ctx, "0", filepath.Join(bin, "edge"),
-		"--addr", addr, "--admin-addr", admin, "--nats-url", natsURL, "--node-name", "bench",
+	args := []string{"--addr", addr, "--admin-addr", admin, "--nats-url", natsURL, "--node-name", "bench",
 		"--data-dir", dataDir, "--log-level", "warn", "--drain-duration", "0s",
 		// Every client is its own user on one of 8 loopback addresses:
 		// raise what would refuse 10,000 of them.
-		"--max-conns", "30000", "--max-conns-per-ip", "30000", "--ready-fill", "1")
+		"--max-conns", "30000", "--max-conns-per-ip", "30000", "--ready-fill", "1"}
+	cmd := pinned(ctx, "0", filepath.Join(bin, "edge"), append(args, extra...)...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "EDGE_JWT_SECRET="+secret)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := p.start(cmd); err != nil {

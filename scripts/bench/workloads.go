@@ -125,6 +125,7 @@ type record struct {
 			P99Ms float64 `json:"p99Ms"`
 		} `json:"latency"`
 		Delivery *struct {
+			Published  int     `json:"published"`
 			Expected   int     `json:"expected"`
 			Delivered  int     `json:"delivered"`
 			Lost       int     `json:"lost"`
@@ -138,6 +139,16 @@ type record struct {
 			Failed    int `json:"failed"`
 			Late      int `json:"late"`
 		} `json:"publisher"`
+		Churn *struct {
+			Target         int            `json:"target"`
+			Connects       int            `json:"connects"`
+			Disconnects    int            `json:"disconnects"`
+			Failed         int            `json:"failed"`
+			ClosedByServer map[string]int `json:"closedByServer"`
+			Delivery       *struct {
+				Delivered int `json:"delivered"`
+			} `json:"delivery"`
+		} `json:"churn"`
 		Edge *struct {
 			CPUCores        float64  `json:"cpuCores"`
 			RSSPerConnBytes *float64 `json:"rssPerConnBytes"`
