@@ -84,29 +84,15 @@ type soakRecord struct {
 		Goroutines int   `json:"goroutines"`
 		RSSBytes   int64 `json:"rssBytes"`
 	} `json:"limits"`
-	SettleSeconds     float64 `json:"settleSeconds"` // from loadgen's exit to the end figures
-	ConnectionsOpened int     `json:"connectionsOpened"`
-	ConnectionsClosed int     `json:"connectionsClosed"`
-	Churn             *struct {
-		Target         int            `json:"target"`
-		Connects       int            `json:"connects"`
-		Disconnects    int            `json:"disconnects"`
-		Failed         int            `json:"failed"`
-		ClosedByServer map[string]int `json:"closedByServer,omitempty"`
-		Delivered      int            `json:"delivered"`
-	} `json:"churn,omitempty"`
-	Delivery *struct {
-		Published  int `json:"published"`
-		Expected   int `json:"expected"`
-		Delivered  int `json:"delivered"`
-		Lost       int `json:"lost"`
-		Duplicated int `json:"duplicated"`
-		OutOfOrder int `json:"outOfOrder"`
-	} `json:"delivery,omitempty"`
-	LoadgenOK bool     `json:"loadgenOk"`
-	OK        bool     `json:"ok"`
-	Failures  []string `json:"failures,omitempty"`
-	Notes     []string `json:"notes,omitempty"`
+	SettleSeconds     float64       `json:"settleSeconds"` // from loadgen's exit to the end figures
+	ConnectionsOpened int           `json:"connectionsOpened"`
+	ConnectionsClosed int           `json:"connectionsClosed"`
+	Churn             *soakChurn    `json:"churn,omitempty"`
+	Delivery          *soakDelivery `json:"delivery,omitempty"`
+	LoadgenOK         bool          `json:"loadgenOk"`
+	OK                bool          `json:"ok"`
+	Failures          []string      `json:"failures,omitempty"`
+	Notes             []string      `json:"notes,omitempty"`
 }
 
 // soakMinChurnShare is the share of the planned churning connects that
@@ -311,29 +297,35 @@ func runSoak(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// soakChurn is the churning clients' part of a soak record.
+type soakChurn struct {
+	Target         int            `json:"target"`
+	Connects       int            `json:"connects"`
+	Disconnects    int            `json:"disconnects"`
+	Failed         int            `json:"failed"`
+	ClosedByServer map[string]int `json:"closedByServer,omitempty"`
+	Delivered      int            `json:"delivered"`
+}
+
+// soakDelivery is the steady clients' delivery verdict in a soak record.
+type soakDelivery struct {
+	Published  int `json:"published"`
+	Expected   int `json:"expected"`
+	Delivered  int `json:"delivered"`
+	Lost       int `json:"lost"`
+	Duplicated int `json:"duplicated"`
+	OutOfOrder int `json:"outOfOrder"`
+}
+
 // fromLoadgen copies the churn run's figures from loadgen's record.
 func (rec *soakRecord) fromLoadgen(lr *record) {
 	rec.LoadgenOK = lr.Results.OK
 	rec.Machine = machineLine(lr)
 	if d := lr.Results.Delivery; d != nil {
-		rec.Delivery = &struct {
-			Published  int `json:"published"`
-			Expected   int `json:"expected"`
-			Delivered  int `json:"delivered"`
-			Lost       int `json:"lost"`
-			Duplicated int `json:"duplicated"`
-			OutOfOrder int `json:"outOfOrder"`
-		}{d.Published, d.Expected, d.Delivered, d.Lost, d.Duplicated, d.OutOfOrder}
+		rec.Delivery = &soakDelivery{d.Published, d.Expected, d.Delivered, d.Lost, d.Duplicated, d.OutOfOrder}
 	}
 	if c := lr.Results.Churn; c != nil {
-		rec.Churn = &struct {
-			Target         int            `json:"target"`
-			Connects       int            `json:"connects"`
-			Disconnects    int            `json:"disconnects"`
-			Failed         int            `json:"failed"`
-			ClosedByServer map[string]int `json:"closedByServer,omitempty"`
-			Delivered      int            `json:"delivered"`
-		}{Target: c.Target, Connects: c.Connects, Disconnects: c.Disconnects, Failed: c.Failed, ClosedByServer: c.ClosedByServer}
+		rec.Churn = &soakChurn{Target: c.Target, Connects: c.Connects, Disconnects: c.Disconnects, Failed: c.Failed, ClosedByServer: c.ClosedByServer}
 		if c.Delivery != nil {
 			rec.Churn.Delivered = c.Delivery.Delivered
 		}
