@@ -112,7 +112,11 @@ func (c StreamConfig) JetStreamConfig() jetstream.StreamConfig {
 		Discard:           jetstream.DiscardOld,
 		Duplicates:        c.Duplicates,
 		Replicas:          c.Replicas,
-		AllowDirect:       true,
+		// No direct gets: with replicas, any replica answers a direct get,
+		// and one that lags the leader answers "not found" for an event
+		// just stored. A replay or gap repair that reads such an answer
+		// skips the event for good. Message gets go to the leader.
+		AllowDirect: false,
 		RePublish: &jetstream.RePublish{
 			Source:      room.StoredPrefix + ".>",
 			Destination: room.LivePrefix + ".>",

@@ -131,8 +131,8 @@ func TestEnsureStreamsDefaults(t *testing.T) {
 	if cfg.MaxMsgSize != 1<<20 {
 		t.Errorf("max message size %d, want %d (1 MiB)", cfg.MaxMsgSize, 1<<20)
 	}
-	if !cfg.AllowDirect {
-		t.Error("direct get not allowed")
+	if cfg.AllowDirect {
+		t.Error("direct get allowed: a lagging replica could answer a replay")
 	}
 	if rp := cfg.RePublish; rp == nil || rp.Source != "evt.>" || rp.Destination != "live.>" || rp.HeadersOnly {
 		t.Errorf("republish %+v, want evt.> -> live.> with bodies", rp)

@@ -3,8 +3,12 @@
 // room's live feed, and for telling whether events a client has not seen
 // are gone from the stream.
 //
-// Reads are JetStream direct gets ("next message of this subject at or
-// after sequence N"): stateless on the server, one request per event.
+// Reads are JetStream message gets ("next message of this subject at or
+// after sequence N"): stateless on the server, one request per event,
+// answered by the stream's leader. The EVENTS stream does not allow direct
+// gets, which any replica may answer: a replica behind the leader would
+// answer "not found" for an event just stored, and the replay or repair
+// would skip it for good.
 package history
 
 import (
