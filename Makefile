@@ -167,7 +167,7 @@ fuzz:
 
 ## fuzz-short: the parsers of issue #9 (client frames, room names and
 ## subjects, JWT claims, events from NATS) for 5s each; part of make test
-FUZZ_SHORT := services/edge/internal/protocol:FuzzDecode proto/room:FuzzParse proto/room:FuzzFromSubject services/edge/internal/auth:FuzzClaims proto/events:FuzzDecode
+FUZZ_SHORT := services/edge/internal/protocol:FuzzDecode services/edge/internal/protocol:FuzzSplit proto/room:FuzzParse proto/room:FuzzFromSubject services/edge/internal/auth:FuzzClaims services/edge/internal/auth:FuzzVerify proto/events:FuzzDecode
 fuzz-short:
 	@echo "== fuzzing, 5s per target"
 	scripts/fuzz 5s $(FUZZ_SHORT)

@@ -263,6 +263,8 @@ func runSoak(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		rec.Failures = append(rec.Failures, "reading the edge after the load: "+sampleErr.Error())
 	case last.Connections != 0:
 		rec.Failures = append(rec.Failures, fmt.Sprintf("%d connections still open %s after the load", last.Connections, soakSettleLimit))
+	case rec.ConnectionsOpened != rec.ConnectionsClosed:
+		rec.Failures = append(rec.Failures, fmt.Sprintf("the edge opened %d connections and closed %d", rec.ConnectionsOpened, rec.ConnectionsClosed))
 	}
 	if last.Goroutines > rec.Limits.Goroutines {
 		dump := filepath.Join(o.out, "soak.goroutines.txt")

@@ -42,6 +42,7 @@ type fleetClient struct {
 
 	mu         sync.Mutex
 	last       client.StateChange // guarded by mu: the latest state change
+	resets     atomic.Int64       // resets received: none is expected in any scenario
 	downSince  time.Time          // guarded by mu: zero while connected
 	reconnects []time.Duration    // guarded by mu: time from losing a connection to the next one
 }
@@ -113,6 +114,7 @@ func startFleet(t *testing.T, edges []*edgeNode, rooms []string, projects []stri
 					fc.got.Add(m.Room, m.Seq)
 				case "reset":
 					fc.got.Reset(m.Room, m.Seq)
+					fc.resets.Add(1)
 				}
 			}
 		})
@@ -156,8 +158,9 @@ type publisher struct {
 	published, retries     atomic.Int64
 	deduplicated, failures atomic.Int64
 
-	stopc chan struct{}
-	done  chan struct{}
+	stopOnce sync.Once
+	stopc    chan struct{}
+	done     chan struct{}
 }
 
 func newPublisher(js jetstream.JetStream, rooms []room.Room, rate int) *publisher {
@@ -166,11 +169,16 @@ func newPublisher(js jetstream.JetStream, rooms []room.Room, rate int) *publishe
 		stopc: make(chan struct{}), done: make(chan struct{})}
 }
 
-func (p *publisher) start() { go p.run() }
+// start starts publishing; the test's end stops it, if stop has not.
+func (p *publisher) start(t *testing.T) {
+	go p.run()
+	t.Cleanup(p.stop)
+}
 
-// stop stops publishing and waits for the event in flight.
+// stop stops publishing and waits for the event in flight. It may be
+// called more than once.
 func (p *publisher) stop() {
-	close(p.stopc)
+	p.stopOnce.Do(func() { close(p.stopc) })
 	<-p.done
 }
 
@@ -262,6 +270,7 @@ type verdict struct {
 	PublishRetries, Deduplicated int64
 	PublishFailures              int64
 	Reconnects                   int
+	Resets                       int64 // resets the clients received
 	ReconnectP50, ReconnectP99   time.Duration
 	Elapsed                      time.Duration
 }
@@ -294,6 +303,7 @@ func judge(t *testing.T, name string, f *fleet, p *publisher, settle time.Durati
 	var recon []time.Duration
 	for _, fc := range f.clients {
 		v.ClientDropped += fc.c.Duplicates()
+		v.Resets += fc.resets.Load()
 		fc.mu.Lock()
 		recon = append(recon, fc.reconnects...)
 		fc.mu.Unlock()

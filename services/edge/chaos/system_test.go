@@ -129,14 +129,21 @@ func (e *edgeNode) ready() bool {
 func startEdges(t *testing.T, nodes []*natsNode, n int) []*edgeNode {
 	t.Helper()
 	edges := make([]*edgeNode, n)
-	addrs := proctest.FreeAddrs(t, 2*n)
+	// Every listener on a random port (the proxies) is opened before the
+	// edges' ports are chosen, and the front proxies after every edge
+	// holds its ports: none can take a port another was given.
 	for i := range edges {
-		e := &edgeNode{name: fmt.Sprintf("edge-%d", i), addr: addrs[2*i], admin: addrs[2*i+1]}
-		e.front = netproxy.Start(t, e.addr)
-		urls := make([]string, len(nodes))
-		for k, nd := range nodes {
-			p := netproxy.Start(t, nd.client)
-			e.back = append(e.back, p)
+		e := &edgeNode{name: fmt.Sprintf("edge-%d", i)}
+		for _, nd := range nodes {
+			e.back = append(e.back, netproxy.Start(t, nd.client))
+		}
+		edges[i] = e
+	}
+	addrs := proctest.FreeAddrs(t, 2*n)
+	for i, e := range edges {
+		e.addr, e.admin = addrs[2*i], addrs[2*i+1]
+		urls := make([]string, len(e.back))
+		for k, p := range e.back {
 			urls[k] = "nats://" + p.Addr()
 		}
 		e.proc = proctest.Start(t, proctest.Spec{
@@ -150,7 +157,9 @@ func startEdges(t *testing.T, nodes []*natsNode, n int) []*edgeNode {
 			ReadyTimeout: 60 * time.Second,
 			StopTimeout:  20 * time.Second,
 		})
-		edges[i] = e
+	}
+	for _, e := range edges {
+		e.front = netproxy.Start(t, e.addr)
 	}
 	return edges
 }
@@ -195,6 +204,33 @@ func streamLeader(t *testing.T, js jetstream.JetStream) string {
 		return true
 	})
 	return leader
+}
+
+// waitReplicaCurrent waits until the node named name is a current
+// replica (or the leader) of the EVENTS stream again.
+func waitReplicaCurrent(t *testing.T, js jetstream.JetStream, name string) {
+	t.Helper()
+	waitFor(t, 60*time.Second, name+" a current replica of the EVENTS stream", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, events.StreamName)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx)
+		if err != nil || info.Cluster == nil {
+			return false
+		}
+		if info.Cluster.Leader == name {
+			return true
+		}
+		for _, r := range info.Cluster.Replicas {
+			if r.Name == name && r.Current {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // waitFor polls cond every 50 ms until it holds, failing the test after

@@ -22,7 +22,9 @@ type State int
 const (
 	// StateConnecting: the first connection attempt is under way.
 	StateConnecting State = iota + 1
-	// StateConnected: authenticated; rooms are (re)subscribed.
+	// StateConnected: authenticated; the rooms are being (re)subscribed
+	// on this connection (Subscribed reports each once the server has
+	// answered).
 	StateConnected
 	// StateReconnecting: the connection was lost or refused; the next
 	// attempt is in StateChange.RetryIn.

@@ -364,8 +364,9 @@ func TestSlowHandshakeDisconnected(t *testing.T) {
 			defer close(stop)
 
 			// Read until net/http drops the connection (EOF, or a reset
-			// while trickling).
-			_ = conn.SetReadDeadline(start.Add(server.DefaultReadHeaderTimeout + 10*time.Second))
+			// while trickling). The bound is 2 s short of the default
+			// timeout: a node that ignored the option fails here.
+			_ = conn.SetReadDeadline(start.Add(server.DefaultReadHeaderTimeout - 2*time.Second))
 			got, err := io.ReadAll(conn)
 			held := time.Since(start)
 			var ne net.Error
@@ -375,8 +376,8 @@ func TestSlowHandshakeDisconnected(t *testing.T) {
 			if len(got) > 0 && !bytes.HasPrefix(got, []byte("HTTP/1.1 400 ")) {
 				t.Fatalf("answered %q; want the connection closed, at most with a 400", got)
 			}
-			if held < headerTimeout-100*time.Millisecond || held > server.DefaultReadHeaderTimeout+5*time.Second {
-				t.Fatalf("disconnected after %s; want the header read timeout (%s; %s if the node ignores the option)", held, headerTimeout, server.DefaultReadHeaderTimeout)
+			if held < headerTimeout/2 {
+				t.Fatalf("disconnected after %s; want the header read timeout (%s)", held, headerTimeout)
 			}
 			t.Logf("disconnected after %s", held)
 		})
