@@ -109,11 +109,7 @@ func startFleet(t *testing.T, edges []*edgeNode, rooms []string, projects []stri
 		wg.Go(func() { _ = fc.c.Run(ctx) })
 		wg.Go(func() {
 			for m := range fc.c.Events() {
-				switch m.Op {
-				case "event":
-					fc.got.Add(m.Room, m.Seq)
-				case "reset":
-					fc.got.Reset(m.Room, m.Seq)
+				if !fc.got.Record(m) && m.Op == "reset" {
 					fc.resets.Add(1)
 				}
 			}

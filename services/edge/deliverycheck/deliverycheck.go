@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/eventedge/eventedge/services/edge/client"
 )
 
 // Log records what was published: per room, the seqs of its events. It is
@@ -102,6 +104,21 @@ func (r *Received) Add(room string, seq uint64) {
 	defer r.mu.Unlock()
 	rr := r.room(room)
 	rr.arrivals = append(rr.arrivals, seq)
+}
+
+// Record records m, a message of the Go client (an event of client.Conn's
+// Messages or client.Client's Events): an event as an arrival (Add), a
+// reset as a reset (Reset); other ops are ignored. It reports whether m
+// was an event.
+func (r *Received) Record(m *client.Message) bool {
+	switch m.Op {
+	case "event":
+		r.Add(m.Room, m.Seq)
+		return true
+	case "reset":
+		r.Reset(m.Room, m.Seq)
+	}
+	return false
 }
 
 // Reset records that the client was told its history for room was truncated

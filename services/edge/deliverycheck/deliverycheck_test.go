@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/eventedge/eventedge/services/edge/client"
 	"github.com/eventedge/eventedge/services/edge/deliverycheck"
 )
 
@@ -614,4 +615,33 @@ func ExampleCheck() {
 	}
 	fmt.Println(deliverycheck.Check(l, got, deliverycheck.Expectation{Room: "project:p1"}))
 	// Output: client "dashboard-1" FAIL: expected 6, delivered 4; lost 2 [40 50]; duplicates 1 [30]; out-of-order 1 [20]
+}
+
+// TestRecordClientMessages: Record takes the Go client's messages as Add
+// and Reset would, and ignores other ops.
+func TestRecordClientMessages(t *testing.T) {
+	log := deliverycheck.NewLog()
+	for _, seq := range []uint64{3, 5, 8, 9} {
+		log.Add("r", seq)
+	}
+	got := deliverycheck.NewReceived("c")
+	var events int
+	for _, m := range []*client.Message{
+		{Op: "event", Room: "r", Seq: 3},
+		{Op: "reset", Room: "r", Seq: 8}, // nothing at or below 8 is expected any more
+		{Op: "unsubscribed", Room: "r", Seq: 99},
+		{Op: "event", Room: "r", Seq: 9},
+		{Op: "event", Room: "r", Seq: 9},
+	} {
+		if got.Record(m) {
+			events++
+		}
+	}
+	if events != 3 {
+		t.Errorf("Record reported %d events, want 3", events)
+	}
+	rep := deliverycheck.Check(log, got, deliverycheck.Expectation{Room: "r"})
+	if rep.Expected != 1 || rep.Delivered != 1 || len(rep.Lost) != 0 || !slices.Equal(rep.Duplicates, []uint64{9}) {
+		t.Errorf("report %+v; want 1 expected (9), delivered, duplicated once", rep)
+	}
 }

@@ -78,12 +78,8 @@ func reliableClient(t *testing.T, cfg client.Config, got *deliverycheck.Received
 	go func() {
 		defer wg.Done()
 		for m := range c.Events() {
-			switch m.Op {
-			case "event":
-				got.Add(m.Room, m.Seq)
+			if got.Record(m) {
 				delivered.Add(1)
-			case "reset":
-				got.Reset(m.Room, m.Seq)
 			}
 		}
 	}()

@@ -155,12 +155,8 @@ func (ch *churner) one(ctx context.Context, i int) {
 	var reader sync.WaitGroup
 	reader.Go(func() {
 		for m := range c.Messages() {
-			switch m.Op {
-			case "event":
-				got.Add(m.Room, m.Seq)
+			if got.Record(m) {
 				ch.arrivals.Add(1)
-			case "reset":
-				got.Reset(m.Room, m.Seq)
 			}
 		}
 	})
