@@ -62,6 +62,9 @@ type Info struct {
 	UserAgent  string
 	// HeaderToken is the bearer token of the Authorization header, if any.
 	HeaderToken string
+	// Mode is the wire format negotiated at the handshake (JSON unless
+	// the client asked for eventedge.v1.protobuf).
+	Mode protocol.Mode
 	// Cork, when set, is the connection's writing end under the WebSocket
 	// library's buffer: each data frame then leaves in one write call.
 	Cork *Cork
