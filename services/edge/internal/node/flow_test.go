@@ -68,11 +68,18 @@ type progressData struct {
 // coalesced and throttled; the client gets far fewer, in order, and the
 // final one (progress 1, the last seq) always arrives, carrying the log
 // lines of the events it superseded (up to the bound).
+// In protobuf mode the coalesced event is re-encoded in protobuf.
 func TestProgressFloodCoalesced(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) { testProgressFloodCoalesced(t, mode) })
+	}
+}
+
+func testProgressFloodCoalesced(t *testing.T, mode client.Protocol) {
 	n := edgetest.StartNATS(t)
 	_, js := n.Connect(t)
 	e := edgetest.StartEdge(t, n, nil)
-	c := edgetest.Dial(t, e, edgetest.Token(t, "u1", []string{"tasks:read", "logs:read"}, []string{"p1"}, time.Hour))
+	c := edgetest.DialWith(t, e, client.Options{Token: edgetest.Token(t, "u1", []string{"tasks:read", "logs:read"}, []string{"p1"}, time.Hour), Protocol: mode})
 	if err := c.Subscribe(ctxT(t), "project:p1"); err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +106,9 @@ func TestProgressFloodCoalesced(t *testing.T) {
 		var d progressData
 		if err := json.Unmarshal(m.Event.Data, &d); err != nil {
 			t.Fatal(err)
+		}
+		if mode == client.Protobuf && len(m.Event.Proto.GetTaskProgress().GetLogs()) != len(d.Logs) {
+			t.Fatalf("seq %d: %d log lines in the protobuf event, %d in its data", m.Seq, len(m.Event.Proto.GetTaskProgress().GetLogs()), len(d.Logs))
 		}
 		got = append(got, d)
 		for _, l := range d.Logs {
