@@ -150,11 +150,11 @@ const (
 // protobuf subscribers.
 func EncodeEventBinary(roomName string, seq uint64, ev *pb.Event, raw []byte) []byte {
 	var extra []byte
-	if ev.Type != "" && lastString(raw, fieldEventType) != ev.Type {
+	if typ := ev.GetType(); typ != "" && lastString(raw, fieldEventType) != typ {
 		extra = protowire.AppendTag(extra, fieldEventType, protowire.BytesType)
-		extra = protowire.AppendString(extra, ev.Type)
+		extra = protowire.AppendString(extra, typ)
 	}
-	if ev.Priority == pb.Priority_PRIORITY_UNSPECIFIED {
+	if ev.GetPriority() == pb.Priority_PRIORITY_UNSPECIFIED {
 		extra = protowire.AppendTag(extra, fieldEventPriority, protowire.VarintType)
 		extra = protowire.AppendVarint(extra, uint64(events.Priority(ev)))
 	}
