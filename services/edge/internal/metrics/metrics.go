@@ -11,19 +11,22 @@ import (
 type Metrics struct {
 	Connections     prometheus.Gauge
 	ConnectionsOpen prometheus.Counter
-	Closes          *prometheus.CounterVec // by reason label
-	AuthFailures    *prometheus.CounterVec // by reason
-	Rooms           prometheus.Gauge
-	NATSSubs        prometheus.Gauge
-	NATSConnected   prometheus.Gauge
-	NATSReconnects  prometheus.Counter
-	EventsIn        prometheus.Counter
-	EventsInvalid   prometheus.Counter
-	EventsDropped   *prometheus.CounterVec // by reason, before reaching a client queue
-	Deliveries      prometheus.Counter     // events queued to clients
-	FramesOut       prometheus.Counter
-	BytesOut        prometheus.Counter
-	MessagesIn      prometheus.Counter
+	// ConnectionsByProtocol is Connections by wire format: json or
+	// protobuf (the subprotocol negotiated at the handshake).
+	ConnectionsByProtocol *prometheus.GaugeVec
+	Closes                *prometheus.CounterVec // by reason label
+	AuthFailures          *prometheus.CounterVec // by reason
+	Rooms                 prometheus.Gauge
+	NATSSubs              prometheus.Gauge
+	NATSConnected         prometheus.Gauge
+	NATSReconnects        prometheus.Counter
+	EventsIn              prometheus.Counter
+	EventsInvalid         prometheus.Counter
+	EventsDropped         *prometheus.CounterVec // by reason, before reaching a client queue
+	Deliveries            prometheus.Counter     // events queued to clients
+	FramesOut             prometheus.Counter
+	BytesOut              prometheus.Counter
+	MessagesIn            prometheus.Counter
 	// DeliveryLatency is by path: live (fanned out from the live
 	// subscription as it arrived, including progress briefly held by flow
 	// control) or replay (resume replays and gap repairs, read back from
@@ -76,6 +79,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		ConnectionsOpen: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eventedge_connections_opened_total", Help: "WebSocket connections accepted.",
 		}),
+		ConnectionsByProtocol: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "eventedge_connections_by_protocol", Help: "WebSocket connections open now, by wire format: json or protobuf.",
+		}, []string{"protocol"}),
 		Closes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventedge_connections_closed_total", Help: "WebSocket connections closed, by reason.",
 		}, []string{"reason"}),
@@ -168,7 +174,10 @@ func New(reg prometheus.Registerer) *Metrics {
 	})
 	reg.MustRegister(m.Coalesced, m.Throttled, m.ClientDrops, m.QueueDepth, m.QueueBytes, m.Revocations)
 	reg.MustRegister(m.GapRepairs, m.GapRepairFailures, m.Replayed, m.Resumes, m.Resets, m.Acks, m.PositionWrites)
-	reg.MustRegister(m.Connections, m.ConnectionsOpen, m.Closes, m.AuthFailures, m.Rooms, m.NATSSubs,
+	for _, p := range []string{"json", "protobuf"} {
+		m.ConnectionsByProtocol.WithLabelValues(p) // present at 0
+	}
+	reg.MustRegister(m.Connections, m.ConnectionsOpen, m.ConnectionsByProtocol, m.Closes, m.AuthFailures, m.Rooms, m.NATSSubs,
 		m.NATSConnected, m.NATSReconnects, m.EventsIn, m.EventsInvalid, m.EventsDropped, m.Deliveries,
 		m.FramesOut, m.BytesOut, m.MessagesIn, m.DeliveryLatency)
 	m.HandshakesRejected = prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -416,6 +416,20 @@ func TestSubprotocolNegotiation(t *testing.T) {
 		ws.Close(websocket.StatusNormalClosure, "")
 	}
 
+	// Connections by wire format, while one of each is open.
+	jc := edgetest.DialWith(t, e, client.Options{Token: tok})
+	pc := edgetest.DialWith(t, e, client.Options{Token: tok, Protocol: client.Protobuf})
+	edgetest.Eventually(t, 5*time.Second, func() bool {
+		return e.Metric(t, `eventedge_connections_by_protocol{protocol="json"}`) == 1 &&
+			e.Metric(t, `eventedge_connections_by_protocol{protocol="protobuf"}`) == 1
+	}, "one connection of each protocol counted")
+	jc.Close()
+	pc.Close()
+	edgetest.Eventually(t, 5*time.Second, func() bool {
+		return e.Metric(t, `eventedge_connections_by_protocol{protocol="json"}`) == 0 &&
+			e.Metric(t, `eventedge_connections_by_protocol{protocol="protobuf"}`) == 0
+	}, "closed connections uncounted")
+
 	_, resp, err := rawDial(t, e, "eventedge.v2.json", "graphql-ws")
 	if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("unknown subprotocols: %v, %v", resp, err)

@@ -301,6 +301,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 
 	s.env.Metrics.Connections.Inc()
 	s.env.Metrics.ConnectionsOpen.Inc()
+	byProtocol := s.env.Metrics.ConnectionsByProtocol.WithLabelValues(mode.String())
+	byProtocol.Inc()
 	// The session runs on a goroutine of its own and this handler returns:
 	// a hijacked connection is no longer net/http's, and its goroutine for
 	// the request — a stack grown by the handshake, the request, the
@@ -312,6 +314,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		defer s.lim.releaseConn(ip, true)
 		reason := sess.Run(s.base)
 		s.env.Metrics.Connections.Dec()
+		byProtocol.Dec()
 		s.env.Metrics.Closes.WithLabelValues(reason.Label).Inc()
 		s.mu.Lock()
 		delete(s.sessions, sess)
