@@ -30,6 +30,8 @@ import (
 	"github.com/coder/websocket"
 
 	eventedgev1 "github.com/eventedge/eventedge/proto/gen/eventedgev1"
+
+	"github.com/eventedge/eventedge/services/edge/internal/protocol"
 )
 
 // Options configures Dial. Only Token is required.
@@ -217,8 +219,8 @@ func Dial(ctx context.Context, url string, opts Options) (*Conn, error) {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 
 	if !opts.HeaderAuth {
-		auth := command{op: "auth", token: opts.Token, deviceID: opts.DeviceID, clientVersion: opts.ClientVersion}
-		if err := ws.Write(ctx, c.frameType(), auth.encode(c.proto)); err != nil {
+		auth := command{Op: protocol.OpAuth, Token: opts.Token, DeviceID: opts.DeviceID, ClientVersion: opts.ClientVersion}
+		if err := ws.Write(ctx, c.frameType(), encodeCommand(&auth, c.proto)); err != nil {
 			ws.CloseNow()
 			return nil, fmt.Errorf("send auth: %w", err)
 		}
@@ -413,8 +415,8 @@ func (c *Conn) command(ctx context.Context, cmd command) (*reply, error) {
 	id := c.nextID
 	c.pending[id] = ch
 	c.mu.Unlock()
-	cmd.id = &id
-	if err := c.WriteRaw(ctx, cmd.encode(c.proto)); err != nil {
+	cmd.ID = &id
+	if err := c.WriteRaw(ctx, encodeCommand(&cmd, c.proto)); err != nil {
 		c.mu.Lock()
 		delete(c.pending, id)
 		c.mu.Unlock()
@@ -460,7 +462,7 @@ func (c *Conn) Subscribe(ctx context.Context, room string, eventTypes ...string)
 // history), or sends a reset when they are gone. It returns the position
 // the subscription continues after: events with a larger seq follow.
 func (c *Conn) SubscribeFrom(ctx context.Context, room string, since *uint64, eventTypes ...string) (uint64, error) {
-	r, err := c.replyCommand(ctx, command{op: "subscribe", room: room, events: eventTypes, since: since})
+	r, err := c.replyCommand(ctx, command{Op: protocol.OpSubscribe, Room: room, Events: eventTypes, Since: since})
 	if err != nil {
 		return 0, err
 	}
@@ -470,19 +472,19 @@ func (c *Conn) SubscribeFrom(ctx context.Context, room string, since *uint64, ev
 // Ack acknowledges every event of room up to seq (cumulative). Without a
 // reply: acks are frequent and an unanswered one is superseded by the next.
 func (c *Conn) Ack(ctx context.Context, room string, seq uint64) error {
-	cmd := command{op: "ack", room: room, seq: &seq}
-	return c.WriteRaw(ctx, cmd.encode(c.proto))
+	cmd := command{Op: protocol.OpAck, Room: room, Seq: &seq}
+	return c.WriteRaw(ctx, encodeCommand(&cmd, c.proto))
 }
 
 // Unsubscribe leaves room.
 func (c *Conn) Unsubscribe(ctx context.Context, room string) error {
-	_, err := c.replyCommand(ctx, command{op: "unsubscribe", room: room})
+	_, err := c.replyCommand(ctx, command{Op: protocol.OpUnsubscribe, Room: room})
 	return err
 }
 
 // Refresh replaces the connection's token and returns its expiry.
 func (c *Conn) Refresh(ctx context.Context, token string) (time.Time, error) {
-	r, err := c.replyCommand(ctx, command{op: "auth", token: token})
+	r, err := c.replyCommand(ctx, command{Op: protocol.OpAuth, Token: token})
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -492,7 +494,7 @@ func (c *Conn) Refresh(ctx context.Context, token string) (time.Time, error) {
 // Ping sends a protocol ping and returns the round-trip time.
 func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 	start := time.Now()
-	if _, err := c.command(ctx, command{op: "ping"}); err != nil {
+	if _, err := c.command(ctx, command{Op: protocol.OpPing}); err != nil {
 		return 0, err
 	}
 	return time.Since(start), nil

@@ -17,49 +17,28 @@ import (
 
 const subprotocolProtobuf = protocol.SubprotocolProtobuf
 
-// command is one client→server message, encoded per protocol.
-type command struct {
-	op                             string
-	id                             *uint64
-	token, deviceID, clientVersion string   // auth
-	room                           string   // subscribe, unsubscribe, ack
-	events                         []string // subscribe
-	since                          *uint64  // subscribe
-	seq                            *uint64  // ack
-}
+// command is one client→server message: the server's own type, whose JSON
+// form is the protocol's.
+type command = protocol.ClientMessage
 
-// jsonCommand is a command's JSON form.
-type jsonCommand struct {
-	Op            string   `json:"op"`
-	ID            *uint64  `json:"id,omitempty"`
-	Token         string   `json:"token,omitempty"`
-	DeviceID      string   `json:"deviceId,omitempty"`
-	ClientVersion string   `json:"clientVersion,omitempty"`
-	Room          string   `json:"room,omitempty"`
-	Events        []string `json:"events,omitempty"`
-	Since         *uint64  `json:"since,omitempty"`
-	Seq           *uint64  `json:"seq,omitempty"`
-}
-
-// encode returns the command as one frame's payload.
-func (c *command) encode(p Protocol) []byte {
+// encodeCommand returns c as one frame's payload in protocol p.
+func encodeCommand(c *command, p Protocol) []byte {
 	if p == JSON {
-		b, _ := json.Marshal(jsonCommand{Op: c.op, ID: c.id, Token: c.token, DeviceID: c.deviceID,
-			ClientVersion: c.clientVersion, Room: c.room, Events: c.events, Since: c.since, Seq: c.seq})
+		b, _ := json.Marshal(c)
 		return b
 	}
 	m := &pb.ClientMessage{}
-	switch c.op {
-	case "auth":
-		m.Op = &pb.ClientMessage_Auth{Auth: &pb.Auth{Id: c.id, Token: c.token, DeviceId: c.deviceID, ClientVersion: c.clientVersion}}
-	case "subscribe":
-		m.Op = &pb.ClientMessage_Subscribe{Subscribe: &pb.Subscribe{Id: c.id, Room: c.room, Events: c.events, Since: c.since}}
-	case "unsubscribe":
-		m.Op = &pb.ClientMessage_Unsubscribe{Unsubscribe: &pb.Unsubscribe{Id: c.id, Room: c.room}}
-	case "ping":
-		m.Op = &pb.ClientMessage_Ping{Ping: &pb.Ping{Id: c.id}}
-	case "ack":
-		m.Op = &pb.ClientMessage_Ack{Ack: &pb.Ack{Id: c.id, Room: c.room, Seq: c.seq}}
+	switch c.Op {
+	case protocol.OpAuth:
+		m.Op = &pb.ClientMessage_Auth{Auth: &pb.Auth{Id: c.ID, Token: c.Token, DeviceId: c.DeviceID, ClientVersion: c.ClientVersion}}
+	case protocol.OpSubscribe:
+		m.Op = &pb.ClientMessage_Subscribe{Subscribe: &pb.Subscribe{Id: c.ID, Room: c.Room, Events: c.Events, Since: c.Since}}
+	case protocol.OpUnsubscribe:
+		m.Op = &pb.ClientMessage_Unsubscribe{Unsubscribe: &pb.Unsubscribe{Id: c.ID, Room: c.Room}}
+	case protocol.OpPing:
+		m.Op = &pb.ClientMessage_Ping{Ping: &pb.Ping{Id: c.ID}}
+	case protocol.OpAck:
+		m.Op = &pb.ClientMessage_Ack{Ack: &pb.Ack{Id: c.ID, Room: c.Room, Seq: c.Seq}}
 	}
 	return AppendDelimited(nil, m)
 }

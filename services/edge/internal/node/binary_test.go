@@ -358,21 +358,6 @@ func authPB(t *testing.T, ws *websocket.Conn, tok string) *pb.Welcome {
 	return msgs[0].GetWelcome()
 }
 
-func closeStatus(t *testing.T, ws *websocket.Conn) websocket.CloseError {
-	t.Helper()
-	for {
-		_, _, err := ws.Read(ctxT(t))
-		if err == nil {
-			continue
-		}
-		var ce websocket.CloseError
-		if !errors.As(err, &ce) {
-			t.Fatalf("connection ended without a close frame: %v", err)
-		}
-		return ce
-	}
-}
-
 // TestSubprotocolNegotiation: no subprotocol or eventedge.v1.json is JSON,
 // eventedge.v1.protobuf is protobuf (the client's first known choice wins),
 // and a client that offers only unknown ones is refused at the handshake
@@ -534,7 +519,7 @@ func TestMalformedBinaryFrame(t *testing.T) {
 			if err := bad.Write(ctxT(t), tc.typ, tc.frame); err != nil {
 				t.Fatal(err)
 			}
-			ce := closeStatus(t, bad)
+			ce := readClose(t, bad)
 			if ce.Code != 4400 || !strings.HasPrefix(ce.Reason, tc.reason) {
 				t.Fatalf("closed %d %q, want 4400 %q", ce.Code, ce.Reason, tc.reason)
 			}
