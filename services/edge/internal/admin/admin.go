@@ -165,8 +165,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ") // read by people with curl
-	_ = enc.Encode(v)       // the client went away: nothing to do
+	enc.SetIndent("", "  ")  // read by people with curl
+	enc.SetEscapeHTML(false) // not HTML: keep <jwt> legible
+	_ = enc.Encode(v)        // the client went away: nothing to do
 }
 
 // writeError answers with err.
