@@ -3,7 +3,10 @@
 // listener — and runs its lifecycle: Start binds and serves, Shutdown stops
 // in order (readiness off, public listener closed, clients closed with
 // 1012 in batches spread over the drain duration, hub closed, NATS drained,
-// embedded server stopped, admin listener closed).
+// embedded server stopped, admin listener closed). The admin listener
+// serves /metrics, /healthz, /readyz and the admin API (package admin),
+// whose drain request the node's owner answers by calling Shutdown
+// (DrainRequested).
 package node
 
 import (
