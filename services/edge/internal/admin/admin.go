@@ -77,8 +77,8 @@ type Options struct {
 	// whether this was the first request. by is the admin's subject.
 	Drain func(by string) (first bool)
 	// Log receives one line per action (close, drain) with the admin's
-	// subject, and refused requests at debug. Default: the zero logger
-	// (nothing).
+	// subject, and refused requests (403 at info, 401 at debug). Default:
+	// the zero logger (nothing).
 	Log zerolog.Logger
 }
 
@@ -112,7 +112,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	claims, err := h.authenticate(r)
 	if err != nil {
-		h.opts.Log.Debug().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Str("error", err.Message).Msg("admin request refused")
+		// A valid token without admin is someone of ours trying: logged at
+		// info. Anonymous failures at debug, so a scan does not flood the log.
+		ev := h.opts.Log.Debug()
+		if err.Status == http.StatusForbidden {
+			ev = h.opts.Log.Info()
+		}
+		ev.Str("remote", r.RemoteAddr).Str("method", r.Method).Str("path", clip(r.URL.Path)).Str("error", err.Message).Msg("admin request refused")
 		writeError(w, err)
 		return
 	}
