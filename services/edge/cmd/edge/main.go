@@ -76,8 +76,9 @@ func newLogger(cfg *config, w io.Writer) zerolog.Logger {
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
 }
 
-// run starts a node and serves until ctx ends (SIGINT/SIGTERM), then shuts
-// it down: clients get 1012 and the process exits 0.
+// run starts a node and serves until ctx ends (SIGINT/SIGTERM) or an admin
+// asks for a drain (POST /v1/admin/drain), then shuts it down: clients get
+// 1012 and the process exits 0.
 func run(ctx context.Context, cfg *config, logOut io.Writer) error {
 	log := newLogger(cfg, logOut)
 	n, err := node.New(cfg.node, log)
@@ -90,6 +91,8 @@ func run(ctx context.Context, cfg *config, logOut io.Writer) error {
 	select {
 	case <-ctx.Done():
 		log.Info().Msg("signal received")
+	case <-n.DrainRequested():
+		log.Info().Str("admin", n.DrainRequestedBy()).Msg("drain requested by admin")
 	case err := <-n.Errors():
 		_ = n.Shutdown()
 		return err

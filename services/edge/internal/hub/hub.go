@@ -155,6 +155,10 @@ type roomState struct {
 	retry atomic.Bool
 	// rule is the room's policy (static after construction).
 	rule policy.Rule
+	// repairs counts the room's gaps repaired from the stream, repaired the
+	// events read back for them and repairFailures the repairs that could
+	// not read the stream: for the admin API (snapshot.go).
+	repairs, repaired, repairFailures atomic.Uint64
 
 	// written once before ready is closed
 	natsSub *nats.Subscription

@@ -28,8 +28,10 @@ func (h *Hub) repair(rs *roomState, after, upTo uint64) bool {
 		return nil
 	})
 	h.m.GapRepairs.Add(float64(n))
+	rs.repaired.Add(uint64(n))
 	if err != nil {
 		h.m.GapRepairFailures.Inc()
+		rs.repairFailures.Add(1)
 		h.log.Warn().Err(err).Str("room", rs.name).Uint64("after", after).Uint64("up_to", upTo).Msg("gap repair failed; retrying")
 		h.scheduleResync(rs)
 		return false
@@ -37,6 +39,7 @@ func (h *Hub) repair(rs *roomState, after, upTo uint64) bool {
 	if n > 0 {
 		h.log.Info().Str("room", rs.name).Int("events", n).Uint64("after", after).Msg("gap repaired from the stream")
 	}
+	rs.repairs.Add(1)
 	// Whatever was not found is gone from the stream: nothing more to wait
 	// for below upTo.
 	h.advance(rs, upTo)

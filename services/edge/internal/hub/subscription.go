@@ -52,6 +52,7 @@ type Subscription struct {
 	catchingUp bool        // a replay runs; live events go to pending
 	pending    []*Outbound // live events held during the replay, ascending
 	overflow   bool        // pending overflowed: the replay must read further
+	lowDropped uint64      // low-priority events dropped by the room's rate (low)
 }
 
 // NewSubscription returns a subscription of sink to r receiving only the
@@ -119,6 +120,7 @@ func (s *Subscription) offer(o *Outbound) bool {
 	}
 	if s.low != nil && o.Priority == pb.Priority_PRIORITY_LOW && o.Task == "" && !s.low.Allow() {
 		s.lowDrops() // over the room's low-priority rate (progress is throttled per task instead)
+		s.lowDropped++
 		return false
 	}
 	s.sink.Deliver(o)

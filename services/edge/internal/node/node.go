@@ -3,7 +3,10 @@
 // listener — and runs its lifecycle: Start binds and serves, Shutdown stops
 // in order (readiness off, public listener closed, clients closed with
 // 1012 in batches spread over the drain duration, hub closed, NATS drained,
-// embedded server stopped, admin listener closed).
+// embedded server stopped, admin listener closed). The admin listener
+// serves /metrics, /healthz, /readyz and the admin API (package admin),
+// whose drain request the node's owner answers by calling Shutdown
+// (DrainRequested).
 package node
 
 import (
@@ -29,6 +32,7 @@ import (
 
 	"github.com/eventedge/eventedge/proto/events"
 
+	"github.com/eventedge/eventedge/services/edge/internal/admin"
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
 	"github.com/eventedge/eventedge/services/edge/internal/broker"
 	"github.com/eventedge/eventedge/services/edge/internal/history"
@@ -51,7 +55,8 @@ type Options struct {
 	Name string
 	// Addr is the public listener (WebSocket). Default ":8080".
 	Addr string
-	// AdminAddr is the admin listener (/metrics, /healthz, /readyz).
+	// AdminAddr is the admin listener (/metrics, /healthz, /readyz and the
+	// admin API, /v1/admin/, see package admin).
 	// Default ":9090".
 	AdminAddr string
 	// NATSURL is the NATS server to use. Empty: start an embedded server.
@@ -138,6 +143,12 @@ type Node struct {
 	serveErr  chan error
 	draining  atomic.Bool
 	shutdown  sync.Once
+
+	// An admin's drain request (POST /v1/admin/drain): drainReq is closed
+	// once, by the first, whose admin drainBy names.
+	drainReq  chan struct{}
+	drainOnce sync.Once
+	drainBy   atomic.Pointer[string]
 	shutdownE error
 }
 
@@ -183,6 +194,7 @@ func New(opts Options, log zerolog.Logger) (*Node, error) {
 		m:        metrics.New(reg),
 		verifier: v,
 		serveErr: make(chan error, 2),
+		drainReq: make(chan struct{}),
 	}, nil
 }
 
@@ -369,6 +381,14 @@ func (n *Node) adminHandler() http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	mux.Handle("/v1/admin/", admin.New(admin.Options{
+		Verifier:    n.verifier,
+		Revocations: n.revoked,
+		Sessions:    n.ws,
+		Rooms:       n.hub,
+		Drain:       n.RequestDrain,
+		Log:         n.log,
+	}))
 	if n.opts.AdminPprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
@@ -377,6 +397,34 @@ func (n *Node) adminHandler() http.Handler {
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	return mux
+}
+
+// RequestDrain asks the node's owner to shut it down, as on SIGTERM, for
+// the admin by (POST /v1/admin/drain): readiness turns off at once and
+// DrainRequested fires. It reports whether this was the first request. The
+// node does not shut itself down: Shutdown closes the admin listener last
+// and waits for its requests, among them the one asking.
+func (n *Node) RequestDrain(by string) (first bool) {
+	n.drainOnce.Do(func() {
+		first = true
+		n.drainBy.Store(&by)
+		n.draining.Store(true)
+		close(n.drainReq)
+	})
+	return first
+}
+
+// DrainRequested is closed when an admin asked for a drain; the node's
+// owner must then call Shutdown.
+func (n *Node) DrainRequested() <-chan struct{} { return n.drainReq }
+
+// DrainRequestedBy returns the admin who asked for the drain, "" when none
+// did.
+func (n *Node) DrainRequestedBy() string {
+	if by := n.drainBy.Load(); by != nil {
+		return *by
+	}
+	return ""
 }
 
 // Shutdown stops the node: readiness off, the public listener closed,

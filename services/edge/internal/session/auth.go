@@ -60,6 +60,9 @@ func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string
 	if deviceID != "" {
 		s.deviceID.Store(&deviceID)
 	}
+	if clientVersion != "" {
+		s.act.clientVersion.Store(&clientVersion)
+	}
 	s.send(s.info.Mode.Welcome(s.info.ID, s.env.Node, claims.Subject, claims.ExpiresAt))
 	// No "node" field: the node's logger carries it (a second one would be
 	// a duplicate key in the JSON line).

@@ -60,6 +60,7 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 		if h := s.flow.held[key]; h != nil {
 			s.coalesce(h, it)
 			m.Coalesced.Inc()
+			s.act.coalesced++
 			return true
 		}
 		if old := s.q.findProgress(it.room, it.task); old != nil {
@@ -69,20 +70,24 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 			s.releaseHeld(it.room)
 			s.q.push(merged)
 			m.Coalesced.Inc()
+			s.act.coalesced++
 			return true
 		}
 		if !replay && (s.aboveHighWater() || !s.takeProgress(key)) {
 			s.hold(key, it)
 			m.Throttled.Inc()
+			s.act.throttled++
 			return true
 		}
 	} else if low && !replay {
 		if s.aboveHighWater() {
 			m.Dropped(hub.PriorityLabel(it.prio), "high_water")
+			s.act.drops[dropHighWater]++
 			return true
 		}
 		if !s.allowLow() {
 			m.Dropped(hub.PriorityLabel(it.prio), "throttled")
+			s.act.drops[dropThrottled]++
 			return true
 		}
 	} else if !replay {
@@ -97,6 +102,7 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 	if s.q.msgs >= s.opts.QueueMessages || s.q.bytes+len(it.data) > s.opts.QueueBytes {
 		if low {
 			m.Dropped(hub.PriorityLabel(it.prio), "queue_full")
+			s.act.drops[dropQueueFull]++
 			return true
 		}
 		return false

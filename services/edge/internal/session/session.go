@@ -109,6 +109,8 @@ type Session struct {
 	pingTimer  *time.Timer           // guarded by mu
 	pingWG     sync.WaitGroup        // a ping in flight
 	done       bool                  // guarded by mu: Run is tearing down; no new pings
+
+	act activity // what the admin API shows (snapshot.go)
 }
 
 // New returns a session for an accepted connection.
@@ -180,6 +182,7 @@ func (s *Session) Deliver(o *hub.Outbound) {
 	}
 	if !s.enqueue(o, false) {
 		s.closeLocked(protocol.ReasonSlowConsumer)
+		s.act.drops[dropSlowConsumer]++
 		s.mu.Unlock()
 		s.env.Metrics.Dropped(hub.PriorityLabel(o.Priority), "slow_consumer")
 		return
@@ -346,6 +349,7 @@ func (s *Session) readLoop(ctx context.Context) {
 			s.noteReadError(err)
 			return
 		}
+		s.act.last.Store(time.Now().UnixNano())
 		s.handleFrame(ctx, typ, data)
 		putReadBuffer(buf)
 	}

@@ -153,6 +153,7 @@ func (s *Session) writeFrame(items []item) bool {
 		return false
 	}
 	now := time.Now()
+	s.act.last.Store(now.UnixNano())
 	for _, it := range items {
 		switch {
 		case it.ts.IsZero(): // not an event
