@@ -508,9 +508,8 @@ func TestScanLineOnRealFrames(t *testing.T) {
 		string(l.Type) != events.TypeTaskUpdated || string(l.Permission) != "tasks:read" {
 		t.Fatalf("scanned %+v from %s (stream seq %d)", l, m.Raw, ack.Sequence)
 	}
-	ts, err := time.Parse(time.RFC3339Nano, string(l.Timestamp))
-	if err != nil || !ts.Equal(m.Event.Timestamp) || !ts.Equal(ev.Timestamp.AsTime()) {
-		t.Fatalf("timestamp %q: %v, client %v, sent %v", l.Timestamp, err, m.Event.Timestamp, ev.Timestamp.AsTime())
+	if ts := time.Unix(0, l.TS); !ts.Equal(m.Event.Timestamp) || !ts.Equal(ev.Timestamp.AsTime()) {
+		t.Fatalf("timestamp %v (%d), client %v, sent %v", ts, l.TS, m.Event.Timestamp, ev.Timestamp.AsTime())
 	}
 	if !strings.Contains(string(m.Raw), `\"seq\":999`) {
 		t.Fatalf("the payload's seq is not in the frame: %s", m.Raw)

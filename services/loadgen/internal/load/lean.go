@@ -60,7 +60,6 @@ type leanMsg struct {
 	RoomName string
 	Raw      []byte    // the message's bytes
 	Now      time.Time // when its frame was read
-	TS       int64     // the event's timestamp, Unix ns; 0 when missing or unparsable
 }
 
 // leanHandler sees every event and reset of a conn, from its reader
@@ -282,10 +281,7 @@ func (c *leanConn) frame(h *leanHandler, m *leanMsg, frame []byte, now time.Time
 		if m.RoomName == "" {
 			m.RoomName = string(m.Room) // not ours: the delivery check counts it as unexpected
 		}
-		m.Raw, m.Now, m.TS = line, now, 0
-		if ts, ok := parseTimestamp(m.Timestamp); ok {
-			m.TS = ts
-		}
+		m.Raw, m.Now = line, now
 		h.msg(m)
 	}
 }
