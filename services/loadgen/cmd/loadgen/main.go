@@ -109,6 +109,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (cf
 	fs.IntVar(&cfg.SourceAddrs, "source-addrs", 1, "spread clients over 127.0.0.1 … 127.0.0.K as source addresses (1-254)")
 	fs.IntVar(&cfg.PayloadBytes, "payload-bytes", 200, "approximate size of one event's JSON")
 	fs.BoolVar(&cfg.Compression, "compression", false, "clients offer permessage-deflate (the edge compresses only with --compression=on); churn's clients never do")
+	fs.StringVar(&cfg.Protocol, "protocol", load.ProtocolJSON, "clients' wire format: json, or protobuf (subprotocol eventedge.v1.protobuf: binary frames of length-delimited protobufs); churn is JSON only (its clients are the Go client)")
 	fs.IntVar(&cfg.EdgePID, "edge-pid", 0, "edge process id: sample its CPU and RSS from /proc every second (0: off)")
 	fs.StringVar(&cfg.EdgeMetrics, "edge-metrics", "", "edge /metrics URL read at start and end, e.g. http://127.0.0.1:9090/metrics (empty: off)")
 	fs.DurationVar(&cfg.MaxDuration, "max-duration", 5*time.Minute, "hard bound on the whole run")

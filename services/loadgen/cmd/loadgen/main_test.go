@@ -406,6 +406,8 @@ func TestRefusals(t *testing.T) {
 		{[]string{"--scenario", "connect", "--allow-remote", "--url", "ws://example.com/v1/ws", "--source-addrs", "4"}, "only for a loopback"},
 		{[]string{"--scenario", "broadcast", "--duration", "10m"}, "--max-duration"},
 		{[]string{"--scenario", "connect", "--source-addrs", "300"}, "1-254"},
+		{[]string{"--scenario", "broadcast", "--protocol", "xml"}, "--protocol \"xml\": want json or protobuf"},
+		{[]string{"--scenario", "churn", "--protocol", "protobuf"}, "JSON only"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(context.Background(), tc.args, getenv, &stdout, &stderr)

@@ -136,7 +136,7 @@ func (r *runner) leanRead(got *deliverycheck.Received, latency *hist.Histogram, 
 // keeps the first.
 func (r *runner) malformedLine(line []byte, err error) {
 	if r.malformed.Add(1) == 1 {
-		r.malformedSample.Store(fmt.Sprintf("%v: %.200s", err, line))
+		r.malformedSample.Store(fmt.Sprintf("%v: %.200q", err, line))
 	}
 }
 

@@ -51,6 +51,11 @@ type Config struct {
 	// Compression makes the lean clients offer permessage-deflate (no
 	// context takeover); the edge uses it only with --compression=on.
 	Compression bool `json:"compression,omitempty"`
+	// Protocol is the lean clients' wire format: json (text frames of
+	// JSON messages) or protobuf (subprotocol eventedge.v1.protobuf:
+	// binary frames of length-delimited protobufs). Default json. churn,
+	// whose clients are the Go client, is JSON only and refuses protobuf.
+	Protocol string `json:"protocol"`
 	// EdgePID is the edge process to sample from /proc every second
 	// (CPU time, RSS). 0: not sampled.
 	EdgePID int `json:"edgePid,omitempty"`
@@ -106,6 +111,12 @@ type Config struct {
 	ProcRoot string `json:"-"`
 }
 
+// The wire formats of Config.Protocol.
+const (
+	ProtocolJSON     = "json"
+	ProtocolProtobuf = "protobuf"
+)
+
 // Scenarios are the scenario names.
 var Scenarios = []string{"broadcast", "rooms", "idle", "connect", "slow", "churn"}
 
@@ -124,6 +135,7 @@ func (c Config) WithDefaults() Config {
 	c.DialTimeout = cmp.Or(c.DialTimeout, 10*time.Second)
 	c.Drain = cmp.Or(c.Drain, 5*time.Second)
 	c.Rooms = cmp.Or(c.Rooms, 10)
+	c.Protocol = cmp.Or(c.Protocol, ProtocolJSON)
 	c.SlowReadDelay = cmp.Or(c.SlowReadDelay, 10*time.Millisecond)
 	c.ChurnRate = cmp.Or(c.ChurnRate, 10)
 	c.ChurnLife = cmp.Or(c.ChurnLife, time.Second)
@@ -138,6 +150,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--scenario %q: want one of %s", c.Scenario, strings.Join(Scenarios, ", "))
 	case len(c.JWTSecret) < 32:
 		return errors.New("--jwt-secret (LOADGEN_JWT_SECRET): required, at least 32 bytes (the edge's EDGE_JWT_SECRET)")
+	case c.Protocol != ProtocolJSON && c.Protocol != ProtocolProtobuf:
+		return fmt.Errorf("--protocol %q: want json or protobuf", c.Protocol)
+	case c.Protocol == ProtocolProtobuf && c.Scenario == "churn":
+		return errors.New("--protocol protobuf: churn's clients are the Go client, which speaks JSON only; use it with broadcast, rooms, slow, idle or connect")
 	case c.Clients < 1:
 		return fmt.Errorf("--clients %d: must be at least 1", c.Clients)
 	case !(c.Rate > 0) || c.Rate > 1e6:

@@ -136,7 +136,8 @@ func (r *runner) dialSpec(ctx context.Context, i int, sp clientSpec) (conn, []ui
 		return nil, nil, err
 	}
 	if sp.lean {
-		c, pos, err := dialLean(ctx, r.cfg.URL, r.http[i%len(r.http)], tok, sp.rooms, r.cfg.Compression)
+		c, pos, err := dialLean(ctx, r.cfg.URL, r.http[i%len(r.http)], tok, sp.rooms,
+			leanOptions{compress: r.cfg.Compression, binary: r.cfg.Protocol == ProtocolProtobuf})
 		if err != nil {
 			return nil, nil, err
 		}

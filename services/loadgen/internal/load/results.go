@@ -112,7 +112,8 @@ type DeliveryResults struct {
 	// end of the drain.
 	PerSecond float64 `json:"perSecond"`
 	// MessageBytes is the size of one event message as received (the
-	// first one): {"op":"event",…,"event":{…}}.
+	// first one): {"op":"event",…,"event":{…}}, or in the protobuf mode
+	// the ServerMessage without its length prefix.
 	MessageBytes int `json:"messageBytes"`
 	// Worst describes up to three failing clients.
 	Worst []string `json:"worst,omitempty"`
@@ -295,6 +296,9 @@ func WriteTable(w io.Writer, rec *Record) error {
 		params += fmt.Sprintf(", rate %g/s for %s, payload ~%d B, churn %g/s living %s", p.Rate, p.Duration, p.PayloadBytes, p.ChurnRate, p.ChurnLife)
 	case "idle":
 		params += fmt.Sprintf(", held %s", p.Duration)
+	}
+	if p.Protocol != "" {
+		params += ", protocol " + p.Protocol
 	}
 	if p.Preset != "" {
 		params = "preset " + p.Preset + ": " + params
