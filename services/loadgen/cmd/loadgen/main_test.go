@@ -248,6 +248,24 @@ func TestBroadcast(t *testing.T) {
 	}
 }
 
+// TestBroadcastDashboardMix: the dashboard's mix of event types, sizes
+// and permissions reaches every client exactly once, in order.
+func TestBroadcastDashboardMix(t *testing.T) {
+	e := startEdge(t)
+	_, rec := runLoadgen(t, e, "--scenario", "broadcast", "--mix", "dashboard", "--clients", "20", "--rate", "40", "--duration", "2s",
+		"--dialers", "5")
+	if rec.Parameters["mix"] != "dashboard" || rec.Parameters["protocol"] != "json" {
+		t.Errorf("parameters: %v", rec.Parameters)
+	}
+	d := rec.Results.Delivery
+	if !d.clean() || d.Published != 80 || d.Expected != 20*80 || d.Delivered != d.Expected {
+		t.Errorf("delivery: %+v", d)
+	}
+	if m := rec.Results.Metrics; m == nil || m.End["eventedge_deliveries_total"] != float64(d.Expected) {
+		t.Errorf("edge deliveries %v, want %d", m, d.Expected)
+	}
+}
+
 func TestRooms(t *testing.T) {
 	e := startEdge(t)
 	_, rec := runLoadgen(t, e, "--scenario", "rooms", "--clients", "20", "--rooms", "4", "--rate", "40", "--duration", "2s",
@@ -408,6 +426,8 @@ func TestRefusals(t *testing.T) {
 		{[]string{"--scenario", "connect", "--source-addrs", "300"}, "1-254"},
 		{[]string{"--scenario", "broadcast", "--protocol", "xml"}, "--protocol \"xml\": want json or protobuf"},
 		{[]string{"--scenario", "churn", "--protocol", "protobuf"}, "JSON only"},
+		{[]string{"--scenario", "broadcast", "--mix", "real"}, "--mix \"real\": want one of padded, dashboard"},
+		{[]string{"--scenario", "rooms", "--mix", "dashboard"}, "rooms publishes its own mix"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(context.Background(), tc.args, getenv, &stdout, &stderr)

@@ -48,6 +48,13 @@ type Config struct {
 	SourceAddrs int `json:"sourceAddrs"`
 	// PayloadBytes is the approximate size of one event's JSON. Default 200.
 	PayloadBytes int `json:"payloadBytes"`
+	// Mix is the events the publisher sends (broadcast, slow, churn):
+	// padded (task_updated with its title padded to PayloadBytes) or
+	// dashboard (the dashboard's mix of event types and sizes as the
+	// services build them, from a fixed seed; PayloadBytes is not used;
+	// the clients' tokens carry logs:read for its log lines). Default
+	// padded.
+	Mix string `json:"mix"`
 	// Compression makes the lean clients offer permessage-deflate (no
 	// context takeover); the edge uses it only with --compression=on.
 	Compression bool `json:"compression,omitempty"`
@@ -136,6 +143,7 @@ func (c Config) WithDefaults() Config {
 	c.Drain = cmp.Or(c.Drain, 5*time.Second)
 	c.Rooms = cmp.Or(c.Rooms, 10)
 	c.Protocol = cmp.Or(c.Protocol, ProtocolJSON)
+	c.Mix = cmp.Or(c.Mix, MixPadded)
 	c.SlowReadDelay = cmp.Or(c.SlowReadDelay, 10*time.Millisecond)
 	c.ChurnRate = cmp.Or(c.ChurnRate, 10)
 	c.ChurnLife = cmp.Or(c.ChurnLife, time.Second)
@@ -154,6 +162,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--protocol %q: want json or protobuf", c.Protocol)
 	case c.Protocol == ProtocolProtobuf && c.Scenario == "churn":
 		return errors.New("--protocol protobuf: churn's clients are the Go client, which speaks JSON only; use it with broadcast, rooms, slow, idle or connect")
+	case !slices.Contains(Mixes, c.Mix):
+		return fmt.Errorf("--mix %q: want one of %s", c.Mix, strings.Join(Mixes, ", "))
+	case c.Mix != MixPadded && c.Scenario == "rooms":
+		return fmt.Errorf("--mix %s: for broadcast, slow and churn (rooms publishes its own mix of the four task types)", c.Mix)
 	case c.Clients < 1:
 		return fmt.Errorf("--clients %d: must be at least 1", c.Clients)
 	case !(c.Rate > 0) || c.Rate > 1e6:

@@ -60,9 +60,9 @@ func (r *runner) dialAll(ctx context.Context, n int, rm string, lean bool, onCon
 }
 
 // clientSpec is what one client is: the rooms it subscribes to, in order,
-// and its token's permissions and projects (nil: tasks:read and the run's
-// project); lean selects the lean receive path (a *leanConn) over the Go
-// client (a *client.Conn).
+// and its token's permissions and projects (nil: tasks:read, and logs:read
+// with the dashboard mix; the run's project); lean selects the lean
+// receive path (a *leanConn) over the Go client (a *client.Conn).
 type clientSpec struct {
 	rooms, perms, projects []string
 	lean                   bool
@@ -127,6 +127,9 @@ func (r *runner) dialSpec(ctx context.Context, i int, sp clientSpec) (conn, []ui
 	perms, projects := sp.perms, sp.projects
 	if perms == nil {
 		perms = []string{"tasks:read"}
+		if r.cfg.Mix == MixDashboard {
+			perms = append(perms, PermLogsRead) // the mix's log lines require it
+		}
 	}
 	if projects == nil {
 		projects = []string{r.cfg.Project}

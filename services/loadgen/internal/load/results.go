@@ -115,6 +115,9 @@ type DeliveryResults struct {
 	// first one): {"op":"event",…,"event":{…}}, or in the protobuf mode
 	// the ServerMessage without its length prefix.
 	MessageBytes int `json:"messageBytes"`
+	// MeanMessageBytes is the mean size of the event messages received,
+	// measured as MessageBytes (uncompressed).
+	MeanMessageBytes float64 `json:"meanMessageBytes,omitempty"`
 	// Worst describes up to three failing clients.
 	Worst []string `json:"worst,omitempty"`
 }
@@ -300,6 +303,9 @@ func WriteTable(w io.Writer, rec *Record) error {
 	if p.Protocol != "" {
 		params += ", protocol " + p.Protocol
 	}
+	if p.Mix != "" && p.Mix != MixPadded {
+		params += ", mix " + p.Mix
+	}
 	if p.Preset != "" {
 		params = "preset " + p.Preset + ": " + params
 	}
@@ -326,7 +332,7 @@ func WriteTable(w io.Writer, rec *Record) error {
 		}
 	}
 	if d := r.Delivery; d != nil {
-		row("delivered", "%d/%d expected (%.0f/s), %d B per event message", d.Delivered, d.Expected, d.PerSecond, d.MessageBytes)
+		row("delivered", "%d/%d expected (%.0f/s), %d B per event message (mean %.0f B)", d.Delivered, d.Expected, d.PerSecond, d.MessageBytes, d.MeanMessageBytes)
 		row("delivery check", "lost %d, duplicated %d, out of order %d, unexpected %d", d.Lost, d.Duplicated, d.OutOfOrder, d.Unexpected)
 		for _, s := range d.Worst {
 			row("  worst", "%s", s)
