@@ -63,15 +63,27 @@ const mixSeed = 20261126
 // a seeded generator. Not safe for concurrent use: publishSchedule calls
 // build from one goroutine.
 type dashboardMix struct {
-	rng   *rand.Rand
-	room  room.Room
-	tasks []string // the project's tasks, which the edits are about
+	rng     *rand.Rand
+	room    room.Room
+	tasks   []string    // the project's tasks, which the edits are about
+	running [][2]string // the executions running (task id, execution id), which report progress in turn
+	turn    int         // the next of running to report
 }
+
+// mixRunning is how many executions report progress, in turn: at 40
+// events/s each reports every 2 s, so the edge's flow control never holds
+// one (--progress-rate allows 10/s per task) nor coalesces two (that
+// would need one still queued 2 s later), and the delivery check can
+// expect every event.
+const mixRunning = 16
 
 func newDashboardMix(rm room.Room) *dashboardMix {
 	m := &dashboardMix{rng: rand.New(rand.NewPCG(mixSeed, 1)), room: rm}
 	for range 40 {
 		m.tasks = append(m.tasks, m.id())
+	}
+	for k := range mixRunning {
+		m.running = append(m.running, [2]string{m.tasks[k], m.id()})
 	}
 	return m
 }
@@ -220,15 +232,15 @@ func (m *dashboardMix) updated() *pb.Event {
 	return events.TaskUpdated(m.room, m.actor(), m.task(), &changes, fields...)
 }
 
-// progress is a task_progress as the worker's reporter sends it: the
-// progress of a stage, or (two in three) a batch of 1-6 log lines with
-// requiredPermission logs:read. Each has a task id of its own, so the
-// edge never coalesces two of them (a coalesced one is not delivered,
-// and how many are depends on timing): the bytes are those of a real id.
+// progress is a task_progress as the worker's reporter sends it for the
+// next running execution: the progress of a stage, or (two in three) a
+// batch of 1-6 log lines with requiredPermission logs:read.
 func (m *dashboardMix) progress() *pb.Event {
 	r := m.rng
 	now := time.Now()
-	p := &pb.TaskProgress{TaskId: m.id(), ExecutionId: m.id(), Progress: float64(r.IntN(1000)) / 1000, Stage: pick(r, stages)}
+	ex := m.running[m.turn%len(m.running)]
+	m.turn++
+	p := &pb.TaskProgress{TaskId: ex[0], ExecutionId: ex[1], Progress: float64(r.IntN(1000)) / 1000, Stage: pick(r, stages)}
 	logs := r.IntN(3) > 0
 	if logs {
 		for j := range 1 + r.IntN(6) {
