@@ -174,11 +174,12 @@ FUZZTIME ?= 2m
 fuzz:
 	scripts/fuzz $(FUZZTIME)
 
-## fuzz-short: the parsers of issue #9 (client frames, room names and
-## subjects, JWT claims, events from NATS), 30,000 inputs each (a count,
+## fuzz-short: the parsers of issue #9 (client frames in JSON and
+## protobuf, room names and subjects, JWT claims, events from NATS),
+## 30,000 inputs each (a count,
 ## not a time: Go 1.26's fuzzer can fail a timed run at its deadline with
 ## "context deadline exceeded", go.dev/issue/75804); part of make test
-FUZZ_SHORT := services/edge/internal/protocol:FuzzDecode services/edge/internal/protocol:FuzzSplit proto/room:FuzzParse proto/room:FuzzFromSubject services/edge/internal/auth:FuzzClaims services/edge/internal/auth:FuzzVerify proto/events:FuzzDecode
+FUZZ_SHORT := services/edge/internal/protocol:FuzzDecode services/edge/internal/protocol:FuzzSplit services/edge/internal/protocol:FuzzDecodeBinary services/edge/internal/protocol:FuzzSplitBinary proto/room:FuzzParse proto/room:FuzzFromSubject services/edge/internal/auth:FuzzClaims services/edge/internal/auth:FuzzVerify proto/events:FuzzDecode
 fuzz-short:
 	@echo "== fuzzing, 30000 inputs per target"
 	scripts/fuzz 30000x $(FUZZ_SHORT)

@@ -5,6 +5,11 @@
 // such as unsubscribed) arrive in order on Messages. One goroutine, owned by
 // the Conn, reads the connection; Close stops it and waits for it.
 //
+// Two wire formats, chosen with Options.Protocol: JSON (the default) and
+// Protobuf (subprotocol eventedge.v1.protobuf, binary frames of
+// length-delimited messages). Both deliver the same Messages; in protobuf
+// mode an event also carries its decoded protobuf (Event.Proto).
+//
 // This is the single-connection layer: it does not reconnect. Consume
 // Messages promptly: while the channel is full the reader waits, replies
 // wait behind it, and the server eventually closes a client that does not
@@ -12,17 +17,19 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
+
+	eventedgev1 "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 )
 
 // Options configures Dial. Only Token is required.
@@ -45,6 +52,40 @@ type Options struct {
 	MessageBuffer int
 	// ReadLimit is the largest server frame accepted. Default 16 MiB.
 	ReadLimit int64
+	// Protocol is the wire format. Default JSON.
+	Protocol Protocol
+}
+
+// Protocol is a connection's wire format.
+type Protocol int
+
+// Protocols.
+const (
+	// JSON: text frames of JSON messages. No subprotocol is offered, so
+	// any eventedge node accepts it.
+	JSON Protocol = iota
+	// Protobuf: subprotocol eventedge.v1.protobuf, binary frames of
+	// length-delimited ClientMessage and ServerMessage protobufs.
+	Protobuf
+)
+
+// String returns "json" or "protobuf".
+func (p Protocol) String() string {
+	if p == Protobuf {
+		return "protobuf"
+	}
+	return "json"
+}
+
+// ParseProtocol parses "json" or "protobuf".
+func ParseProtocol(s string) (Protocol, error) {
+	switch s {
+	case "json":
+		return JSON, nil
+	case "protobuf":
+		return Protobuf, nil
+	}
+	return JSON, fmt.Errorf("protocol %q: want json or protobuf", s)
 }
 
 // Event is an event as the server delivers it.
@@ -57,8 +98,12 @@ type Event struct {
 	RequiredPermission string            `json:"requiredPermission,omitempty"`
 	Metadata           map[string]string `json:"metadata"`
 	// Data is the payload in its JSON form (for task_updated: taskId,
-	// changes, updatedBy, changedFields).
+	// changes, updatedBy, changedFields). In protobuf mode the client
+	// derives it from Proto.
 	Data json.RawMessage `json:"data"`
+	// Proto is the event as published, decoded, in protobuf mode (nil in
+	// JSON mode).
+	Proto *eventedgev1.Event `json:"-"`
 }
 
 // Message is one server message that is not a reply: op "event" (Event set)
@@ -69,7 +114,10 @@ type Message struct {
 	Seq    uint64 `json:"seq,omitempty"`
 	Reason string `json:"reason,omitempty"`
 	Event  *Event `json:"event,omitempty"`
-	// Raw is the message as received.
+	// In is an expiring notice's seconds until the token expires.
+	In int `json:"in,omitempty"`
+	// Raw is the message as received (in protobuf mode, the ServerMessage
+	// without its length prefix).
 	Raw []byte `json:"-"`
 }
 
@@ -111,6 +159,7 @@ type reply struct {
 type Conn struct {
 	// static after Dial
 	ws       *websocket.Conn
+	proto    Protocol
 	welcome  Welcome
 	messages chan *Message
 	done     chan struct{} // closed when the reader ends
@@ -121,7 +170,7 @@ type Conn struct {
 
 	mu      sync.Mutex
 	nextID  uint64                 // guarded by mu
-	pending map[uint64]chan []byte // guarded by mu: replies and pongs by id
+	pending map[uint64]chan *reply // guarded by mu: replies and pongs by id
 	err     error                  // guarded by mu: why the reader ended
 }
 
@@ -142,25 +191,34 @@ func Dial(ctx context.Context, url string, opts Options) (*Conn, error) {
 	if opts.HeaderAuth {
 		h.Set("Authorization", "Bearer "+opts.Token)
 	}
-	ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: opts.HTTPClient, HTTPHeader: h})
+	dopts := &websocket.DialOptions{HTTPClient: opts.HTTPClient, HTTPHeader: h}
+	if opts.Protocol == Protobuf {
+		dopts.Subprotocols = []string{subprotocolProtobuf}
+	}
+	ws, resp, err := websocket.Dial(ctx, url, dopts)
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("dial %s: HTTP %d: %w", url, resp.StatusCode, err)
 		}
 		return nil, fmt.Errorf("dial %s: %w", url, err)
 	}
+	if opts.Protocol == Protobuf && ws.Subprotocol() != subprotocolProtobuf {
+		ws.CloseNow()
+		return nil, fmt.Errorf("dial %s: the server did not accept subprotocol %s (a node without the protobuf mode?)", url, subprotocolProtobuf)
+	}
 	ws.SetReadLimit(opts.ReadLimit)
 	c := &Conn{
 		ws:       ws,
+		proto:    opts.Protocol,
 		messages: make(chan *Message, opts.MessageBuffer),
 		done:     make(chan struct{}),
-		pending:  make(map[uint64]chan []byte),
+		pending:  make(map[uint64]chan *reply),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 
 	if !opts.HeaderAuth {
-		auth, _ := json.Marshal(map[string]string{"op": "auth", "token": opts.Token, "deviceId": opts.DeviceID, "clientVersion": opts.ClientVersion})
-		if err := ws.Write(ctx, websocket.MessageText, auth); err != nil {
+		auth := command{op: "auth", token: opts.Token, deviceID: opts.DeviceID, clientVersion: opts.ClientVersion}
+		if err := ws.Write(ctx, c.frameType(), auth.encode(c.proto)); err != nil {
 			ws.CloseNow()
 			return nil, fmt.Errorf("send auth: %w", err)
 		}
@@ -171,18 +229,45 @@ func Dial(ctx context.Context, url string, opts Options) (*Conn, error) {
 		ws.CloseNow()
 		return nil, closeErr(err)
 	}
-	first, rest, _ := strings.Cut(string(data), "\n")
+	var w *Welcome
+	var rest []byte
+	if c.proto == Protobuf {
+		w, rest, err = welcomeProto(data)
+	} else {
+		w, rest, err = welcomeJSON(data)
+	}
+	if err != nil {
+		ws.CloseNow()
+		return nil, err
+	}
+	c.welcome = *w
+	go c.readLoop(rest)
+	return c, nil
+}
+
+// welcomeJSON decodes the welcome at the start of a JSON frame and returns
+// the frame's other messages.
+func welcomeJSON(frame []byte) (*Welcome, []byte, error) {
+	first, rest, _ := bytes.Cut(frame, []byte("\n"))
 	var w struct {
 		Op string `json:"op"`
 		Welcome
 	}
-	if err := json.Unmarshal([]byte(first), &w); err != nil || w.Op != "welcome" {
-		ws.CloseNow()
-		return nil, fmt.Errorf("expected welcome, got %.200s", first)
+	if err := json.Unmarshal(first, &w); err != nil || w.Op != "welcome" {
+		return nil, nil, fmt.Errorf("expected welcome, got %.200s", first)
 	}
-	c.welcome = w.Welcome
-	go c.readLoop([]byte(rest))
-	return c, nil
+	return &w.Welcome, rest, nil
+}
+
+// Protocol returns the connection's wire format.
+func (c *Conn) Protocol() Protocol { return c.proto }
+
+// frameType is the WebSocket message type of the connection's frames.
+func (c *Conn) frameType() websocket.MessageType {
+	if c.proto == Protobuf {
+		return websocket.MessageBinary
+	}
+	return websocket.MessageText
 }
 
 // Welcome returns the server's welcome.
@@ -240,47 +325,65 @@ func (c *Conn) readLoop(leftover []byte) {
 }
 
 func (c *Conn) dispatchFrame(frame []byte) bool {
-	for _, line := range strings.Split(string(frame), "\n") {
-		if line == "" {
+	if c.proto == Protobuf {
+		for len(frame) > 0 {
+			msg, rest, err := nextDelimited(frame)
+			if err != nil {
+				return c.fail(err)
+			}
+			frame = rest
+			if !c.dispatch(decodeProto(msg)) {
+				return false
+			}
+		}
+		return true
+	}
+	for len(frame) > 0 {
+		var line []byte
+		line, frame, _ = bytes.Cut(frame, []byte("\n"))
+		if len(line) == 0 {
 			continue
 		}
-		if !c.dispatch([]byte(line)) {
+		if !c.dispatch(decodeJSON(bytes.Clone(line))) {
 			return false
 		}
 	}
 	return true
 }
 
-func (c *Conn) dispatch(line []byte) bool {
-	var head struct {
-		Op string  `json:"op"`
-		ID *uint64 `json:"id"`
+// incoming is one decoded server message: a reply (or pong) to a command
+// with its id, or a Message for the Messages channel.
+type incoming struct {
+	id    *uint64
+	reply *reply // set for a reply or pong; with id, answers a command
+	msg   *Message
+	err   error // undecodable
+}
+
+// fail ends the connection because a server message could not be decoded.
+func (c *Conn) fail(err error) bool {
+	c.mu.Lock()
+	c.err = fmt.Errorf("undecodable server message: %w", err)
+	c.mu.Unlock()
+	c.ws.CloseNow()
+	return false
+}
+
+func (c *Conn) dispatch(in incoming) bool {
+	if in.err != nil {
+		return c.fail(in.err)
 	}
-	if err := json.Unmarshal(line, &head); err != nil {
+	if in.reply != nil && in.id != nil {
 		c.mu.Lock()
-		c.err = fmt.Errorf("undecodable server message: %w", err)
-		c.mu.Unlock()
-		c.ws.CloseNow()
-		return false
-	}
-	if (head.Op == "reply" || head.Op == "pong") && head.ID != nil {
-		c.mu.Lock()
-		ch := c.pending[*head.ID]
-		delete(c.pending, *head.ID)
+		ch := c.pending[*in.id]
+		delete(c.pending, *in.id)
 		c.mu.Unlock()
 		if ch != nil {
-			ch <- line
+			ch <- in.reply
 		}
 		return true
 	}
-	m := &Message{Raw: line}
-	if err := json.Unmarshal(line, m); err != nil {
-		c.mu.Lock()
-		c.err = fmt.Errorf("undecodable server message: %w", err)
-		c.mu.Unlock()
-		c.ws.CloseNow()
-		return false
-	}
+	m := in.msg
 	select {
 	case c.messages <- m:
 		return true
@@ -298,9 +401,9 @@ func (c *Conn) failPending() {
 	}
 }
 
-// command sends msg with a fresh id and waits for the reply with that id.
-func (c *Conn) command(ctx context.Context, msg map[string]any) ([]byte, error) {
-	ch := make(chan []byte, 1)
+// command sends cmd with a fresh id and waits for the reply with that id.
+func (c *Conn) command(ctx context.Context, cmd command) (*reply, error) {
+	ch := make(chan *reply, 1)
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -310,20 +413,19 @@ func (c *Conn) command(ctx context.Context, msg map[string]any) ([]byte, error) 
 	id := c.nextID
 	c.pending[id] = ch
 	c.mu.Unlock()
-	msg["id"] = id
-	data, _ := json.Marshal(msg)
-	if err := c.WriteRaw(ctx, data); err != nil {
+	cmd.id = &id
+	if err := c.WriteRaw(ctx, cmd.encode(c.proto)); err != nil {
 		c.mu.Lock()
 		delete(c.pending, id)
 		c.mu.Unlock()
 		return nil, err
 	}
 	select {
-	case line, ok := <-ch:
+	case r, ok := <-ch:
 		if !ok {
 			return nil, ErrClosed
 		}
-		return line, nil
+		return r, nil
 	case <-ctx.Done():
 		c.mu.Lock()
 		delete(c.pending, id)
@@ -332,14 +434,10 @@ func (c *Conn) command(ctx context.Context, msg map[string]any) ([]byte, error) 
 	}
 }
 
-func (c *Conn) replyCommand(ctx context.Context, msg map[string]any) (*reply, error) {
-	line, err := c.command(ctx, msg)
+func (c *Conn) replyCommand(ctx context.Context, cmd command) (*reply, error) {
+	r, err := c.command(ctx, cmd)
 	if err != nil {
 		return nil, err
-	}
-	var r reply
-	if err := json.Unmarshal(line, &r); err != nil {
-		return nil, fmt.Errorf("decode reply: %w", err)
 	}
 	if !r.OK {
 		if r.Error == nil {
@@ -347,7 +445,7 @@ func (c *Conn) replyCommand(ctx context.Context, msg map[string]any) (*reply, er
 		}
 		return nil, r.Error
 	}
-	return &r, nil
+	return r, nil
 }
 
 // Subscribe joins room, receiving only the listed event types (all when
@@ -362,14 +460,7 @@ func (c *Conn) Subscribe(ctx context.Context, room string, eventTypes ...string)
 // history), or sends a reset when they are gone. It returns the position
 // the subscription continues after: events with a larger seq follow.
 func (c *Conn) SubscribeFrom(ctx context.Context, room string, since *uint64, eventTypes ...string) (uint64, error) {
-	msg := map[string]any{"op": "subscribe", "room": room}
-	if len(eventTypes) > 0 {
-		msg["events"] = eventTypes
-	}
-	if since != nil {
-		msg["since"] = *since
-	}
-	r, err := c.replyCommand(ctx, msg)
+	r, err := c.replyCommand(ctx, command{op: "subscribe", room: room, events: eventTypes, since: since})
 	if err != nil {
 		return 0, err
 	}
@@ -379,19 +470,19 @@ func (c *Conn) SubscribeFrom(ctx context.Context, room string, since *uint64, ev
 // Ack acknowledges every event of room up to seq (cumulative). Without a
 // reply: acks are frequent and an unanswered one is superseded by the next.
 func (c *Conn) Ack(ctx context.Context, room string, seq uint64) error {
-	data, _ := json.Marshal(map[string]any{"op": "ack", "room": room, "seq": seq})
-	return c.WriteRaw(ctx, data)
+	cmd := command{op: "ack", room: room, seq: &seq}
+	return c.WriteRaw(ctx, cmd.encode(c.proto))
 }
 
 // Unsubscribe leaves room.
 func (c *Conn) Unsubscribe(ctx context.Context, room string) error {
-	_, err := c.replyCommand(ctx, map[string]any{"op": "unsubscribe", "room": room})
+	_, err := c.replyCommand(ctx, command{op: "unsubscribe", room: room})
 	return err
 }
 
 // Refresh replaces the connection's token and returns its expiry.
 func (c *Conn) Refresh(ctx context.Context, token string) (time.Time, error) {
-	r, err := c.replyCommand(ctx, map[string]any{"op": "auth", "token": token})
+	r, err := c.replyCommand(ctx, command{op: "auth", token: token})
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -401,18 +492,19 @@ func (c *Conn) Refresh(ctx context.Context, token string) (time.Time, error) {
 // Ping sends a protocol ping and returns the round-trip time.
 func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 	start := time.Now()
-	if _, err := c.command(ctx, map[string]any{"op": "ping"}); err != nil {
+	if _, err := c.command(ctx, command{op: "ping"}); err != nil {
 		return 0, err
 	}
 	return time.Since(start), nil
 }
 
-// WriteRaw sends data as one text frame, as is. For tools and tests that
-// need to send what the typed methods would not.
+// WriteRaw sends data as one frame, as is: a text frame in JSON mode, a
+// binary one in protobuf mode. For tools and tests that need to send what
+// the typed methods would not.
 func (c *Conn) WriteRaw(ctx context.Context, data []byte) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	if err := c.ws.Write(ctx, websocket.MessageText, data); err != nil {
+	if err := c.ws.Write(ctx, c.frameType(), data); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
 	return nil

@@ -174,6 +174,12 @@ func subscribed(t *testing.T, c *client.Client, room string) {
 // restart); the client goes to node B at once (with jitter below
 // BaseDelay) and resumes: every event arrives once, in order.
 func TestReconnectAfterGracefulShutdown(t *testing.T) {
+	for _, mode := range []client.Protocol{client.JSON, client.Protobuf} {
+		t.Run(mode.String(), func(t *testing.T) { testReconnectAfterGracefulShutdown(t, mode) })
+	}
+}
+
+func testReconnectAfterGracefulShutdown(t *testing.T, mode client.Protocol) {
 	n := edgetest.StartNATS(t)
 	_, js := n.Connect(t)
 	a := edgetest.StartEdge(t, n, func(o *node.Options) { o.Name = "edge-a" })
@@ -185,6 +191,7 @@ func TestReconnectAfterGracefulShutdown(t *testing.T) {
 		Token:     edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, time.Hour),
 		BaseDelay: base,
 		OnState:   st.on,
+		Protocol:  mode,
 	})
 	c.Subscribe("project:p1")
 	run(t, c)
@@ -677,9 +684,17 @@ func TestDialErrors(t *testing.T) {
 	}
 	dial(t, e, client.Options{Token: tok, Header: http.Header{"Origin": {"https://dash.example.com"}}})
 
-	_, err = client.Dial(ctxT(t), e.URL, client.Options{Token: "bad"})
-	if code := client.CloseCode(err); code != 4001 {
-		t.Fatalf("bad token: %v (code %d), want a 4001 *CloseError", err, code)
+	for _, mode := range []client.Protocol{client.JSON, client.Protobuf} {
+		_, err = client.Dial(ctxT(t), e.URL, client.Options{Token: "bad", Protocol: mode})
+		if code := client.CloseCode(err); code != 4001 {
+			t.Fatalf("%s: bad token: %v (code %d), want a 4001 *CloseError", mode, err, code)
+		}
+	}
+	if p, err := client.ParseProtocol("protobuf"); err != nil || p != client.Protobuf {
+		t.Fatalf("ParseProtocol(protobuf) = %v, %v", p, err)
+	}
+	if _, err := client.ParseProtocol("xml"); err == nil || !strings.Contains(err.Error(), "want json or protobuf") {
+		t.Fatalf("ParseProtocol(xml): %v", err)
 	}
 	if code := client.CloseCode(errors.New("x")); code != -1 {
 		t.Fatalf("CloseCode of a plain error = %d, want -1", code)

@@ -96,6 +96,8 @@ type Config struct {
 	OnState func(StateChange)
 	// Buffer is the capacity of the Events channel. Default 1024.
 	Buffer int
+	// Protocol is the wire format of every connection. Default JSON.
+	Protocol Protocol
 }
 
 type roomSub struct {
@@ -304,6 +306,7 @@ func (c *Client) session(ctx context.Context, url string) error {
 	conn, err := Dial(dctx, url, Options{
 		Token: token, DeviceID: c.cfg.DeviceID, ClientVersion: c.cfg.ClientVersion,
 		Header: c.cfg.Header, HTTPClient: c.cfg.HTTPClient, MessageBuffer: c.cfg.Buffer,
+		Protocol: c.cfg.Protocol,
 	})
 	cancel()
 	if err != nil {

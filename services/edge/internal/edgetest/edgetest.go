@@ -169,9 +169,16 @@ func Token(t testing.TB, sub string, perms, projects []string, ttl time.Duration
 // test ends.
 func Dial(t testing.TB, e *Edge, token string) *client.Conn {
 	t.Helper()
+	return DialWith(t, e, client.Options{Token: token})
+}
+
+// DialWith connects and authenticates a client with opts (e.g. in protobuf
+// mode), closed when the test ends.
+func DialWith(t testing.TB, e *Edge, opts client.Options) *client.Conn {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, e.URL, client.Options{Token: token})
+	c, err := client.Dial(ctx, e.URL, opts)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/eventedge/eventedge/proto/events"
-	"github.com/eventedge/eventedge/services/edge/internal/protocol"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -22,7 +21,7 @@ func (h *Hub) CatchUp(ctx context.Context, sub *Subscription) error {
 	if pos.Gap != "" {
 		h.m.Resets.WithLabelValues(string(pos.Gap)).Inc()
 		sub.resetTo(pos.Last)
-		sub.sink.Reset(sub.name, protocol.EncodeReset(sub.name, string(pos.Gap), pos.Last), false)
+		sub.sink.Reset(sub.name, string(pos.Gap), pos.Last, false)
 	}
 	upTo := pos.Last
 	for {

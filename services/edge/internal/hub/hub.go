@@ -36,6 +36,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/eventedge/eventedge/proto/events"
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
@@ -93,7 +94,8 @@ type Outbound struct {
 	Priority pb.Priority
 	// Timestamp is the event's timestamp: the start of delivery latency.
 	Timestamp time.Time
-	// Data is the encoded event message, without a trailing newline.
+	// Data is the event message in JSON, without a trailing newline. The
+	// protobuf form is encoded on first use: Bytes.
 	Data []byte
 	// Task is the task id of a task_progress event (for coalescing).
 	Task string
@@ -110,6 +112,23 @@ type Outbound struct {
 	Handled time.Time
 
 	perm string // the event's required permission
+	// raw is the event's protobuf encoding: the stored body of a protobuf
+	// publisher, or the event marshalled once for a JSON one.
+	raw     []byte
+	binOnce sync.Once
+	bin     []byte // the protobuf event message, set by binOnce
+}
+
+// Bytes returns the event message in mode m, shared by every subscriber
+// of the room in that mode: the JSON form was encoded with the Outbound,
+// the protobuf form is encoded by the first protobuf subscriber to need it
+// (the stored bytes, not re-encoded: protocol.EncodeEventBinary).
+func (o *Outbound) Bytes(m protocol.Mode) []byte {
+	if m == protocol.JSON {
+		return o.Data
+	}
+	o.binOnce.Do(func() { o.bin = protocol.EncodeEventBinary(o.Room, o.Seq, o.Event, o.raw) })
+	return o.bin
 }
 
 // PriorityLabel is a priority as a metric label: high, normal or low.
@@ -483,6 +502,14 @@ func encode(roomName string, seq uint64, body []byte, contentType string) (*Outb
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", ev.Id, err)
 	}
+	raw := body
+	if contentType != "" && contentType != events.ContentTypeProtobuf {
+		// A JSON publisher's event (or a media type with parameters):
+		// marshalled here, once per room, for protobuf subscribers.
+		if raw, err = proto.Marshal(ev); err != nil {
+			return nil, fmt.Errorf("encode event %s: %w", ev.Id, err)
+		}
+	}
 	return &Outbound{
 		Room:      roomName,
 		Seq:       seq,
@@ -493,5 +520,6 @@ func encode(roomName string, seq uint64, body []byte, contentType string) (*Outb
 		Task:      ev.GetTaskProgress().GetTaskId(),
 		Event:     ev,
 		perm:      ev.RequiredPermission,
+		raw:       raw,
 	}, nil
 }

@@ -43,7 +43,7 @@ func (s *sink) Deliver(o *Outbound) {
 	s.mu.Unlock()
 }
 func (s *sink) DeliverWait(_ context.Context, o *Outbound) error { s.Deliver(o); return nil }
-func (s *sink) Reset(string, []byte, bool)                       {}
+func (s *sink) Reset(string, string, uint64, bool)               {}
 func (s *sink) Claims() *auth.Claims                             { return s.claims }
 
 func newHub(tb testing.TB) *Hub {

@@ -6,7 +6,6 @@ import (
 
 	"github.com/eventedge/eventedge/proto/events"
 	"github.com/eventedge/eventedge/services/edge/internal/history"
-	"github.com/eventedge/eventedge/services/edge/internal/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -131,10 +130,9 @@ func (h *Hub) reset(rs *roomState) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	rs.lastSeq.Store(last)
-	msg := protocol.EncodeReset(rs.name, string(history.Recreated), last)
 	for sub := range rs.subs {
 		sub.restart(last)
-		sub.sink.Reset(rs.name, msg, true)
+		sub.sink.Reset(rs.name, string(history.Recreated), last, true)
 		h.m.Resets.WithLabelValues(string(history.Recreated)).Inc()
 	}
 }

@@ -21,10 +21,11 @@ type Sink interface {
 	// half full. Replays use it: they may produce events faster than a
 	// client takes them, and unlike live fan-out they can wait.
 	DeliverWait(ctx context.Context, o *Outbound) error
-	// Reset queues a reset message of room, in the room's order: after the
-	// room's events already queued, or, with purge, instead of them (their
-	// seqs belong to a stream that no longer exists).
-	Reset(room string, data []byte, purge bool)
+	// Reset queues a reset message of room (reason, and the seq the room
+	// continues after), in the room's order: after the room's events
+	// already queued, or, with purge, instead of them (their seqs belong to
+	// a stream that no longer exists).
+	Reset(room, reason string, seq uint64, purge bool)
 	// Claims returns the client's current claims.
 	Claims() *auth.Claims
 }

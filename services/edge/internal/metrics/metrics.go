@@ -48,7 +48,7 @@ type Metrics struct {
 	QueueBytes  prometheus.Histogram   // bytes queued when the writer takes a frame
 	Revocations prometheus.Counter     // revocations received on ctl.revoke
 
-	HandshakesRejected *prometheus.CounterVec // by reason: node_full, ip_limit, user_limit, draining, origin
+	HandshakesRejected *prometheus.CounterVec // by reason: node_full, ip_limit, user_limit, draining, origin, subprotocol
 	ConnectionFill     prometheus.Gauge       // connections / max connections
 	DrainRemaining     prometheus.Gauge       // clients not yet told to close during a drain
 }
@@ -172,9 +172,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.NATSConnected, m.NATSReconnects, m.EventsIn, m.EventsInvalid, m.EventsDropped, m.Deliveries,
 		m.FramesOut, m.BytesOut, m.MessagesIn, m.DeliveryLatency)
 	m.HandshakesRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "eventedge_handshakes_rejected_total", Help: "WebSocket handshakes refused, by reason: node_full (503), ip_limit and user_limit (429; user_limit also counts 4029 closes right after the auth message), draining (503), origin (403).",
+		Name: "eventedge_handshakes_rejected_total", Help: "WebSocket handshakes refused, by reason: node_full (503), ip_limit and user_limit (429; user_limit also counts 4029 closes right after the auth message), draining (503), origin (403), subprotocol (400: only unknown WebSocket subprotocols offered).",
 	}, []string{"reason"})
-	for _, r := range []string{"node_full", "ip_limit", "user_limit", "draining", "origin"} {
+	for _, r := range []string{"node_full", "ip_limit", "user_limit", "draining", "origin", "subprotocol"} {
 		m.HandshakesRejected.WithLabelValues(r) // present at 0, for rate() and alerts
 	}
 	m.ConnectionFill = prometheus.NewGauge(prometheus.GaugeOpts{

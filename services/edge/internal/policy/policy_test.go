@@ -147,7 +147,7 @@ func TestParseInvalid(t *testing.T) {
 		{name: "permission upper case", data: "rooms:\n  - {match: user, permissions: [tasks:read, Tasks:Write]}\n", want: []string{`rooms[0] (match "user")`, `permissions[1] "Tasks:Write"`}},
 		{name: "permission empty", data: "rooms:\n  - {match: user, permissions: ['']}\n", want: []string{`permissions[0] ""`}},
 		{name: "permission too long", data: "rooms:\n  - {match: user, permissions: [" + strings.Repeat("a", 65) + "]}\n", want: []string{"permissions[0]"}},
-		{name: "permission not a string", data: "rooms:\n  - {match: user, permissions: [[a]]}\n", want: []string{"permissions: want a string, got array"}},
+		{name: "permission not a string", data: "rooms:\n  - {match: user, permissions: [[a]]}\n", want: []string{"permissions", "want a string, got array"}}, // Go 1.27 names the element: permissions.0
 		{name: "permissions not a list", data: "rooms:\n  - {match: user, permissions: tasks:read}\n", want: []string{"permissions: want a list, got string"}},
 		{name: "maxClients negative", data: "rooms:\n  - {match: user, maxClients: -1}\n", want: []string{`rooms[0] (match "user")`, "maxClients -1"}},
 		{name: "maxClients fraction", data: "rooms:\n  - {match: user, maxClients: 1.5}\n", want: []string{"maxClients: want an integer, got number 1.5"}},

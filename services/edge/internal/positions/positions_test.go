@@ -52,6 +52,15 @@ func okWrites(m *metrics.Metrics) float64 {
 	return testutil.ToFloat64(m.PositionWrites.WithLabelValues("ok"))
 }
 
+// settledOKWrites waits until at least one write has been counted and
+// returns the count: a write lands in the bucket (waitStored sees it)
+// just before the writer counts it.
+func settledOKWrites(t *testing.T, m *metrics.Metrics) float64 {
+	t.Helper()
+	edgetest.Eventually(t, 10*time.Second, func() bool { return okWrites(m) >= 1 }, "a write counted")
+	return okWrites(m)
+}
+
 func errWrites(m *metrics.Metrics) float64 {
 	return testutil.ToFloat64(m.PositionWrites.WithLabelValues("error"))
 }
@@ -112,7 +121,7 @@ func TestAckThenGet(t *testing.T) {
 	if seq, ok := get(t, s, "u1", "d1", room.Project("p2")); ok {
 		t.Fatalf("another room: got %d, ok; want ok=false", seq)
 	}
-	if got := okWrites(m); got != 1 {
+	if got := settledOKWrites(t, m); got != 1 {
 		t.Fatalf("ok writes %v, want 1", got)
 	}
 }
@@ -170,7 +179,7 @@ func TestCoalescing(t *testing.T) {
 	}
 	waitStored(t, js, positions.Key("u1", "d1", p1), 200)
 	// Once 200 is stored nothing is dirty any more: the count is final.
-	if got := okWrites(m); got < 1 || got > 2 {
+	if got := settledOKWrites(t, m); got < 1 || got > 2 {
 		t.Fatalf("200 acks of one key: %v writes, want 1 or 2", got)
 	}
 	if got := errWrites(m); got != 0 {

@@ -148,7 +148,7 @@ func PriorityName(p pb.Priority) string {
 // seq in room. It is called once per event per room; every subscriber of the
 // room that may see the event receives the same bytes.
 func EncodeEvent(roomName string, seq uint64, ev *pb.Event) ([]byte, error) {
-	data, err := dataJSON.Marshal(payloadMessage(ev))
+	data, err := dataJSON.Marshal(PayloadMessage(ev))
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +181,9 @@ func EncodeEvent(roomName string, seq uint64, ev *pb.Event) ([]byte, error) {
 	return b, nil
 }
 
-func payloadMessage(ev *pb.Event) proto.Message {
+// PayloadMessage returns the message of ev's payload (the one its "data"
+// carries in JSON).
+func PayloadMessage(ev *pb.Event) proto.Message {
 	switch p := ev.Payload.(type) {
 	case *pb.Event_TaskCreated:
 		return p.TaskCreated

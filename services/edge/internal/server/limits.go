@@ -19,6 +19,9 @@ const (
 	rejectUserLimit = "user_limit"
 	rejectDraining  = "draining"
 	rejectOrigin    = "origin"
+	// rejectSubprotocol: the client offered only subprotocols the node
+	// does not speak (400).
+	rejectSubprotocol = "subprotocol"
 )
 
 // closeRateWindow is the time constant of the close-rate EWMA: closes older

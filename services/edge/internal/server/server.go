@@ -102,11 +102,14 @@ type Server struct {
 	// static after construction
 	env    *session.Env // a copy of New's env, with Users set to lim
 	opts   Options
-	accept websocket.AcceptOptions
-	lim    *limiter
-	log    zerolog.Logger
-	base   context.Context // parent of every session; never cancelled by a request
-	mux    *http.ServeMux
+	accept websocket.AcceptOptions // for a client that offers no subprotocol
+	// acceptMode is accept with the subprotocol of each mode to answer
+	// with, for a client that asked for it by name.
+	acceptMode [2]websocket.AcceptOptions
+	lim        *limiter
+	log        zerolog.Logger
+	base       context.Context // parent of every session; never cancelled by a request
+	mux        *http.ServeMux
 
 	mu sync.Mutex
 	// sessions maps each running session to whether a drain has told it to
@@ -159,6 +162,10 @@ func New(env *session.Env, opts Options) *Server {
 		s.accept.InsecureSkipVerify = true
 	} else {
 		s.accept.OriginPatterns = opts.AllowedOrigins
+	}
+	for _, m := range []protocol.Mode{protocol.JSON, protocol.Protobuf} {
+		s.acceptMode[m] = s.accept
+		s.acceptMode[m].Subprotocols = []string{m.Subprotocol()}
 	}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /v1/ws", s.serveWS)
@@ -221,6 +228,20 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
+	// The wire format, by subprotocol: refused before anything is counted
+	// against a limit when the client asks only for ones the node lacks.
+	mode, answer, err := protocol.Negotiate(r.Header)
+	if err != nil {
+		s.env.Metrics.HandshakesRejected.WithLabelValues(rejectSubprotocol).Inc()
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		s.log.Debug().Str("remote", r.RemoteAddr).Err(err).Msg("handshake refused")
+		return
+	}
+	accept := &s.accept
+	if answer != "" {
+		accept = &s.acceptMode[mode]
+	}
+
 	ip := s.clientIP(r)
 	if rf := s.lim.acquireConn(ip); rf != nil {
 		s.refuse(w, r, rf)
@@ -247,7 +268,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 
 	sw := &statusWriter{ResponseWriter: w}
-	conn, err := websocket.Accept(sw, r, &s.accept)
+	conn, err := websocket.Accept(sw, r, accept)
 	if err != nil {
 		// Accept has written the HTTP error: 403 for a foreign origin, 4xx
 		// for a request that is not a WebSocket handshake.
@@ -266,6 +287,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		UserAgent:   r.UserAgent(),
 		HeaderToken: token,
 		Cork:        sw.cork,
+		Mode:        mode,
 	})
 
 	s.mu.Lock()

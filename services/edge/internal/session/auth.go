@@ -22,7 +22,7 @@ func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string
 			return
 		}
 		// A failed refresh leaves the current, still valid token in force.
-		s.send(protocol.EncodeError(id, protocol.CodeUnauthorized, err.Error()))
+		s.send(s.info.Mode.Error(id, protocol.CodeUnauthorized, err.Error()))
 		return
 	}
 	if s.env.Revocations != nil && s.env.Revocations.User(claims.Subject, claims.IssuedAt) {
@@ -32,7 +32,7 @@ func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string
 	}
 	if prev != nil && claims.Subject != prev.Subject {
 		s.env.Metrics.AuthFailures.WithLabelValues(string(auth.ReasonSubjectDiffs)).Inc()
-		s.send(protocol.EncodeError(id, protocol.CodeUnauthorized, "token refresh: sub differs from the session's user"))
+		s.send(s.info.Mode.Error(id, protocol.CodeUnauthorized, "token refresh: sub differs from the session's user"))
 		return
 	}
 	// Per-user connection limit (slots.go; added with the server's
@@ -48,7 +48,7 @@ func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string
 	s.claims.Store(claims)
 	s.armExpiry(claims)
 	if prev != nil {
-		s.send(protocol.EncodeRefreshed(id, claims.ExpiresAt))
+		s.send(s.info.Mode.Refreshed(id, claims.ExpiresAt))
 		s.subsMu.Lock()
 		s.recheckSubscriptions(claims)
 		s.subsMu.Unlock()
@@ -60,7 +60,7 @@ func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string
 	if deviceID != "" {
 		s.deviceID.Store(&deviceID)
 	}
-	s.send(protocol.EncodeWelcome(s.info.ID, s.env.Node, claims.Subject, claims.ExpiresAt))
+	s.send(s.info.Mode.Welcome(s.info.ID, s.env.Node, claims.Subject, claims.ExpiresAt))
 	// No "node" field: the node's logger carries it (a second one would be
 	// a duplicate key in the JSON line).
 	s.logEvent(s.env.Log.Info()).Str("device", deviceID).Str("client_version", clientVersion).
@@ -80,7 +80,7 @@ func (s *Session) armExpiry(c *auth.Claims) {
 		s.noticeTimer = time.AfterFunc(notice, func() {
 			if s.Claims() == c {
 				secs := int(time.Until(c.ExpiresAt).Round(time.Second) / time.Second)
-				s.send(protocol.EncodeExpiring(max(secs, 0)))
+				s.send(s.info.Mode.Expiring(max(secs, 0)))
 			}
 		})
 	}
@@ -99,7 +99,7 @@ func (s *Session) recheckSubscriptions(c *auth.Claims) {
 		if err := s.mayJoin(c, st.sub.Room()); err != nil {
 			s.leave(st)
 			delete(s.subs, name)
-			s.send(protocol.EncodeUnsubscribed(name, "forbidden"))
+			s.send(s.info.Mode.Unsubscribed(name, "forbidden"))
 		}
 	}
 }

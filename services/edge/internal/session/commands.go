@@ -14,7 +14,13 @@ import (
 
 // handle executes one client message.
 func (s *Session) handle(ctx context.Context, data []byte) {
-	msg, err := protocol.Decode(data)
+	var msg *protocol.ClientMessage
+	var err error
+	if s.info.Mode == protocol.Protobuf {
+		msg, err = protocol.DecodeBinary(data)
+	} else {
+		msg, err = protocol.Decode(data)
+	}
 	if (err != nil || msg.Op != protocol.OpAck) && !s.cmdLimit.Allow() {
 		// Acks are not counted: cheap, unanswered, and sent per room.
 		s.Close(protocol.RateLimited(fmt.Sprintf("more than %g commands per second", s.opts.CommandRate)))
@@ -23,7 +29,7 @@ func (s *Session) handle(ctx context.Context, data []byte) {
 	if err != nil {
 		var de *protocol.DecodeError
 		if errors.As(err, &de) && de.ID != nil {
-			s.send(protocol.EncodeError(de.ID, protocol.CodeBadRequest, de.Reason))
+			s.send(s.info.Mode.Error(de.ID, protocol.CodeBadRequest, de.Reason))
 			return
 		}
 		s.Close(protocol.ProtocolViolation(err.Error()))
@@ -34,14 +40,14 @@ func (s *Session) handle(ctx context.Context, data []byte) {
 	case protocol.OpAuth:
 		s.authenticate(msg.ID, msg.Token, msg.DeviceID, msg.ClientVersion)
 	case protocol.OpPing:
-		s.send(protocol.EncodePong(msg.ID))
+		s.send(s.info.Mode.Pong(msg.ID))
 	case protocol.OpSubscribe, protocol.OpUnsubscribe, protocol.OpAck:
 		if !authed {
 			if msg.ID == nil {
 				s.Close(protocol.Unauthenticated("authenticate first"))
 				return
 			}
-			s.send(protocol.EncodeError(msg.ID, protocol.CodeUnauthorized, "authenticate first: send {\"op\":\"auth\",\"token\":…}"))
+			s.send(s.info.Mode.Error(msg.ID, protocol.CodeUnauthorized, "authenticate first: send auth with a token"))
 			return
 		}
 		s.subsMu.Lock()
@@ -60,22 +66,22 @@ func (s *Session) handle(ctx context.Context, data []byte) {
 func (s *Session) subscribe(ctx context.Context, msg *protocol.ClientMessage) {
 	r, err := room.Parse(msg.Room)
 	if err != nil {
-		s.send(protocol.EncodeError(msg.ID, protocol.CodeBadRequest, err.Error()))
+		s.send(s.info.Mode.Error(msg.ID, protocol.CodeBadRequest, err.Error()))
 		return
 	}
 	for _, t := range msg.Events {
 		if !events.KnownType(t) {
-			s.send(protocol.EncodeError(msg.ID, protocol.CodeBadRequest, fmt.Sprintf("events: unknown event type %q", clip(t))))
+			s.send(s.info.Mode.Error(msg.ID, protocol.CodeBadRequest, fmt.Sprintf("events: unknown event type %q", clip(t))))
 			return
 		}
 	}
 	claims := s.Claims()
 	if err := s.mayJoin(claims, r); err != nil {
-		s.send(protocol.EncodeError(msg.ID, protocol.CodeForbidden, err.Error()))
+		s.send(s.info.Mode.Error(msg.ID, protocol.CodeForbidden, err.Error()))
 		return
 	}
 	if s.env.Revocations != nil && s.env.Revocations.Room(claims.Subject, r, claims.IssuedAt) {
-		s.send(protocol.EncodeError(msg.ID, protocol.CodeForbidden, "access to "+r.String()+" was revoked: get a new token"))
+		s.send(s.info.Mode.Error(msg.ID, protocol.CodeForbidden, "access to "+r.String()+" was revoked: get a new token"))
 		return
 	}
 	name := r.String()
@@ -83,14 +89,14 @@ func (s *Session) subscribe(ctx context.Context, msg *protocol.ClientMessage) {
 		if msg.Since == nil {
 			// Same room again without a position: only the filter changes.
 			st.sub.SetEvents(msg.Events)
-			s.send(protocol.EncodeSubscribed(msg.ID, st.sub.Position()))
+			s.send(s.info.Mode.Subscribed(msg.ID, st.sub.Position()))
 			return
 		}
 		s.leave(st) // resubscribing from a position starts over
 		delete(s.subs, name)
 	}
 	if len(s.subs) >= s.opts.MaxSubscriptions {
-		s.send(protocol.EncodeError(msg.ID, protocol.CodeBadRequest, fmt.Sprintf("subscription limit reached: at most %d rooms per connection", s.opts.MaxSubscriptions)))
+		s.send(s.info.Mode.Error(msg.ID, protocol.CodeBadRequest, fmt.Sprintf("subscription limit reached: at most %d rooms per connection", s.opts.MaxSubscriptions)))
 		return
 	}
 
@@ -103,21 +109,21 @@ func (s *Session) subscribe(ctx context.Context, msg *protocol.ClientMessage) {
 		seq, ok, err := s.env.Positions.Get(ctx, claims.Subject, dev, r)
 		if err != nil {
 			s.logEvent(s.env.Log.Error()).Err(err).Str("room", name).Msg("read device position")
-			s.send(protocol.EncodeError(msg.ID, protocol.CodeInternal, "could not read this device's position; try again"))
+			s.send(s.info.Mode.Error(msg.ID, protocol.CodeInternal, "could not read this device's position; try again"))
 			return
 		}
 		resume, since = ok, seq
 	}
 
 	sub := hub.NewSubscription(r, s, msg.Events, resume)
-	err = s.env.Hub.Join(ctx, sub, since, func(pos uint64) { s.send(protocol.EncodeSubscribed(msg.ID, pos)) })
+	err = s.env.Hub.Join(ctx, sub, since, func(pos uint64) { s.send(s.info.Mode.Subscribed(msg.ID, pos)) })
 	if errors.Is(err, hub.ErrRoomFull) {
-		s.send(protocol.EncodeError(msg.ID, protocol.CodeRoomFull, r.String()+" is full on this node; try again later"))
+		s.send(s.info.Mode.Error(msg.ID, protocol.CodeRoomFull, r.String()+" is full on this node; try again later"))
 		return
 	}
 	if err != nil {
 		s.logEvent(s.env.Log.Error()).Err(err).Str("room", name).Msg("join room")
-		s.send(protocol.EncodeError(msg.ID, protocol.CodeInternal, "could not subscribe; try again"))
+		s.send(s.info.Mode.Error(msg.ID, protocol.CodeInternal, "could not subscribe; try again"))
 		return
 	}
 	st := &subState{sub: sub}
@@ -165,17 +171,17 @@ func (s *Session) device() string {
 func (s *Session) unsubscribe(msg *protocol.ClientMessage) {
 	r, err := room.Parse(msg.Room)
 	if err != nil {
-		s.send(protocol.EncodeError(msg.ID, protocol.CodeBadRequest, err.Error()))
+		s.send(s.info.Mode.Error(msg.ID, protocol.CodeBadRequest, err.Error()))
 		return
 	}
 	st, ok := s.subs[r.String()]
 	if !ok {
-		s.send(protocol.EncodeError(msg.ID, protocol.CodeNotFound, "not subscribed to "+r.String()))
+		s.send(s.info.Mode.Error(msg.ID, protocol.CodeNotFound, "not subscribed to "+r.String()))
 		return
 	}
 	s.leave(st)
 	delete(s.subs, r.String())
-	s.send(protocol.EncodeOK(msg.ID))
+	s.send(s.info.Mode.OK(msg.ID))
 }
 
 // ack records the client's cumulative acknowledgment of a room. The
@@ -188,14 +194,14 @@ func (s *Session) ack(msg *protocol.ClientMessage) {
 			s.Close(protocol.ProtocolViolation("ack: " + err.Error()))
 			return
 		}
-		s.send(protocol.EncodeError(msg.ID, protocol.CodeBadRequest, err.Error()))
+		s.send(s.info.Mode.Error(msg.ID, protocol.CodeBadRequest, err.Error()))
 		return
 	}
 	st, ok := s.subs[r.String()]
 	if !ok {
 		// Acks may cross an unsubscribe on the wire: not an error without id.
 		if msg.ID != nil {
-			s.send(protocol.EncodeError(msg.ID, protocol.CodeNotFound, "not subscribed to "+r.String()))
+			s.send(s.info.Mode.Error(msg.ID, protocol.CodeNotFound, "not subscribed to "+r.String()))
 		}
 		return
 	}
@@ -204,7 +210,7 @@ func (s *Session) ack(msg *protocol.ClientMessage) {
 		s.env.Positions.Ack(s.Claims().Subject, dev, r, seq)
 	}
 	if msg.ID != nil {
-		s.send(protocol.EncodeOK(msg.ID))
+		s.send(s.info.Mode.OK(msg.ID))
 	}
 }
 
@@ -223,7 +229,7 @@ func (s *Session) Revoke(rooms []room.Room) {
 		if st, ok := s.subs[name]; ok {
 			s.leave(st)
 			delete(s.subs, name)
-			s.send(protocol.EncodeUnsubscribed(name, "revoked"))
+			s.send(s.info.Mode.Unsubscribed(name, "revoked"))
 		}
 	}
 }

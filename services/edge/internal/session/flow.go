@@ -11,7 +11,6 @@ import (
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 
 	"github.com/eventedge/eventedge/services/edge/internal/hub"
-	"github.com/eventedge/eventedge/services/edge/internal/protocol"
 )
 
 // Flow control of one client's events, guarded by the session's mutex.
@@ -53,7 +52,7 @@ func taskKey(room, task string) string { return room + "\x00" + task }
 // when o (high or normal) does not fit: the client must be closed. Replayed
 // events (replay) are coalesced but never throttled. Caller holds s.mu.
 func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
-	it := item{data: o.Data, ts: o.Timestamp, replay: replay || o.Repaired, room: o.Room, seq: o.Seq, prio: o.Priority, task: o.Task, ev: o.Event}
+	it := item{data: o.Bytes(s.info.Mode), ts: o.Timestamp, replay: replay || o.Repaired, room: o.Room, seq: o.Seq, prio: o.Priority, task: o.Task, ev: o.Event}
 	m := s.env.Metrics
 	low := o.Priority == pb.Priority_PRIORITY_LOW
 	if it.task != "" && low { // progress of higher priority is never coalesced or held
@@ -155,7 +154,7 @@ func (s *Session) coalesce(dst *item, newer item) {
 	}
 	merged := proto.Clone(newer.ev).(*pb.Event)
 	merged.GetTaskProgress().Logs = logs
-	data, err := protocol.EncodeEvent(newer.room, newer.seq, merged)
+	data, err := s.info.Mode.Event(newer.room, newer.seq, merged)
 	if err != nil { // cannot happen for an event that encoded once; keep the newest as is
 		s.logEvent(s.env.Log.Error()).Err(err).Str("room", newer.room).Uint64("seq", newer.seq).Msg("encode coalesced event")
 		merged, data = newer.ev, newer.data

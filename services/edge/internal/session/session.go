@@ -204,7 +204,7 @@ func (s *Session) DeliverWait(ctx context.Context, o *hub.Outbound) error {
 			s.mu.Unlock()
 			return errClosing
 		}
-		if s.q.msgs < s.opts.QueueMessages/2 && s.q.bytes+len(o.Data) <= s.opts.QueueBytes/2 || s.q.msgs == 0 {
+		if s.q.msgs < s.opts.QueueMessages/2 && s.q.bytes+len(o.Bytes(s.info.Mode)) <= s.opts.QueueBytes/2 || s.q.msgs == 0 {
 			s.enqueue(o, true)
 			s.kickLocked()
 			s.mu.Unlock()
@@ -229,7 +229,8 @@ func (s *Session) Send(data []byte) {
 // Reset queues a reset of room in the room's own order (see hub.Sink); with
 // purge the room's queued events are discarded first. Held progress of the
 // room goes with them. It implements hub.Sink.
-func (s *Session) Reset(room string, data []byte, purge bool) {
+func (s *Session) Reset(room, reason string, seq uint64, purge bool) {
+	data := s.info.Mode.Reset(room, reason, seq)
 	s.mu.Lock()
 	if s.reason != nil {
 		s.mu.Unlock()
@@ -386,16 +387,26 @@ func (s *Session) handleFrame(ctx context.Context, typ websocket.MessageType, da
 	if s.closing() {
 		return // the reader keeps reading so the close handshake completes
 	}
-	if typ != websocket.MessageText {
-		s.Close(protocol.ProtocolViolation("binary frames are not part of protocol v1 (JSON)"))
+	mode := s.info.Mode
+	if typ != mode.MessageType() {
+		if mode == protocol.Protobuf {
+			s.Close(protocol.ProtocolViolation("text frame on an " + protocol.SubprotocolProtobuf + " connection: send binary frames"))
+		} else {
+			s.Close(protocol.ProtocolViolation("binary frame on a JSON connection: send text frames, or connect with subprotocol " + protocol.SubprotocolProtobuf))
+		}
 		return
 	}
+	each := func(msg []byte) bool {
+		s.env.Metrics.MessagesIn.Inc()
+		s.handle(ctx, msg)
+		return !s.closing()
+	}
 	aside(func() {
-		protocol.Split(data, func(msg []byte) bool {
-			s.env.Metrics.MessagesIn.Inc()
-			s.handle(ctx, msg)
-			return !s.closing()
-		})
+		if mode == protocol.JSON {
+			protocol.Split(data, each)
+		} else if err := protocol.SplitBinary(data, each); err != nil {
+			s.Close(protocol.ProtocolViolation(err.Error()))
+		}
 	})
 }
 

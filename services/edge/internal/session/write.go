@@ -5,8 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/eventedge/eventedge/services/edge/internal/protocol"
 )
 
@@ -129,15 +127,17 @@ var framePool = sync.Pool{New: func() any { return new([]byte) }}
 // maxPooledFrame is the largest frame buffer put back in framePool.
 const maxPooledFrame = 256 << 10
 
-// writeFrame writes items as one frame, joined by '\n'.
+// writeFrame writes items as one frame: JSON messages joined by '\n',
+// protobuf ones (each with its length prefix) one after the other.
 func (s *Session) writeFrame(items []item) bool {
 	frame := items[0].data
 	var pooled *[]byte
 	if len(items) > 1 {
 		pooled = framePool.Get().(*[]byte)
 		buf := (*pooled)[:0]
+		sep := s.info.Mode == protocol.JSON
 		for i, it := range items {
-			if i > 0 {
+			if i > 0 && sep {
 				buf = append(buf, '\n')
 			}
 			buf = append(buf, it.data...)
@@ -175,12 +175,12 @@ func (s *Session) write(frame []byte) bool {
 	var err error
 	if c := s.info.Cork; c != nil {
 		c.cork()
-		err = s.conn.Write(context.Background(), websocket.MessageText, frame)
+		err = s.conn.Write(context.Background(), s.info.Mode.MessageType(), frame)
 		if uerr := c.uncork(err == nil); err == nil {
 			err = uerr
 		}
 	} else {
-		err = s.conn.Write(context.Background(), websocket.MessageText, frame)
+		err = s.conn.Write(context.Background(), s.info.Mode.MessageType(), frame)
 	}
 	s.writeSince.Store(0)
 	fired := !s.writeTimer.Stop() // the timer closes the connection (or already did)
