@@ -266,6 +266,29 @@ func TestBroadcastDashboardMix(t *testing.T) {
 	}
 }
 
+// TestBroadcastProtobuf: in the protobuf mode (with the dashboard mix, so
+// that every event type and the edge's appended type and priority pass
+// through ScanBinary) every client gets every event once, in order, and
+// nothing it cannot read.
+func TestBroadcastProtobuf(t *testing.T) {
+	e := startEdge(t)
+	_, rec := runLoadgen(t, e, "--scenario", "broadcast", "--protocol", "protobuf", "--mix", "dashboard", "--clients", "20",
+		"--rate", "40", "--duration", "2s", "--dialers", "5")
+	if rec.Parameters["protocol"] != "protobuf" || rec.Parameters["mix"] != "dashboard" {
+		t.Errorf("parameters: %v", rec.Parameters)
+	}
+	d := rec.Results.Delivery
+	if !d.clean() || d.Published != 80 || d.Expected != 20*80 || d.Delivered != d.Expected || d.MessageBytes <= 0 {
+		t.Errorf("delivery: %+v", d)
+	}
+	if l := rec.Results.Latency; l == nil || l.Count != uint64(d.Delivered) || l.MaxMs <= 0 {
+		t.Errorf("latency: %+v", l)
+	}
+	if m := rec.Results.Metrics; m == nil || m.End["eventedge_deliveries_total"] != float64(d.Expected) {
+		t.Errorf("edge deliveries %v, want %d", m, d.Expected)
+	}
+}
+
 func TestRooms(t *testing.T) {
 	e := startEdge(t)
 	_, rec := runLoadgen(t, e, "--scenario", "rooms", "--clients", "20", "--rooms", "4", "--rate", "40", "--duration", "2s",
