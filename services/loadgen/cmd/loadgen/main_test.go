@@ -372,9 +372,15 @@ func TestSlow(t *testing.T) {
 }
 
 func TestChurn(t *testing.T) {
+	for _, protocol := range []string{"json", "protobuf"} {
+		t.Run(protocol, func(t *testing.T) { testChurn(t, protocol) })
+	}
+}
+
+func testChurn(t *testing.T, protocol string) {
 	e := startEdge(t)
 	_, rec := runLoadgen(t, e, "--scenario", "churn", "--clients", "20", "--rate", "20", "--duration", "2s",
-		"--churn-rate", "10", "--churn-life", "500ms", "--dialers", "5")
+		"--churn-rate", "10", "--churn-life", "500ms", "--dialers", "5", "--protocol", protocol)
 	if rec.Parameters["churnRate"] != float64(10) || rec.Parameters["churnLife"] != "500ms" {
 		t.Errorf("parameters: %v", rec.Parameters)
 	}
@@ -448,7 +454,6 @@ func TestRefusals(t *testing.T) {
 		{[]string{"--scenario", "broadcast", "--duration", "10m"}, "--max-duration"},
 		{[]string{"--scenario", "connect", "--source-addrs", "300"}, "1-254"},
 		{[]string{"--scenario", "broadcast", "--protocol", "xml"}, "--protocol \"xml\": want json or protobuf"},
-		{[]string{"--scenario", "churn", "--protocol", "protobuf"}, "JSON only"},
 		{[]string{"--scenario", "broadcast", "--mix", "real"}, "--mix \"real\": want one of padded, dashboard"},
 		{[]string{"--scenario", "rooms", "--mix", "dashboard"}, "rooms publishes its own mix"},
 	} {

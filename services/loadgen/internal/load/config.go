@@ -58,10 +58,10 @@ type Config struct {
 	// Compression makes the lean clients offer permessage-deflate (no
 	// context takeover); the edge uses it only with --compression=on.
 	Compression bool `json:"compression,omitempty"`
-	// Protocol is the lean clients' wire format: json (text frames of
-	// JSON messages) or protobuf (subprotocol eventedge.v1.protobuf:
-	// binary frames of length-delimited protobufs). Default json. churn,
-	// whose clients are the Go client, is JSON only and refuses protobuf.
+	// Protocol is the clients' wire format: json (text frames of JSON
+	// messages) or protobuf (subprotocol eventedge.v1.protobuf: binary
+	// frames of length-delimited protobufs), on the lean path and the Go
+	// client's (churn) alike. Default json.
 	Protocol string `json:"protocol"`
 	// EdgePID is the edge process to sample from /proc every second
 	// (CPU time, RSS). 0: not sampled.
@@ -160,8 +160,6 @@ func (c Config) Validate() error {
 		return errors.New("--jwt-secret (LOADGEN_JWT_SECRET): required, at least 32 bytes (the edge's EDGE_JWT_SECRET)")
 	case c.Protocol != ProtocolJSON && c.Protocol != ProtocolProtobuf:
 		return fmt.Errorf("--protocol %q: want json or protobuf", c.Protocol)
-	case c.Protocol == ProtocolProtobuf && c.Scenario == "churn":
-		return errors.New("--protocol protobuf: churn's clients are the Go client, which speaks JSON only; use it with broadcast, rooms, slow, idle or connect")
 	case !slices.Contains(Mixes, c.Mix):
 		return fmt.Errorf("--mix %q: want one of %s", c.Mix, strings.Join(Mixes, ", "))
 	case c.Mix != MixPadded && c.Scenario == "rooms":

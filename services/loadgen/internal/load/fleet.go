@@ -154,6 +154,7 @@ func (r *runner) dialSpec(ctx context.Context, i int, sp clientSpec) (conn, []ui
 		ClientVersion: "loadgen",
 		HTTPClient:    r.http[i%len(r.http)],
 		MessageBuffer: messageBuffer,
+		Protocol:      goClientProtocol(r.cfg.Protocol),
 	})
 	if err != nil {
 		return nil, nil, &stageError{stage: "dial", err: err}
@@ -166,6 +167,14 @@ func (r *runner) dialSpec(ctx context.Context, i int, sp clientSpec) (conn, []ui
 		}
 	}
 	return c, pos, nil
+}
+
+// goClientProtocol is the Go client's wire format for Config.Protocol.
+func goClientProtocol(p string) client.Protocol {
+	if p == ProtocolProtobuf {
+		return client.Protobuf
+	}
+	return client.JSON
 }
 
 // closeAll closes every open connection, Dialers at a time.
