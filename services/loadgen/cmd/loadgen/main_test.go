@@ -248,6 +248,47 @@ func TestBroadcast(t *testing.T) {
 	}
 }
 
+// TestBroadcastDashboardMix: the dashboard's mix of event types, sizes
+// and permissions reaches every client exactly once, in order.
+func TestBroadcastDashboardMix(t *testing.T) {
+	e := startEdge(t)
+	_, rec := runLoadgen(t, e, "--scenario", "broadcast", "--mix", "dashboard", "--clients", "20", "--rate", "40", "--duration", "2s",
+		"--dialers", "5")
+	if rec.Parameters["mix"] != "dashboard" || rec.Parameters["protocol"] != "json" {
+		t.Errorf("parameters: %v", rec.Parameters)
+	}
+	d := rec.Results.Delivery
+	if !d.clean() || d.Published != 80 || d.Expected != 20*80 || d.Delivered != d.Expected {
+		t.Errorf("delivery: %+v", d)
+	}
+	if m := rec.Results.Metrics; m == nil || m.End["eventedge_deliveries_total"] != float64(d.Expected) {
+		t.Errorf("edge deliveries %v, want %d", m, d.Expected)
+	}
+}
+
+// TestBroadcastProtobuf: in the protobuf mode (with the dashboard mix, so
+// that every event type and the edge's appended type and priority pass
+// through ScanBinary) every client gets every event once, in order, and
+// nothing it cannot read.
+func TestBroadcastProtobuf(t *testing.T) {
+	e := startEdge(t)
+	_, rec := runLoadgen(t, e, "--scenario", "broadcast", "--protocol", "protobuf", "--mix", "dashboard", "--clients", "20",
+		"--rate", "40", "--duration", "2s", "--dialers", "5")
+	if rec.Parameters["protocol"] != "protobuf" || rec.Parameters["mix"] != "dashboard" {
+		t.Errorf("parameters: %v", rec.Parameters)
+	}
+	d := rec.Results.Delivery
+	if !d.clean() || d.Published != 80 || d.Expected != 20*80 || d.Delivered != d.Expected || d.MessageBytes <= 0 {
+		t.Errorf("delivery: %+v", d)
+	}
+	if l := rec.Results.Latency; l == nil || l.Count != uint64(d.Delivered) || l.MaxMs <= 0 {
+		t.Errorf("latency: %+v", l)
+	}
+	if m := rec.Results.Metrics; m == nil || m.End["eventedge_deliveries_total"] != float64(d.Expected) {
+		t.Errorf("edge deliveries %v, want %d", m, d.Expected)
+	}
+}
+
 func TestRooms(t *testing.T) {
 	e := startEdge(t)
 	_, rec := runLoadgen(t, e, "--scenario", "rooms", "--clients", "20", "--rooms", "4", "--rate", "40", "--duration", "2s",
@@ -331,9 +372,15 @@ func TestSlow(t *testing.T) {
 }
 
 func TestChurn(t *testing.T) {
+	for _, protocol := range []string{"json", "protobuf"} {
+		t.Run(protocol, func(t *testing.T) { testChurn(t, protocol) })
+	}
+}
+
+func testChurn(t *testing.T, protocol string) {
 	e := startEdge(t)
 	_, rec := runLoadgen(t, e, "--scenario", "churn", "--clients", "20", "--rate", "20", "--duration", "2s",
-		"--churn-rate", "10", "--churn-life", "500ms", "--dialers", "5")
+		"--churn-rate", "10", "--churn-life", "500ms", "--dialers", "5", "--protocol", protocol)
 	if rec.Parameters["churnRate"] != float64(10) || rec.Parameters["churnLife"] != "500ms" {
 		t.Errorf("parameters: %v", rec.Parameters)
 	}
@@ -406,6 +453,9 @@ func TestRefusals(t *testing.T) {
 		{[]string{"--scenario", "connect", "--allow-remote", "--url", "ws://example.com/v1/ws", "--source-addrs", "4"}, "only for a loopback"},
 		{[]string{"--scenario", "broadcast", "--duration", "10m"}, "--max-duration"},
 		{[]string{"--scenario", "connect", "--source-addrs", "300"}, "1-254"},
+		{[]string{"--scenario", "broadcast", "--protocol", "xml"}, "--protocol \"xml\": want json or protobuf"},
+		{[]string{"--scenario", "broadcast", "--mix", "real"}, "--mix \"real\": want one of padded, dashboard"},
+		{[]string{"--scenario", "rooms", "--mix", "dashboard"}, "rooms publishes its own mix"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(context.Background(), tc.args, getenv, &stdout, &stderr)
@@ -508,9 +558,8 @@ func TestScanLineOnRealFrames(t *testing.T) {
 		string(l.Type) != events.TypeTaskUpdated || string(l.Permission) != "tasks:read" {
 		t.Fatalf("scanned %+v from %s (stream seq %d)", l, m.Raw, ack.Sequence)
 	}
-	ts, err := time.Parse(time.RFC3339Nano, string(l.Timestamp))
-	if err != nil || !ts.Equal(m.Event.Timestamp) || !ts.Equal(ev.Timestamp.AsTime()) {
-		t.Fatalf("timestamp %q: %v, client %v, sent %v", l.Timestamp, err, m.Event.Timestamp, ev.Timestamp.AsTime())
+	if ts := time.Unix(0, l.TS); !ts.Equal(m.Event.Timestamp) || !ts.Equal(ev.Timestamp.AsTime()) {
+		t.Fatalf("timestamp %v (%d), client %v, sent %v", ts, l.TS, m.Event.Timestamp, ev.Timestamp.AsTime())
 	}
 	if !strings.Contains(string(m.Raw), `\"seq\":999`) {
 		t.Fatalf("the payload's seq is not in the frame: %s", m.Raw)

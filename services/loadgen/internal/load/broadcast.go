@@ -123,6 +123,7 @@ func (r *runner) leanRead(got *deliverycheck.Received, latency *hist.Histogram, 
 			if r.received.Add(1) == 1 {
 				r.messageBytes.Store(int64(len(m.Raw)))
 			}
+			r.receivedBytes.Add(int64(len(m.Raw)))
 			if onEvent != nil {
 				onEvent(m)
 			}
@@ -136,7 +137,7 @@ func (r *runner) leanRead(got *deliverycheck.Received, latency *hist.Histogram, 
 // keeps the first.
 func (r *runner) malformedLine(line []byte, err error) {
 	if r.malformed.Add(1) == 1 {
-		r.malformedSample.Store(fmt.Sprintf("%v: %.200s", err, line))
+		r.malformedSample.Store(fmt.Sprintf("%v: %.200q", err, line))
 	}
 }
 
@@ -157,6 +158,7 @@ func (r *runner) read(c *client.Conn, got *deliverycheck.Received, latency *hist
 			if r.received.Add(1) == 1 {
 				r.messageBytes.Store(int64(len(m.Raw)))
 			}
+			r.receivedBytes.Add(int64(len(m.Raw)))
 		case "reset":
 			got.Reset(m.Room, m.Seq)
 		}
@@ -168,13 +170,21 @@ func (r *runner) read(c *client.Conn, got *deliverycheck.Received, latency *hist
 // each stored seq in log. A publish that starts late does not make the
 // next ones earlier: the schedule is the offered load.
 func (r *runner) publish(ctx context.Context, js jetstream.JetStream, rm room.Room, log *deliverycheck.Log, clients int64) *PublisherResults {
-	pad := padding(rm, r.cfg.PayloadBytes)
-	return r.publishSchedule(ctx, js, func(int) *pb.Event {
-		return events.TaskUpdated(rm, "lg", "t1", &pb.Task{Title: pad}, "title")
-	}, func(_ int, ev *pb.Event, seq uint64) {
+	return r.publishSchedule(ctx, js, r.mix(rm), func(_ int, ev *pb.Event, seq uint64) {
 		log.Add(ev.Room, seq)
 		r.expected.Add(clients)
 	})
+}
+
+// mix returns the builder of the run's events for room rm (Config.Mix).
+func (r *runner) mix(rm room.Room) func(i int) *pb.Event {
+	if r.cfg.Mix == MixDashboard {
+		return newDashboardMix(rm).next
+	}
+	pad := padding(rm, r.cfg.PayloadBytes)
+	return func(int) *pb.Event {
+		return events.TaskUpdated(rm, "lg", "t1", &pb.Task{Title: pad}, "title")
+	}
 }
 
 // drain waits while pending reports true, at most Drain (or until ctx
@@ -210,6 +220,9 @@ func (r *runner) deliveryResults(sum deliverycheck.Summary, published int, deliv
 		Published: published, Expected: sum.Expected, Delivered: sum.Delivered,
 		Lost: sum.Lost, Duplicated: sum.Duplicates, OutOfOrder: sum.OutOfOrder, Unexpected: sum.Unexpected,
 		MessageBytes: int(r.messageBytes.Load()),
+	}
+	if n := r.received.Load(); n > 0 {
+		res.MeanMessageBytes = float64(r.receivedBytes.Load()) / float64(n)
 	}
 	if window > 0 {
 		res.PerSecond = float64(delivered) / window.Seconds()

@@ -48,9 +48,21 @@ type Config struct {
 	SourceAddrs int `json:"sourceAddrs"`
 	// PayloadBytes is the approximate size of one event's JSON. Default 200.
 	PayloadBytes int `json:"payloadBytes"`
+	// Mix is the events the publisher sends (broadcast, slow, churn):
+	// padded (task_updated with its title padded to PayloadBytes) or
+	// dashboard (the dashboard's mix of event types and sizes as the
+	// services build them, from a fixed seed; PayloadBytes is not used;
+	// the clients' tokens carry logs:read for its log lines). Default
+	// padded.
+	Mix string `json:"mix"`
 	// Compression makes the lean clients offer permessage-deflate (no
 	// context takeover); the edge uses it only with --compression=on.
 	Compression bool `json:"compression,omitempty"`
+	// Protocol is the clients' wire format: json (text frames of JSON
+	// messages) or protobuf (subprotocol eventedge.v1.protobuf: binary
+	// frames of length-delimited protobufs), on the lean path and the Go
+	// client's (churn) alike. Default json.
+	Protocol string `json:"protocol"`
 	// EdgePID is the edge process to sample from /proc every second
 	// (CPU time, RSS). 0: not sampled.
 	EdgePID int `json:"edgePid,omitempty"`
@@ -106,6 +118,12 @@ type Config struct {
 	ProcRoot string `json:"-"`
 }
 
+// The wire formats of Config.Protocol.
+const (
+	ProtocolJSON     = "json"
+	ProtocolProtobuf = "protobuf"
+)
+
 // Scenarios are the scenario names.
 var Scenarios = []string{"broadcast", "rooms", "idle", "connect", "slow", "churn"}
 
@@ -124,6 +142,8 @@ func (c Config) WithDefaults() Config {
 	c.DialTimeout = cmp.Or(c.DialTimeout, 10*time.Second)
 	c.Drain = cmp.Or(c.Drain, 5*time.Second)
 	c.Rooms = cmp.Or(c.Rooms, 10)
+	c.Protocol = cmp.Or(c.Protocol, ProtocolJSON)
+	c.Mix = cmp.Or(c.Mix, MixPadded)
 	c.SlowReadDelay = cmp.Or(c.SlowReadDelay, 10*time.Millisecond)
 	c.ChurnRate = cmp.Or(c.ChurnRate, 10)
 	c.ChurnLife = cmp.Or(c.ChurnLife, time.Second)
@@ -138,6 +158,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--scenario %q: want one of %s", c.Scenario, strings.Join(Scenarios, ", "))
 	case len(c.JWTSecret) < 32:
 		return errors.New("--jwt-secret (LOADGEN_JWT_SECRET): required, at least 32 bytes (the edge's EDGE_JWT_SECRET)")
+	case c.Protocol != ProtocolJSON && c.Protocol != ProtocolProtobuf:
+		return fmt.Errorf("--protocol %q: want json or protobuf", c.Protocol)
+	case !slices.Contains(Mixes, c.Mix):
+		return fmt.Errorf("--mix %q: want one of %s", c.Mix, strings.Join(Mixes, ", "))
+	case c.Mix != MixPadded && c.Scenario == "rooms":
+		return fmt.Errorf("--mix %s: for broadcast, slow and churn (rooms publishes its own mix of the four task types)", c.Mix)
 	case c.Clients < 1:
 		return fmt.Errorf("--clients %d: must be at least 1", c.Clients)
 	case !(c.Rate > 0) || c.Rate > 1e6:

@@ -17,7 +17,8 @@ func TestConfigJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	if m["duration"] != "2s" || m["maxDuration"] != "5m0s" || m["clients"] != float64(100) || m["scenario"] != "broadcast" {
+	if m["duration"] != "2s" || m["maxDuration"] != "5m0s" || m["clients"] != float64(100) || m["scenario"] != "broadcast" ||
+		m["protocol"] != ProtocolJSON {
 		t.Errorf("parameters: %s", b)
 	}
 	if strings.Contains(string(b), "s3cr3t") || strings.Contains(string(b), "ProcRoot") {

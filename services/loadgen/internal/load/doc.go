@@ -6,6 +6,12 @@
 // duplicated and out-of-order events), samples the edge process from /proc
 // and its /metrics, and reports a human table and a JSON record.
 //
+// The clients speak either wire format of the protocol (Config.Protocol:
+// JSON lines, or length-delimited protobufs in binary frames), read on the
+// lean path by an allocation-free scanner of each (ScanLine, ScanBinary)
+// into the same Line; the publisher sends padded task_updated events or
+// the dashboard's mix (Config.Mix).
+//
 // Ownership: Run owns every goroutine it starts (the dial workers, one
 // reader per client in the publishing scenarios, the publisher, churn's
 // scheduler and its churning clients, the progress printer and the /proc

@@ -60,9 +60,9 @@ func (r *runner) dialAll(ctx context.Context, n int, rm string, lean bool, onCon
 }
 
 // clientSpec is what one client is: the rooms it subscribes to, in order,
-// and its token's permissions and projects (nil: tasks:read and the run's
-// project); lean selects the lean receive path (a *leanConn) over the Go
-// client (a *client.Conn).
+// and its token's permissions and projects (nil: tasks:read, and logs:read
+// with the dashboard mix; the run's project); lean selects the lean
+// receive path (a *leanConn) over the Go client (a *client.Conn).
 type clientSpec struct {
 	rooms, perms, projects []string
 	lean                   bool
@@ -127,6 +127,9 @@ func (r *runner) dialSpec(ctx context.Context, i int, sp clientSpec) (conn, []ui
 	perms, projects := sp.perms, sp.projects
 	if perms == nil {
 		perms = []string{"tasks:read"}
+		if r.cfg.Mix == MixDashboard {
+			perms = append(perms, PermLogsRead) // the mix's log lines require it
+		}
 	}
 	if projects == nil {
 		projects = []string{r.cfg.Project}
@@ -136,7 +139,8 @@ func (r *runner) dialSpec(ctx context.Context, i int, sp clientSpec) (conn, []ui
 		return nil, nil, err
 	}
 	if sp.lean {
-		c, pos, err := dialLean(ctx, r.cfg.URL, r.http[i%len(r.http)], tok, sp.rooms, r.cfg.Compression)
+		c, pos, err := dialLean(ctx, r.cfg.URL, r.http[i%len(r.http)], tok, sp.rooms,
+			leanOptions{compress: r.cfg.Compression, binary: r.cfg.Protocol == ProtocolProtobuf})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -150,6 +154,7 @@ func (r *runner) dialSpec(ctx context.Context, i int, sp clientSpec) (conn, []ui
 		ClientVersion: "loadgen",
 		HTTPClient:    r.http[i%len(r.http)],
 		MessageBuffer: messageBuffer,
+		Protocol:      goClientProtocol(r.cfg.Protocol),
 	})
 	if err != nil {
 		return nil, nil, &stageError{stage: "dial", err: err}
@@ -162,6 +167,14 @@ func (r *runner) dialSpec(ctx context.Context, i int, sp clientSpec) (conn, []ui
 		}
 	}
 	return c, pos, nil
+}
+
+// goClientProtocol is the Go client's wire format for Config.Protocol.
+func goClientProtocol(p string) client.Protocol {
+	if p == ProtocolProtobuf {
+		return client.Protobuf
+	}
+	return client.JSON
 }
 
 // closeAll closes every open connection, Dialers at a time.

@@ -14,7 +14,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
+	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 	"github.com/eventedge/eventedge/services/edge/client"
 )
 
@@ -32,8 +35,8 @@ type conn interface {
 // leanConn is one client's connection on the lean receive path: connect,
 // auth and subscribe are done synchronously by dialLean, then one
 // goroutine (start) reads every frame into a reused buffer and scans its
-// messages with ScanLine, handing events and resets to a callback, with
-// no allocation per message. Compare the Go client, which copies, splits
+// messages with ScanLine (JSON) or ScanBinary (protobuf), handing events
+// and resets to a callback, with no allocation per message. Compare the Go client, which copies, splits
 // and decodes every message twice and hands it to a second goroutine.
 type leanConn struct {
 	// static after dialLean
@@ -44,6 +47,7 @@ type leanConn struct {
 	closing  chan struct{} // closed when Close starts
 	// compressed: the server accepted permessage-deflate
 	compressed bool
+	binary     bool // the protobuf mode (leanOptions.binary)
 
 	startOnce, closeOnce sync.Once
 
@@ -58,17 +62,35 @@ type leanConn struct {
 type leanMsg struct {
 	Line
 	RoomName string
-	Raw      []byte    // the message's bytes
+	Raw      []byte    // the message's bytes (protobuf: without its length prefix)
 	Now      time.Time // when its frame was read
-	TS       int64     // the event's timestamp, Unix ns; 0 when missing or unparsable
 }
 
 // leanHandler sees every event and reset of a conn, from its reader
-// goroutine, in arrival order. malformed is called for a line that is not
-// a valid message (the reader goes on).
+// goroutine, in arrival order. malformed is called for a message that is
+// not valid (the reader goes on), for the rest of a binary frame whose
+// length prefix is broken, and for a frame of the other mode's type.
 type leanHandler struct {
 	msg       func(m *leanMsg)
 	malformed func(line []byte, err error)
+}
+
+// subprotocolProtobuf is the WebSocket subprotocol of the protobuf mode
+// (the edge's protocol.SubprotocolProtobuf, which an internal package
+// keeps from the load generator).
+const subprotocolProtobuf = "eventedge.v1.protobuf"
+
+// leanOptions are how a lean client talks to the edge.
+type leanOptions struct {
+	// compress offers permessage-deflate (no context takeover); the
+	// reply's headers say whether the server took it
+	// (leanConn.compressed).
+	compress bool
+	// binary speaks the protobuf mode: the client offers the subprotocol
+	// eventedge.v1.protobuf, sends length-delimited ClientMessages in
+	// binary frames and reads ServerMessages with ScanBinary. A server
+	// that does not echo the subprotocol is refused. Default: JSON.
+	binary bool
 }
 
 // dialLean connects to url through hc, authenticates with tok and
@@ -76,14 +98,13 @@ type leanHandler struct {
 // replies' seqs. Errors are shaped as the Go client's, so classify names
 // them alike: HTTP status of a refused upgrade, *client.CloseError,
 // *client.ReplyError.
-//
-// With compress the client offers permessage-deflate (no context
-// takeover); the reply's headers say whether the server took it
-// (leanConn.compressed).
-func dialLean(ctx context.Context, url string, hc *http.Client, tok string, rooms []string, compress bool) (*leanConn, []uint64, error) {
+func dialLean(ctx context.Context, url string, hc *http.Client, tok string, rooms []string, o leanOptions) (*leanConn, []uint64, error) {
 	opts := &websocket.DialOptions{HTTPClient: hc}
-	if compress {
+	if o.compress {
 		opts.CompressionMode = websocket.CompressionNoContextTakeover
+	}
+	if o.binary {
+		opts.Subprotocols = []string{subprotocolProtobuf}
 	}
 	ws, resp, err := websocket.Dial(ctx, url, opts)
 	if err != nil {
@@ -93,78 +114,156 @@ func dialLean(ctx context.Context, url string, hc *http.Client, tok string, room
 		return nil, nil, &stageError{stage: "dial", err: fmt.Errorf("dial %s: %w", url, err)}
 	}
 	ws.SetReadLimit(leanReadLimit)
-	c := &leanConn{ws: ws, rooms: rooms, done: make(chan struct{}), closing: make(chan struct{}),
+	c := &leanConn{ws: ws, rooms: rooms, binary: o.binary, done: make(chan struct{}), closing: make(chan struct{}),
 		compressed: strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")}
 	fail := func(stage string, err error) (*leanConn, []uint64, error) {
 		ws.CloseNow()
 		return nil, nil, &stageError{stage: stage, err: err}
 	}
+	if o.binary && ws.Subprotocol() != subprotocolProtobuf {
+		return fail("dial", fmt.Errorf("dial %s: the server answered subprotocol %q to %s: it has no protobuf mode", url, ws.Subprotocol(), subprotocolProtobuf))
+	}
 
 	// auth and every subscribe in one frame (the protocol takes several
 	// messages per frame, handled in order): one round trip, not one per
 	// message. The replies come after the welcome, in the same order.
-	first := append([]byte(`{"op":"auth","clientVersion":"loadgen","token":`), strconv.Quote(tok)...)
-	first = append(first, '}')
-	for k, rm := range rooms {
-		first = fmt.Appendf(first, "\n{\"op\":\"subscribe\",\"id\":%d,\"room\":%q}", k+1, rm)
+	first, err := firstFrame(tok, rooms, o.binary)
+	if err != nil {
+		return fail("dial", err)
 	}
-	if err := ws.Write(ctx, websocket.MessageText, first); err != nil {
+	if err := ws.Write(ctx, c.frameType(), first); err != nil {
 		return fail("dial", fmt.Errorf("send auth: %w", err))
 	}
 	// The first message is the welcome, or the connection is closed.
-	_, data, err := ws.Read(ctx)
+	_, pending, err := ws.Read(ctx) // pending: the messages not handled yet
 	if err != nil {
 		return fail("dial", leanCloseErr(err))
 	}
-	welcome, rest, _ := bytes.Cut(data, []byte("\n"))
 	var l Line
-	if err := ScanLine(welcome, &l); err != nil || l.Op != OpWelcome {
-		return fail("dial", fmt.Errorf("expected welcome, got %.200s", welcome))
+	welcome, rest, ok, err := c.next(pending)
+	if err != nil || !ok || c.scan(welcome, &l) != nil || l.Op != OpWelcome {
+		return fail("dial", fmt.Errorf("expected welcome, got %.200q", pending))
 	}
-	var pending bytes.Buffer // messages after the replies, for the reader
-	pending.Write(rest)
+	pending = rest
 
 	pos := make([]uint64, len(rooms))
 	for k := range rooms {
 		id := uint64(k + 1)
-		var reply *Line
-		for reply == nil {
-			// What came before the reply (a previous room's events) is kept.
-			var line []byte
-			for pending.Len() > 0 && reply == nil {
-				line, _ = pending.ReadBytes('\n')
-				line = bytes.TrimSpace(line)
-				if len(line) == 0 {
-					continue
+		found := false
+		for !found {
+			// What comes before the reply (a previous room's events) is kept
+			// for the reader.
+			for !found {
+				msg, rest, ok, err := c.next(pending)
+				if err != nil {
+					return fail("subscribe", fmt.Errorf("%w: %.200q", err, pending))
 				}
-				if ScanLine(line, &l) == nil && l.Op == OpReply && l.ID == id {
-					reply = &l
+				if !ok {
 					break
 				}
-				c.leftover = append(c.leftover, line...)
-				c.leftover = append(c.leftover, '\n')
+				pending = rest
+				if c.scan(msg, &l) == nil && l.Op == OpReply && l.ID == id {
+					found = true
+					break
+				}
+				c.leftover = c.appendMsg(c.leftover, msg)
 			}
-			if reply != nil {
+			if found {
 				break
 			}
-			_, data, err := ws.Read(ctx)
-			if err != nil {
+			if _, pending, err = ws.Read(ctx); err != nil {
 				return fail("subscribe", leanCloseErr(err))
 			}
-			pending.Write(data)
-			pending.WriteByte('\n')
 		}
-		if !reply.OK {
-			re := &client.ReplyError{Code: string(reply.ErrCode), Message: unquote(reply.ErrMsg)}
+		if !l.OK {
+			re := &client.ReplyError{Code: string(l.ErrCode), Message: string(l.ErrMsg)}
+			if !o.binary {
+				re.Message = unquote(l.ErrMsg)
+			}
 			if re.Code == "" {
 				re.Code = "internal"
 			}
 			return fail("subscribe", re)
 		}
-		pos[k] = reply.Seq
+		pos[k] = l.Seq
 	}
-	c.leftover = append(c.leftover, pending.Bytes()...)
+	c.leftover = append(c.leftover, pending...)
 	return c, pos, nil
+}
+
+// firstFrame is the frame of the auth and the subscribes (ids 1, 2, …).
+func firstFrame(tok string, rooms []string, binary bool) ([]byte, error) {
+	if !binary {
+		b := append([]byte(`{"op":"auth","clientVersion":"loadgen","token":`), strconv.Quote(tok)...)
+		b = append(b, '}')
+		for k, rm := range rooms {
+			b = fmt.Appendf(b, "\n{\"op\":\"subscribe\",\"id\":%d,\"room\":%q}", k+1, rm)
+		}
+		return b, nil
+	}
+	msgs := []*pb.ClientMessage{{Op: &pb.ClientMessage_Auth{Auth: &pb.Auth{ClientVersion: "loadgen", Token: tok}}}}
+	for k, rm := range rooms {
+		msgs = append(msgs, &pb.ClientMessage{Op: &pb.ClientMessage_Subscribe{Subscribe: &pb.Subscribe{Id: proto.Uint64(uint64(k + 1)), Room: rm}}})
+	}
+	var b []byte
+	for _, m := range msgs {
+		mb, err := proto.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("encode %T: %w", m.Op, err)
+		}
+		b = protowire.AppendBytes(b, mb)
+	}
+	return b, nil
+}
+
+// frameType is the WebSocket frame type of c's mode.
+func (c *leanConn) frameType() websocket.MessageType {
+	if c.binary {
+		return websocket.MessageBinary
+	}
+	return websocket.MessageText
+}
+
+// next cuts the first message off frame, in c's mode: a line of JSON
+// (white space trimmed, empty lines skipped) or a length-prefixed
+// protobuf message. ok is false when frame holds no further message. An
+// error is a broken length prefix: the rest of the frame cannot be read.
+func (c *leanConn) next(frame []byte) (msg, rest []byte, ok bool, err error) {
+	if c.binary {
+		if len(frame) == 0 {
+			return nil, nil, false, nil
+		}
+		msg, rest, err = nextBinary(frame)
+		return msg, rest, err == nil, err
+	}
+	for len(frame) > 0 {
+		line := frame
+		if i := bytes.IndexByte(frame, '\n'); i >= 0 {
+			line, frame = frame[:i], frame[i+1:]
+		} else {
+			frame = nil
+		}
+		if line = bytes.TrimSpace(line); len(line) > 0 {
+			return line, frame, true, nil
+		}
+	}
+	return nil, nil, false, nil
+}
+
+// scan scans one message of c's mode into l.
+func (c *leanConn) scan(msg []byte, l *Line) error {
+	if c.binary {
+		return ScanBinary(msg, l)
+	}
+	return ScanLine(msg, l)
+}
+
+// appendMsg appends msg to dst in c's framing, for next to find again.
+func (c *leanConn) appendMsg(dst, msg []byte) []byte {
+	if c.binary {
+		return protowire.AppendBytes(dst, msg)
+	}
+	return append(append(dst, msg...), '\n')
 }
 
 // unquote decodes the escapes of a raw JSON string content (rare: error
@@ -211,11 +310,17 @@ func (c *leanConn) read(h *leanHandler) {
 		c.leftover = nil
 	}
 	for {
-		_, rd, err := c.ws.Reader(context.Background())
+		typ, rd, err := c.ws.Reader(context.Background())
 		if err == nil {
 			bp := frameBufs.Get().(*[]byte)
 			*bp, err = readAll(rd, (*bp)[:0])
-			if err == nil {
+			switch {
+			case err != nil:
+			case typ != c.frameType():
+				if h != nil && h.malformed != nil {
+					h.malformed(*bp, fmt.Errorf("%w: a %v frame in the %s mode", errMalformed, typ, c.mode()))
+				}
+			default:
 				c.frame(h, &m, *bp, time.Now())
 			}
 			frameBufs.Put(bp)
@@ -252,18 +357,19 @@ func (c *leanConn) frame(h *leanHandler, m *leanMsg, frame []byte, now time.Time
 	if h == nil {
 		return
 	}
-	for len(frame) > 0 {
-		line := frame
-		if i := bytes.IndexByte(frame, '\n'); i >= 0 {
-			line, frame = frame[:i], frame[i+1:]
-		} else {
-			frame = nil
+	for {
+		line, rest, ok, err := c.next(frame)
+		if err != nil {
+			if h.malformed != nil {
+				h.malformed(frame, err) // the rest of the frame: its framing is lost
+			}
+			return
 		}
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 {
-			continue
+		if !ok {
+			return
 		}
-		if err := ScanLine(line, &m.Line); err != nil {
+		frame = rest
+		if err := c.scan(line, &m.Line); err != nil {
 			if h.malformed != nil {
 				h.malformed(line, err)
 			}
@@ -282,12 +388,17 @@ func (c *leanConn) frame(h *leanHandler, m *leanMsg, frame []byte, now time.Time
 		if m.RoomName == "" {
 			m.RoomName = string(m.Room) // not ours: the delivery check counts it as unexpected
 		}
-		m.Raw, m.Now, m.TS = line, now, 0
-		if ts, ok := parseTimestamp(m.Timestamp); ok {
-			m.TS = ts
-		}
+		m.Raw, m.Now = line, now
 		h.msg(m)
 	}
+}
+
+// mode names c's mode for messages.
+func (c *leanConn) mode() string {
+	if c.binary {
+		return ProtocolProtobuf
+	}
+	return ProtocolJSON
 }
 
 // Done is closed when the connection has ended.

@@ -3,16 +3,23 @@ package load
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 	"github.com/eventedge/eventedge/services/edge/client"
 	"github.com/eventedge/eventedge/services/edge/deliverycheck"
 	"github.com/eventedge/eventedge/services/loadgen/internal/hist"
@@ -22,63 +29,85 @@ import (
 // for a lean client: welcome after auth, a reply to each subscribe (seq
 // 100, or forbidden for a room named "project:no"), then frames from
 // send, then the close code closeWith (0: none, wait for the client).
+// With binary it speaks the protobuf mode (and takes only that
+// subprotocol).
 type fakeEdge struct {
 	frames    [][]byte
 	closeWith websocket.StatusCode
+	binary    bool
+}
+
+// fakeCmd is a client message as fakeEdge reads it.
+type fakeCmd struct {
+	Op   string `json:"op"`
+	ID   uint64 `json:"id"`
+	Room string `json:"room"`
 }
 
 func (f *fakeEdge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ws, err := websocket.Accept(w, r, nil)
+	opts := &websocket.AcceptOptions{}
+	typ := websocket.MessageText
+	if f.binary {
+		opts.Subprotocols = []string{subprotocolProtobuf}
+		typ = websocket.MessageBinary
+	}
+	ws, err := websocket.Accept(w, r, opts)
 	if err != nil {
 		return
 	}
 	defer ws.CloseNow()
 	ctx := r.Context()
 	// Messages may share frames (the lean client sends auth and its
-	// subscribes in one): handle them line by line, in order.
-	var lines [][]byte
-	next := func() ([]byte, bool) {
-		for len(lines) == 0 {
+	// subscribes in one): handle them one by one, in order.
+	var cmds []fakeCmd
+	next := func() (fakeCmd, bool) {
+		for len(cmds) == 0 {
 			_, data, err := ws.Read(ctx)
 			if err != nil {
-				return nil, false
+				return fakeCmd{}, false
 			}
-			lines = bytes.Split(data, []byte("\n"))
+			if cmds, err = f.parse(data); err != nil {
+				return fakeCmd{}, false
+			}
 		}
-		line := lines[0]
-		lines = lines[1:]
-		return line, true
+		c := cmds[0]
+		cmds = cmds[1:]
+		return c, true
 	}
 	if _, ok := next(); !ok { // auth
 		return
 	}
-	if ws.Write(ctx, websocket.MessageText, []byte(`{"op":"welcome","session":"s","node":"n","user":"u"}`)) != nil {
+	if ws.Write(ctx, typ, f.enc(`{"op":"welcome","session":"s","node":"n","user":"u"}`,
+		&pb.ServerMessage{Op: &pb.ServerMessage_Welcome{Welcome: &pb.Welcome{Session: "s", Node: "n", User: "u"}}})) != nil {
 		return
 	}
 	for {
-		data, ok := next()
+		c, ok := next()
 		if !ok {
 			return
 		}
-		var l Line
-		if ScanLine(data, &l) != nil {
-			return
-		}
-		if bytes.Contains(data, []byte(`"project:no"`)) {
-			_ = ws.Write(ctx, websocket.MessageText, []byte(`{"op":"reply","id":`+strconv.FormatUint(l.ID, 10)+`,"ok":false,"error":{"code":"forbidden","message":"no \"tasks:read\""}}`))
+		id := strconv.FormatUint(c.ID, 10)
+		if c.Room == "project:no" {
+			_ = ws.Write(ctx, typ, f.enc(`{"op":"reply","id":`+id+`,"ok":false,"error":{"code":"forbidden","message":"no \"tasks:read\""}}`,
+				&pb.ServerMessage{Op: &pb.ServerMessage_Reply{Reply: &pb.Reply{Id: &c.ID, Error: &pb.ReplyError{Code: "forbidden", Message: `no "tasks:read"`}}}}))
 			continue
 		}
-		// The reply and a first event in one frame, as the edge batches.
-		reply := `{"op":"reply","id":` + strconv.FormatUint(l.ID, 10) + `,"ok":true,"seq":100}` + "\n" + `{"op":"expiring","in":60}`
-		if ws.Write(ctx, websocket.MessageText, []byte(reply)) != nil {
+		// The reply and a first message in one frame, as the edge batches.
+		reply := f.enc(`{"op":"reply","id":`+id+`,"ok":true,"seq":100}`,
+			&pb.ServerMessage{Op: &pb.ServerMessage_Reply{Reply: &pb.Reply{Id: &c.ID, Ok: true, Seq: proto.Uint64(100)}}})
+		expiring := f.enc(`{"op":"expiring","in":60}`, &pb.ServerMessage{Op: &pb.ServerMessage_Expiring{Expiring: &pb.Expiring{In: 60}}})
+		if !f.binary {
+			reply = append(reply, '\n')
+		}
+		if ws.Write(ctx, typ, append(reply, expiring...)) != nil {
 			return
 		}
-		if bytes.Contains(data, []byte(`"project:last"`)) {
+		if c.Room == "project:last" {
 			break
 		}
 	}
 	for _, fr := range f.frames {
-		if ws.Write(ctx, websocket.MessageText, fr) != nil {
+		if ws.Write(ctx, typ, fr) != nil {
 			return
 		}
 	}
@@ -87,6 +116,53 @@ func (f *fakeEdge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _, _ = ws.Read(ctx) // until the client closes
+}
+
+// parse reads the client messages of one frame.
+func (f *fakeEdge) parse(data []byte) ([]fakeCmd, error) {
+	var out []fakeCmd
+	if !f.binary {
+		for line := range bytes.SplitSeq(data, []byte("\n")) {
+			var c fakeCmd
+			if err := json.Unmarshal(line, &c); err != nil {
+				return nil, err
+			}
+			out = append(out, c)
+		}
+		return out, nil
+	}
+	for len(data) > 0 {
+		msg, rest, err := nextBinary(data)
+		if err != nil {
+			return nil, err
+		}
+		data = rest
+		var m pb.ClientMessage
+		if err := proto.Unmarshal(msg, &m); err != nil {
+			return nil, err
+		}
+		switch op := m.Op.(type) {
+		case *pb.ClientMessage_Auth:
+			out = append(out, fakeCmd{Op: "auth"})
+		case *pb.ClientMessage_Subscribe:
+			out = append(out, fakeCmd{Op: "subscribe", ID: op.Subscribe.GetId(), Room: op.Subscribe.Room})
+		default:
+			return nil, fmt.Errorf("unexpected %T", op)
+		}
+	}
+	return out, nil
+}
+
+// enc is one server message in f's mode: js, or m length-prefixed.
+func (f *fakeEdge) enc(js string, m *pb.ServerMessage) []byte {
+	if !f.binary {
+		return []byte(js)
+	}
+	b, err := proto.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return protowire.AppendBytes(nil, b)
 }
 
 // eventFrame is k event lines of room, seqs from seq on, with a timestamp
@@ -105,20 +181,56 @@ func eventFrame(room string, seq uint64, k int) []byte {
 	return b
 }
 
+// binaryEventFrame is eventFrame in the protobuf mode.
+func binaryEventFrame(room string, seq uint64, k int) []byte {
+	ev := &pb.Event{Id: "01M8B99NJ36E69F4YTKRXZHPMK", Type: "task_updated", Timestamp: timestamppb.Now(), Priority: pb.Priority_PRIORITY_NORMAL,
+		Metadata: map[string]string{"lgseq": "1", "seq": "7"},
+		Payload:  &pb.Event_TaskUpdated{TaskUpdated: &pb.TaskUpdated{Changes: &pb.Task{Title: strings.Repeat("x", 51)}, ChangedFields: []string{"title"}}}}
+	raw, err := proto.Marshal(ev)
+	if err != nil {
+		panic(err)
+	}
+	var b []byte
+	for j := range k {
+		b = append(b, binaryEvent(room, seq+uint64(j), raw, "")...)
+	}
+	return b
+}
+
 func wsURL(s *httptest.Server) string { return "ws" + s.URL[len("http"):] }
 
 func TestLeanConn(t *testing.T) {
-	fe := &fakeEdge{closeWith: 4008, frames: [][]byte{
+	for _, binary := range []bool{false, true} {
+		t.Run(map[bool]string{false: ProtocolJSON, true: ProtocolProtobuf}[binary], func(t *testing.T) {
+			testLeanConn(t, binary)
+		})
+	}
+}
+
+func testLeanConn(t *testing.T, binary bool) {
+	fe := &fakeEdge{closeWith: 4008, binary: binary, frames: [][]byte{
 		eventFrame("project:a", 101, 3),
 		[]byte(`{"op":"reset","room":"project:last","seq":150,"reason":"history_gone"}` + "\n\n" + `not json` + "\n" + `{"op":"pong","id":1}`),
 		eventFrame("project:last", 151, 1),
 		eventFrame("project:other", 5, 1),
 	}}
+	if binary {
+		reset := fe.enc("", &pb.ServerMessage{Op: &pb.ServerMessage_Reset_{Reset_: &pb.Reset{Room: "project:last", Seq: 150, Reason: "history_gone"}}})
+		pong := fe.enc("", &pb.ServerMessage{Op: &pb.ServerMessage_Pong{Pong: &pb.Pong{Id: proto.Uint64(1)}}})
+		notProto := []byte{0x02, 0x1a, 0x05} // a message whose event runs past its end
+		brokenPrefix := []byte{0x09, 0x1a}   // a prefix past the frame's end: the rest of the frame is lost
+		fe.frames = [][]byte{
+			binaryEventFrame("project:a", 101, 3),
+			append(append(reset, notProto...), pong...),
+			append(binaryEventFrame("project:last", 151, 1), brokenPrefix...),
+			binaryEventFrame("project:other", 5, 1),
+		}
+	}
 	srv := httptest.NewServer(fe)
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, pos, err := dialLean(ctx, wsURL(srv), srv.Client(), "tok", []string{"project:a", "project:last"}, false)
+	c, pos, err := dialLean(ctx, wsURL(srv), srv.Client(), "tok", []string{"project:a", "project:last"}, leanOptions{binary: binary})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,8 +258,8 @@ func TestLeanConn(t *testing.T) {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 	}
-	if malformed != 1 {
-		t.Errorf("malformed %d, want 1", malformed)
+	if wantMalformed := map[bool]int{false: 1, true: 2}[binary]; malformed != wantMalformed {
+		t.Errorf("malformed %d, want %d", malformed, wantMalformed)
 	}
 	if cls := classifyClose(c.Err()); cls != "read: close 4008" {
 		t.Errorf("close: %q (%v)", cls, c.Err())
@@ -157,10 +269,24 @@ func TestLeanConn(t *testing.T) {
 	}
 
 	// A refused subscribe is a *client.ReplyError, as the Go client's.
-	_, _, err = dialLean(ctx, wsURL(srv), srv.Client(), "tok", []string{"project:no"}, false)
+	_, _, err = dialLean(ctx, wsURL(srv), srv.Client(), "tok", []string{"project:no"}, leanOptions{binary: binary})
 	var re *client.ReplyError
 	if !errors.As(err, &re) || re.Code != "forbidden" || re.Message != `no "tasks:read"` || classify(err) != "subscribe: forbidden" {
 		t.Errorf("refused subscribe: %v (%s)", err, classify(err))
+	}
+}
+
+// TestLeanConnNoProtobufMode: a server that does not take the protobuf
+// subprotocol (an edge without the mode) is refused at once, with a
+// reason, instead of being sent binary frames it would not understand.
+func TestLeanConnNoProtobufMode(t *testing.T) {
+	srv := httptest.NewServer(&fakeEdge{})
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _, err := dialLean(ctx, wsURL(srv), srv.Client(), "tok", []string{"project:a"}, leanOptions{binary: true})
+	if err == nil || !strings.Contains(err.Error(), "no protobuf mode") || classify(err) != "dial: other" {
+		t.Fatalf("err %v (%s)", err, classify(err))
 	}
 }
 
@@ -168,15 +294,24 @@ func TestLeanConn(t *testing.T) {
 // the lean path over real loopback WebSockets: frames of 8 events (the
 // edge batches under load), read, scanned and recorded as broadcast does.
 // ns/op is per message: at 2 µs one core takes 500k messages/s.
-func BenchmarkLeanReceive(b *testing.B) {
+func BenchmarkLeanReceive(b *testing.B) { benchmarkLeanReceive(b, false) }
+
+// BenchmarkLeanReceiveBinary is BenchmarkLeanReceive in the protobuf mode.
+func BenchmarkLeanReceiveBinary(b *testing.B) { benchmarkLeanReceive(b, true) }
+
+func benchmarkLeanReceive(b *testing.B, binary bool) {
 	const perFrame = 8
 	frames := make([][]byte, b.N/perFrame+1)
 	for i := range frames {
-		frames[i] = eventFrame("project:a", uint64(101+i*perFrame), perFrame)
+		if binary {
+			frames[i] = binaryEventFrame("project:a", uint64(101+i*perFrame), perFrame)
+		} else {
+			frames[i] = eventFrame("project:a", uint64(101+i*perFrame), perFrame)
+		}
 	}
-	srv := httptest.NewServer(&fakeEdge{frames: frames, closeWith: websocket.StatusNormalClosure})
+	srv := httptest.NewServer(&fakeEdge{frames: frames, closeWith: websocket.StatusNormalClosure, binary: binary})
 	defer srv.Close()
-	c, _, err := dialLean(context.Background(), wsURL(srv), srv.Client(), "tok", []string{"project:a", "project:last"}, false)
+	c, _, err := dialLean(context.Background(), wsURL(srv), srv.Client(), "tok", []string{"project:a", "project:last"}, leanOptions{binary: binary})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -112,8 +112,12 @@ type DeliveryResults struct {
 	// end of the drain.
 	PerSecond float64 `json:"perSecond"`
 	// MessageBytes is the size of one event message as received (the
-	// first one): {"op":"event",…,"event":{…}}.
+	// first one): {"op":"event",…,"event":{…}}, or in the protobuf mode
+	// the ServerMessage without its length prefix.
 	MessageBytes int `json:"messageBytes"`
+	// MeanMessageBytes is the mean size of the event messages received,
+	// measured as MessageBytes (uncompressed).
+	MeanMessageBytes float64 `json:"meanMessageBytes,omitempty"`
 	// Worst describes up to three failing clients.
 	Worst []string `json:"worst,omitempty"`
 }
@@ -283,18 +287,25 @@ func WriteTable(w io.Writer, rec *Record) error {
 		row("commit", "%s", rec.Commit)
 	}
 	params := fmt.Sprintf("clients %d, dialers %d, source addrs %d, room project:%s", p.Clients, p.Dialers, p.SourceAddrs, p.Project)
+	payload := fmt.Sprintf("payload ~%d B", p.PayloadBytes)
+	if p.Mix != "" && p.Mix != MixPadded {
+		payload = "mix " + p.Mix
+	}
 	switch rec.Scenario {
 	case "broadcast":
-		params += fmt.Sprintf(", rate %g/s for %s, payload ~%d B", p.Rate, p.Duration, p.PayloadBytes)
+		params += fmt.Sprintf(", rate %g/s for %s, %s", p.Rate, p.Duration, payload)
 	case "rooms":
 		params = fmt.Sprintf("clients %d, dialers %d, source addrs %d, %d rooms project:%s-r*, rate %g/s for %s, payload ~%d B, logs events %g, clients without logs %g, user-room events %g",
 			p.Clients, p.Dialers, p.SourceAddrs, p.Rooms, p.Project, p.Rate, p.Duration, p.PayloadBytes, p.LogsFraction, p.NoLogsFraction, p.UserFraction)
 	case "slow":
-		params += fmt.Sprintf(", rate %g/s for %s, payload ~%d B, slow %g reading every %s", p.Rate, p.Duration, p.PayloadBytes, p.SlowFraction, p.SlowReadDelay)
+		params += fmt.Sprintf(", rate %g/s for %s, %s, slow %g reading every %s", p.Rate, p.Duration, payload, p.SlowFraction, p.SlowReadDelay)
 	case "churn":
-		params += fmt.Sprintf(", rate %g/s for %s, payload ~%d B, churn %g/s living %s", p.Rate, p.Duration, p.PayloadBytes, p.ChurnRate, p.ChurnLife)
+		params += fmt.Sprintf(", rate %g/s for %s, %s, churn %g/s living %s", p.Rate, p.Duration, payload, p.ChurnRate, p.ChurnLife)
 	case "idle":
 		params += fmt.Sprintf(", held %s", p.Duration)
+	}
+	if p.Protocol != "" {
+		params += ", protocol " + p.Protocol
 	}
 	if p.Preset != "" {
 		params = "preset " + p.Preset + ": " + params
@@ -322,7 +333,7 @@ func WriteTable(w io.Writer, rec *Record) error {
 		}
 	}
 	if d := r.Delivery; d != nil {
-		row("delivered", "%d/%d expected (%.0f/s), %d B per event message", d.Delivered, d.Expected, d.PerSecond, d.MessageBytes)
+		row("delivered", "%d/%d expected (%.0f/s), %d B per event message (mean %.0f B)", d.Delivered, d.Expected, d.PerSecond, d.MessageBytes, d.MeanMessageBytes)
 		row("delivery check", "lost %d, duplicated %d, out of order %d, unexpected %d", d.Lost, d.Duplicated, d.OutOfOrder, d.Unexpected)
 		for _, s := range d.Worst {
 			row("  worst", "%s", s)

@@ -47,6 +47,7 @@ type runner struct {
 	connected, failed, published, received atomic.Int64
 	expected                               atomic.Int64 // delivered events expected so far
 	messageBytes                           atomic.Int64 // size of the first event message received
+	receivedBytes                          atomic.Int64 // size of every event message received
 	malformed                              atomic.Int64 // server messages the lean path could not scan
 	compressed                             atomic.Int64 // lean clients with permessage-deflate
 	malformedSample                        atomic.Value // string: the first of them

@@ -37,9 +37,12 @@ type Line struct {
 	ID              uint64
 	OK              bool
 	ErrCode, ErrMsg []byte
-	// The event's "type", "timestamp" and "requiredPermission" (raw
-	// string contents; a missing one is empty).
-	Type, Timestamp, Permission []byte
+	// The event's "type" and "requiredPermission" (raw string contents;
+	// a missing one is empty).
+	Type, Permission []byte
+	// TS is the event's "timestamp" as Unix nanoseconds; 0 when missing
+	// or unparsable.
+	TS int64
 }
 
 // errMalformed is a line that is not one JSON object as the protocol
@@ -116,7 +119,10 @@ func ScanLine(line []byte, l *Line) error {
 				case "type":
 					l.Type, err = s.str()
 				case "timestamp":
-					l.Timestamp, err = s.str()
+					var ts []byte
+					if ts, err = s.str(); err == nil {
+						l.TS, _ = parseTimestamp(ts)
+					}
 				case "requiredPermission":
 					l.Permission, err = s.str()
 				default:
