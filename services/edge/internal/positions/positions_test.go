@@ -26,7 +26,7 @@ import (
 // Store is closed and every NATS server and connection stopped by
 // t.Cleanup.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("net/http.(*conn).closeWriteAndWait"))
 }
 
 const flushInterval = 100 * time.Millisecond

@@ -53,7 +53,7 @@ func TestMain(m *testing.M) {
 	if code == 0 {
 		// Every goroutine Run started has ended (the clients' readers,
 		// the publisher's NATS connection, the sampler, keep-alives).
-		if err := goleak.Find(); err != nil {
+		if err := goleak.Find(goleak.IgnoreAnyFunction("net/http.(*conn).closeWriteAndWait")); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)
 			code = 1
 		}

@@ -17,7 +17,9 @@ import (
 	"github.com/eventedge/eventedge/services/sysmon/internal/sysmontest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("net/http.(*conn).closeWriteAndWait"))
+}
 
 func probeOnce(t *testing.T, p *probe.Prober) probe.Result {
 	t.Helper()

@@ -26,7 +26,9 @@ import (
 // TestMain fails the package if a test leaves a goroutine behind: Shutdown
 // must stop the prober, the reporter, the NATS connection and the admin
 // listener.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("net/http.(*conn).closeWriteAndWait"))
+}
 
 const (
 	healthy  = pb.HealthStatus_HEALTH_STATUS_HEALTHY

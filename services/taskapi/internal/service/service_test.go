@@ -23,7 +23,9 @@ import (
 
 // TestMain fails the package if a test leaves a goroutine behind: Shutdown
 // must stop the listeners, the sweeper and the NATS connection.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("net/http.(*conn).closeWriteAndWait"))
+}
 
 const secret = "service-test-secret-0123456789abcdef-01"
 

@@ -8,4 +8,6 @@ import (
 
 // TestMain fails the package if a run leaves a goroutine (an output copier,
 // a process waiter) behind.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("net/http.(*conn).closeWriteAndWait"))
+}

@@ -17,7 +17,9 @@ import (
 )
 
 // TestMain fails the package if a Reporter's goroutine outlives Close.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("net/http.(*conn).closeWriteAndWait"))
+}
 
 var exe = Execution{ProjectID: "p1", TaskID: "t1", ExecutionID: "x1"}
 

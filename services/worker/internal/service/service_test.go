@@ -21,7 +21,9 @@ import (
 )
 
 // TestMain fails the package if Shutdown leaves a goroutine behind.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("net/http.(*conn).closeWriteAndWait"))
+}
 
 func get(url string) (int, string) {
 	res, err := http.Get(url)

@@ -26,7 +26,9 @@ import (
 )
 
 // TestMain fails the package if a worker leaves a goroutine behind.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("net/http.(*conn).closeWriteAndWait"))
+}
 
 const wait = 10 * time.Second
 
