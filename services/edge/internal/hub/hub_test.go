@@ -47,6 +47,14 @@ func (s *sink) Reset(string, string, uint64, bool)               {}
 func (s *sink) Claims() *auth.Claims                             { return s.claims }
 
 func newHub(tb testing.TB) *Hub {
+	// Rooms are torn down at once here (the default keeps them 10s).
+	h, _ := newHubWith(tb, "defaults:\n  ttl: 0s\n")
+	return h
+}
+
+// newHubWith returns a hub on a fresh embedded NATS with the room policy
+// policyYAML, and a JetStream context to publish with.
+func newHubWith(tb testing.TB, policyYAML string) (*Hub, jetstream.JetStream) {
 	tb.Helper()
 	ns, err := broker.StartEmbedded(broker.EmbeddedOptions{Port: -1, StoreDir: tb.TempDir()})
 	if err != nil {
@@ -65,14 +73,13 @@ func newHub(tb testing.TB) *Hub {
 	if _, err := events.EnsureStreams(context.Background(), js, events.StreamConfig{MemoryStorage: true}); err != nil {
 		tb.Fatal(err)
 	}
-	// Rooms are torn down at once here (the default keeps them 10s).
-	pol, err := policy.Parse([]byte("defaults:\n  ttl: 0s\n"))
+	pol, err := policy.Parse([]byte(policyYAML))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	h := New(nc, history.New(js), Options{Policy: pol}, zerolog.Nop(), metrics.New(prometheus.NewRegistry()))
 	tb.Cleanup(h.Close)
-	return h
+	return h, js
 }
 
 // liveMsg builds the message the EVENTS stream re-publishes for ev at seq.

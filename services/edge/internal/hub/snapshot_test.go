@@ -6,49 +6,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 
 	"github.com/eventedge/eventedge/proto/events"
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 	"github.com/eventedge/eventedge/proto/room"
 
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
-	"github.com/eventedge/eventedge/services/edge/internal/broker"
-	"github.com/eventedge/eventedge/services/edge/internal/history"
-	"github.com/eventedge/eventedge/services/edge/internal/metrics"
-	"github.com/eventedge/eventedge/services/edge/internal/policy"
 )
 
-// newHubJS is newHub that also returns a JetStream context to publish with.
+// newHubJS is newHub with a project rule (maxClients 50, for the policy
+// in snapshots) that also returns a JetStream context to publish with.
 func newHubJS(tb testing.TB) (*Hub, jetstream.JetStream) {
 	tb.Helper()
-	ns, err := broker.StartEmbedded(broker.EmbeddedOptions{Port: -1, StoreDir: tb.TempDir()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := events.EnsureStreams(context.Background(), js, events.StreamConfig{MemoryStorage: true}); err != nil {
-		tb.Fatal(err)
-	}
-	pol, err := policy.Parse([]byte("defaults:\n  ttl: 0s\nrooms:\n  - match: project\n    maxClients: 50\n"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	h := New(nc, history.New(js), Options{Policy: pol}, zerolog.Nop(), metrics.New(prometheus.NewRegistry()))
-	tb.Cleanup(h.Close)
-	return h, js
+	return newHubWith(tb, "defaults:\n  ttl: 0s\nrooms:\n  - match: project\n    maxClients: 50\n")
 }
 
 func eventually(t *testing.T, cond func() bool, what string) {

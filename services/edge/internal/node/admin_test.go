@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/eventedge/eventedge/proto/events"
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 	"github.com/eventedge/eventedge/proto/room"
@@ -372,29 +370,12 @@ func TestAdminRoomRepairs(t *testing.T) {
 	// A burst, published asynchronously so it arrives faster than one
 	// message at a time can be fanned out; another if NATS dropped nothing.
 	burst := func() (last uint64) {
-		var futures []jetstream.PubAckFuture
-		for range 1000 {
-			ev := events.TaskUpdated(room.Project("p1"), "u7", "t1", &pb.Task{Title: "v"}, "title")
-			events.Normalize(ev)
-			body, err := events.Marshal(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, err := js.PublishAsync(room.Project("p1").Subject(), body, jetstream.WithMsgID(ev.Id))
-			if err != nil {
-				t.Fatal(err)
-			}
-			futures = append(futures, f)
+		evs := make([]*pb.Event, 1000)
+		for i := range evs {
+			evs[i] = events.TaskUpdated(room.Project("p1"), "u7", "t1", &pb.Task{Title: "v"}, "title")
 		}
-		for _, f := range futures {
-			select {
-			case ack := <-f.Ok():
-				last = max(last, ack.Sequence)
-			case err := <-f.Err():
-				t.Fatal(err)
-			case <-time.After(30 * time.Second):
-				t.Fatal("publish ack timeout")
-			}
+		for _, seq := range publishAsync(t, js, evs) {
+			last = max(last, seq)
 		}
 		return last
 	}

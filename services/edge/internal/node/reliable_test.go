@@ -252,29 +252,12 @@ func TestGapRepairWhenNATSDropsMessages(t *testing.T) {
 	// A burst, published asynchronously so it arrives faster than one
 	// message at a time can be fanned out.
 	log := deliverycheck.NewLog()
-	var futures []jetstream.PubAckFuture
-	for range 2000 {
-		ev := events.TaskUpdated(room.Project("p1"), "u7", "t1", &pb.Task{Title: "v"}, "title")
-		events.Normalize(ev)
-		body, err := events.Marshal(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := js.PublishAsync(room.Project("p1").Subject(), body, jetstream.WithMsgID(ev.Id))
-		if err != nil {
-			t.Fatal(err)
-		}
-		futures = append(futures, f)
+	evs := make([]*pb.Event, 2000)
+	for i := range evs {
+		evs[i] = events.TaskUpdated(room.Project("p1"), "u7", "t1", &pb.Task{Title: "v"}, "title")
 	}
-	for _, f := range futures {
-		select {
-		case ack := <-f.Ok():
-			log.Add("project:p1", ack.Sequence)
-		case err := <-f.Err():
-			t.Fatal(err)
-		case <-time.After(30 * time.Second):
-			t.Fatal("publish ack timeout")
-		}
+	for _, seq := range publishAsync(t, js, evs) {
+		log.Add("project:p1", seq)
 	}
 	<-readDone
 	checkDelivery(t, log, got, "project:p1")
