@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/eventedge/eventedge/services/edge/internal/protocol"
@@ -106,6 +107,8 @@ type Server struct {
 	// acceptMode is accept with the subprotocol of each mode to answer
 	// with, for a client that asked for it by name.
 	acceptMode [2]websocket.AcceptOptions
+	// byProtocol is eventedge_connections_by_protocol's gauge of each mode.
+	byProtocol [2]prometheus.Gauge
 	lim        *limiter
 	log        zerolog.Logger
 	base       context.Context // parent of every session; never cancelled by a request
@@ -166,6 +169,7 @@ func New(env *session.Env, opts Options) *Server {
 	for _, m := range []protocol.Mode{protocol.JSON, protocol.Protobuf} {
 		s.acceptMode[m] = s.accept
 		s.acceptMode[m].Subprotocols = []string{m.Subprotocol()}
+		s.byProtocol[m] = env.Metrics.ConnectionsByProtocol.WithLabelValues(m.String())
 	}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /v1/ws", s.serveWS)
@@ -301,7 +305,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 
 	s.env.Metrics.Connections.Inc()
 	s.env.Metrics.ConnectionsOpen.Inc()
-	byProtocol := s.env.Metrics.ConnectionsByProtocol.WithLabelValues(mode.String())
+	byProtocol := s.byProtocol[mode]
 	byProtocol.Inc()
 	// The session runs on a goroutine of its own and this handler returns:
 	// a hijacked connection is no longer net/http's, and its goroutine for

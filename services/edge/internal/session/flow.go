@@ -81,13 +81,11 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 		}
 	} else if low && !replay {
 		if s.aboveHighWater() {
-			m.Dropped(hub.PriorityLabel(it.prio), "high_water")
-			s.act.drops[dropHighWater]++
+			s.dropped(it.prio, dropHighWater)
 			return true
 		}
 		if !s.allowLow() {
-			m.Dropped(hub.PriorityLabel(it.prio), "throttled")
-			s.act.drops[dropThrottled]++
+			s.dropped(it.prio, dropThrottled)
 			return true
 		}
 	} else if !replay {
@@ -101,8 +99,7 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 	s.releaseHeld(it.room)
 	if s.q.msgs >= s.opts.QueueMessages || s.q.bytes+len(it.data) > s.opts.QueueBytes {
 		if low {
-			m.Dropped(hub.PriorityLabel(it.prio), "queue_full")
-			s.act.drops[dropQueueFull]++
+			s.dropped(it.prio, dropQueueFull)
 			return true
 		}
 		return false

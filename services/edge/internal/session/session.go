@@ -182,9 +182,8 @@ func (s *Session) Deliver(o *hub.Outbound) {
 	}
 	if !s.enqueue(o, false) {
 		s.closeLocked(protocol.ReasonSlowConsumer)
-		s.act.drops[dropSlowConsumer]++
+		s.dropped(o.Priority, dropSlowConsumer)
 		s.mu.Unlock()
-		s.env.Metrics.Dropped(hub.PriorityLabel(o.Priority), "slow_consumer")
 		return
 	}
 	s.kickLocked()

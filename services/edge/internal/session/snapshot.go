@@ -6,15 +6,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
+
 	"github.com/eventedge/eventedge/services/edge/internal/hub"
 )
 
 // What the admin API shows of a session. The counters cost the hot path
 // next to nothing: the drop, coalescing and throttling counts are plain
 // integers incremented under the session's mutex, which the code counting
-// them already holds; last activity is one atomic store per client message
-// read and per frame written, with the clock reading the writer already
-// takes for its latency metrics.
+// them already holds; last activity is one atomic store per frame written
+// (with the clock reading the writer already takes for its latency
+// metrics) and one clock reading and store per client frame read.
 
 // Drop reasons counted per session, as in eventedge_client_drops_total.
 const (
@@ -24,6 +26,17 @@ const (
 	dropSlowConsumer
 	numDropReasons
 )
+
+// dropLabels are the drop reasons' label values in
+// eventedge_client_drops_total.
+var dropLabels = [numDropReasons]string{"throttled", "high_water", "queue_full", "slow_consumer"}
+
+// dropped counts an event not sent to this client: in the node's metric
+// and in the session's own counts. Caller holds s.mu.
+func (s *Session) dropped(prio pb.Priority, reason int) {
+	s.env.Metrics.Dropped(hub.PriorityLabel(prio), dropLabels[reason])
+	s.act.drops[reason]++
+}
 
 // activity is the session's state kept only for Snapshot.
 type activity struct {
