@@ -8,6 +8,9 @@
 // stream order by exactly one goroutine. Each event is decoded once and
 // encoded to its client JSON once per room; every subscriber that may see it
 // is handed the same *Outbound, without copying and without blocking.
+// A shard takes whatever waits in its channel at once, and hands each
+// subscriber a run of consecutive events of one room in one call: under
+// load the fan-out's cost per subscriber is paid per run, not per event.
 //
 // Gapless: every live message carries its stream sequence and the previous
 // sequence of the same subject (Nats-Last-Sequence). Per room the hub
@@ -406,14 +409,66 @@ func (h *Hub) Close() {
 
 func (h *Hub) runShard(ch chan *nats.Msg) {
 	defer h.wg.Done()
+	sh := &shard{}
 	for {
 		select {
 		case msg := <-ch:
-			h.dispatch(msg)
+			sh.msgs = append(sh.msgs[:0], msg)
+		more: // and whatever else is already waiting, up to maxBatch
+			for len(sh.msgs) < maxBatch {
+				select {
+				case m := <-ch:
+					sh.msgs = append(sh.msgs, m)
+				default:
+					break more
+				}
+			}
+			for i, m := range sh.msgs {
+				h.dispatch(sh, m)
+				sh.msgs[i] = nil
+			}
+			h.flush(sh)
 		case <-h.quit:
 			return
 		}
 	}
+}
+
+// maxBatch bounds the messages a shard takes from its channel at once.
+// Consecutive live events of one room among them are fanned out together:
+// one pass over the room's subscribers, one Deliver (one lock of the
+// session, one wake-up of its writer) per subscriber for all of them.
+// Under load, when events wait in the channel while the writers run, this
+// divides the fan-out's cost per subscriber by the events in the run; when
+// they do not wait, a run is one event and nothing changes.
+const maxBatch = 64
+
+// shard is a dispatch goroutine's state, owned by that goroutine
+// (runShard): the batch it took from its channel, the run of one room's
+// live events not fanned out yet, and scratch slices reused by every
+// fan-out.
+type shard struct {
+	msgs []*nats.Msg
+	run  *roomState  // the room of events; nil when events is empty
+	evs  []liveEvent // the run: consecutive live events of run, ascending seq
+	outs []*Outbound // the run's events, encoded
+	each []*Outbound // the part of outs one subscriber receives
+}
+
+// liveEvent is a live message accepted for fan-out, not yet decoded.
+type liveEvent struct {
+	seq         uint64
+	body        []byte
+	contentType string
+}
+
+// last returns the last sequence handled in rs: the run's last event when
+// the run is rs's, else the room's position.
+func (sh *shard) last(rs *roomState) uint64 {
+	if sh.run == rs && len(sh.evs) > 0 {
+		return sh.evs[len(sh.evs)-1].seq
+	}
+	return rs.lastSeq.Load()
 }
 
 func (h *Hub) room(subject string) *roomState {
@@ -423,8 +478,11 @@ func (h *Hub) room(subject string) *roomState {
 }
 
 // dispatch handles one live message (or resync request) on its room's
-// shard goroutine.
-func (h *Hub) dispatch(msg *nats.Msg) {
+// shard goroutine: a live event in order is added to the shard's run (see
+// flush); anything else — a control request, a gap to repair, an event of
+// another room — first fans out the run so far, so each room's events are
+// still handled in stream order.
+func (h *Hub) dispatch(sh *shard, msg *nats.Msg) {
 	rs := h.room(msg.Subject)
 	if rs == nil {
 		if msg.Sub != nil {
@@ -433,8 +491,12 @@ func (h *Hub) dispatch(msg *nats.Msg) {
 		}
 		return
 	}
+	if sh.run != rs {
+		h.flush(sh)
+	}
 	<-rs.ready
 	if what := msg.Header.Get(controlHeader); what != "" && msg.Sub == nil {
+		h.flush(sh)
 		switch what {
 		case "resync":
 			h.resync(rs)
@@ -450,7 +512,7 @@ func (h *Hub) dispatch(msg *nats.Msg) {
 		h.log.Warn().Str("subject", msg.Subject).Msgf("dropped a message without a valid %s header: not re-published by the %s stream", events.HeaderSequence, events.StreamName)
 		return
 	}
-	last := rs.lastSeq.Load()
+	last := sh.last(rs)
 	if seq <= last {
 		h.m.EventsDropped.WithLabelValues("duplicate").Inc()
 		return
@@ -458,40 +520,80 @@ func (h *Hub) dispatch(msg *nats.Msg) {
 	prev, perr := strconv.ParseUint(msg.Header.Get(events.HeaderLastSequence), 10, 64)
 	if rs.known.Load() && (perr != nil || prev != last) {
 		// Events of this room between last and this one did not arrive.
+		h.flush(sh) // the room's position is last now
 		if !h.repair(rs, last, seq-1) {
 			return // retried later; this message is read back with the gap
 		}
 	}
-	h.fanout(rs, seq, msg.Data, msg.Header.Get(events.HeaderContentType), false)
+	sh.run = rs
+	sh.evs = append(sh.evs, liveEvent{seq: seq, body: msg.Data, contentType: msg.Header.Get(events.HeaderContentType)})
 }
 
-// fanout decodes one event, encodes it once and offers it to every
-// subscriber of the room, then advances the room's position. repaired marks
-// an event read back from the stream by a gap repair. Runs on the room's
-// shard goroutine.
-func (h *Hub) fanout(rs *roomState, seq uint64, body []byte, contentType string, repaired bool) {
-	out, err := encode(rs.name, seq, body, contentType)
-	if err == nil {
-		out.Repaired = repaired
+// flush fans out the shard's run of live events, if any, and empties it.
+func (h *Hub) flush(sh *shard) {
+	if len(sh.evs) == 0 {
+		sh.run = nil
+		return
+	}
+	h.m.FanoutRun.Observe(float64(len(sh.evs)))
+	now := time.Now()
+	for _, e := range sh.evs {
+		if out := h.encodeLive(sh.run, e.seq, e.body, e.contentType); out != nil {
+			out.Handled = now
+			sh.outs = append(sh.outs, out)
+		}
+	}
+	sh.each = h.fanout(sh.run, sh.evs[len(sh.evs)-1].seq, sh.outs, sh.each)
+	clear(sh.evs)
+	clear(sh.outs)
+	sh.evs, sh.outs, sh.run = sh.evs[:0], sh.outs[:0], nil
+}
+
+// fanoutOne fans out one event read back from the stream by a gap repair.
+func (h *Hub) fanoutOne(rs *roomState, seq uint64, body []byte, contentType string) {
+	var outs []*Outbound
+	if out := h.encodeLive(rs, seq, body, contentType); out != nil {
+		out.Repaired = true
 		out.Handled = time.Now()
+		outs = []*Outbound{out}
 	}
-	rs.mu.Lock() // excludes Join, so a new member starts exactly at lastSeq
-	defer rs.mu.Unlock()
-	if seq > rs.lastSeq.Load() {
-		rs.lastSeq.Store(seq)
-	}
+	h.fanout(rs, seq, outs, nil)
+}
+
+// encodeLive decodes one event of rs and encodes it once for every
+// subscriber; an invalid event is counted and logged, and nil returned.
+func (h *Hub) encodeLive(rs *roomState, seq uint64, body []byte, contentType string) *Outbound {
+	out, err := encode(rs.name, seq, body, contentType)
 	if err != nil {
 		h.m.EventsInvalid.Inc()
 		h.log.Warn().Err(err).Str("room", rs.name).Uint64("seq", seq).Msg("dropped invalid event")
-		return
+		return nil
+	}
+	return out
+}
+
+// fanout offers outs (events of rs in ascending seq; an invalid event is
+// not among them) to every subscriber of the room together, and advances
+// the room's position to last, the run's last sequence. each is scratch,
+// returned for reuse. Runs on the room's shard goroutine.
+func (h *Hub) fanout(rs *roomState, last uint64, outs, each []*Outbound) []*Outbound {
+	rs.mu.Lock() // excludes Join, so a new member starts exactly at lastSeq
+	defer rs.mu.Unlock()
+	if last > rs.lastSeq.Load() {
+		rs.lastSeq.Store(last)
+	}
+	if len(outs) == 0 {
+		return each
 	}
 	delivered := 0
 	for sub := range rs.subs {
-		if sub.offer(out) {
-			delivered++
-		}
+		var n int
+		n, each = sub.offer(outs, each)
+		delivered += n
 	}
+	clear(each[:cap(each)]) // keep no event alive until the next fan-out
 	h.m.Deliveries.Add(float64(delivered))
+	return each
 }
 
 func encode(roomName string, seq uint64, body []byte, contentType string) (*Outbound, error) {

@@ -30,15 +30,34 @@ type sink struct {
 	claims *auth.Claims
 	mu     sync.Mutex
 	got    []*Outbound
-	count  int
+	calls  int // Deliver calls
+	count  int // events delivered
 	keep   bool
 }
 
-func (s *sink) Deliver(o *Outbound) {
+// dispatchAll hands msgs to h as one batch a shard took from its channel.
+func dispatchAll(h *Hub, msgs ...*nats.Msg) {
+	sh := &shard{}
+	for _, m := range msgs {
+		h.dispatch(sh, m)
+	}
+	h.flush(sh)
+}
+
+// fanout1 fans out one live event of rs at seq, as a shard does a run of
+// one event.
+func fanout1(h *Hub, sh *shard, rs *roomState, seq uint64, body []byte) {
+	sh.run = rs
+	sh.evs = append(sh.evs, liveEvent{seq: seq, body: body, contentType: events.ContentTypeProtobuf})
+	h.flush(sh)
+}
+
+func (s *sink) Deliver(batch ...*Outbound) {
 	s.mu.Lock()
-	s.count++
+	s.calls++
+	s.count += len(batch)
 	if s.keep {
-		s.got = append(s.got, o)
+		s.got = append(s.got, batch...)
 	}
 	s.mu.Unlock()
 }
@@ -126,7 +145,7 @@ func logEvent() *pb.Event {
 func TestDispatchEncodesOncePerRoom(t *testing.T) {
 	h := newHub(t)
 	sinks := join(t, h, 10, true)
-	h.dispatch(liveMsg(t, logEvent(), 7))
+	dispatchAll(h, liveMsg(t, logEvent(), 7))
 	var first *Outbound
 	for i, s := range sinks {
 		if i%2 == 1 {
@@ -157,8 +176,8 @@ func TestDispatchAllocsIndependentOfSubscribers(t *testing.T) {
 		h := newHub(t)
 		sinks := join(t, h, n, false)
 		rs, body := h.room(room.Project("p1").LiveSubject()), liveMsg(t, logEvent(), 1).Data
-		seq := uint64(0)
-		fan := func() { seq++; h.fanout(rs, seq, body, events.ContentTypeProtobuf, false) }
+		seq, sh := uint64(0), &shard{}
+		fan := func() { seq++; fanout1(h, sh, rs, seq, body) }
 		fan() // warm up
 		a := testing.AllocsPerRun(50, fan)
 		if got := sinks[0].count; got < 51 { // AllocsPerRun adds a warm-up run of its own
@@ -186,9 +205,7 @@ func TestDispatchRefusesForgedLiveMessages(t *testing.T) {
 	otherRoom.Subject = room.Project("p1").LiveSubject()
 	garbage := liveMsg(t, events.TaskDeleted(room.Project("p1"), "u1", "t1"), 3)
 	garbage.Data = []byte("not protobuf")
-	for _, m := range []*nats.Msg{noSeq, otherRoom, garbage} {
-		h.dispatch(m)
-	}
+	dispatchAll(h, noSeq, otherRoom, garbage)
 	for i, s := range sinks {
 		if len(s.got) != 0 {
 			t.Fatalf("subscriber %d received a forged message", i)
@@ -243,12 +260,12 @@ func BenchmarkFanout1000(b *testing.B) {
 	h := newHub(b)
 	sinks := join(b, h, 1000, false)
 	rs, body := h.room(room.Project("p1").LiveSubject()), liveMsg(b, logEvent(), 1).Data
-	seq := uint64(0)
+	seq, sh := uint64(0), &shard{}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		seq++
-		h.fanout(rs, seq, body, events.ContentTypeProtobuf, false)
+		fanout1(h, sh, rs, seq, body)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/500, "ns/delivery")
 	if sinks[0].count != int(seq) {
@@ -281,7 +298,7 @@ func BenchmarkFanout1000Mixed(b *testing.B) {
 	rs := h.room(room.Project("p1").LiveSubject())
 	progress := liveMsg(b, logEvent(), 1).Data
 	updated := liveMsg(b, events.TaskUpdated(room.Project("p1"), "u1", "t1", &pb.Task{Title: "x"}, "title"), 1).Data
-	seq := uint64(0)
+	seq, sh := uint64(0), &shard{}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -290,7 +307,7 @@ func BenchmarkFanout1000Mixed(b *testing.B) {
 		if seq%2 == 0 {
 			body = progress
 		}
-		h.fanout(rs, seq, body, events.ContentTypeProtobuf, false)
+		fanout1(h, sh, rs, seq, body)
 	}
 	delivered := 0
 	for _, s := range sinks {

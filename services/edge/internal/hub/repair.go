@@ -24,7 +24,7 @@ func (h *Hub) repair(rs *roomState, after, upTo uint64) bool {
 	n := 0
 	err := h.hist.Range(ctx, rs.stored, after, upTo, func(m *jetstream.RawStreamMsg) error {
 		n++
-		h.fanout(rs, m.Sequence, m.Data, m.Header.Get(events.HeaderContentType), true)
+		h.fanoutOne(rs, m.Sequence, m.Data, m.Header.Get(events.HeaderContentType))
 		return nil
 	})
 	h.m.GapRepairs.Add(float64(n))

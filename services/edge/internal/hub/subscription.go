@@ -15,8 +15,10 @@ import (
 
 // Sink is the receiving end of a subscription: a client session.
 type Sink interface {
-	// Deliver queues o for the client. It must not block.
-	Deliver(o *Outbound)
+	// Deliver queues the events of batch for the client, in order (one
+	// room's, ascending seq). It must not block, and must not keep batch
+	// (the hub reuses it) — the *Outbound values are the sink's to keep.
+	Deliver(batch ...*Outbound)
 	// DeliverWait queues o, waiting while the client's queue is more than
 	// half full. Replays use it: they may produce events faster than a
 	// client takes them, and unlike live fan-out they can wait.
@@ -97,34 +99,43 @@ func (s *Subscription) allows(o *Outbound) bool {
 	return false
 }
 
-// offer hands a live (or repaired) event to the subscription. Called by the
-// room's shard goroutine only, in ascending seq.
-func (s *Subscription) offer(o *Outbound) bool {
+// offer hands live (or repaired) events of the room to the subscription:
+// batch is ascending in seq. The ones the subscriber receives are
+// collected in each (scratch, returned for reuse) and handed to the sink
+// in one Deliver; it returns how many. Called by the room's shard
+// goroutine only, in ascending seq.
+func (s *Subscription) offer(batch []*Outbound, each []*Outbound) (int, []*Outbound) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if o.Seq <= s.pos {
-		return false
-	}
-	if s.catchingUp {
-		if len(s.pending) >= maxPending {
-			s.pending, s.overflow = s.pending[:0], true
+	each = each[:0]
+	for _, o := range batch {
+		if o.Seq <= s.pos {
+			continue
 		}
-		if !s.overflow {
-			s.pending = append(s.pending, o)
+		if s.catchingUp {
+			if len(s.pending) >= maxPending {
+				s.pending, s.overflow = s.pending[:0], true
+			}
+			if !s.overflow {
+				s.pending = append(s.pending, o)
+			}
+			continue
 		}
-		return false
+		s.pos = o.Seq
+		if !s.allows(o) {
+			continue
+		}
+		if s.low != nil && o.Priority == pb.Priority_PRIORITY_LOW && o.Task == "" && !s.low.Allow() {
+			s.lowDrops() // over the room's low-priority rate (progress is throttled per task instead)
+			s.lowDropped++
+			continue
+		}
+		each = append(each, o)
 	}
-	s.pos = o.Seq
-	if !s.allows(o) {
-		return false
+	if len(each) > 0 {
+		s.sink.Deliver(each...)
 	}
-	if s.low != nil && o.Priority == pb.Priority_PRIORITY_LOW && o.Task == "" && !s.low.Allow() {
-		s.lowDrops() // over the room's low-priority rate (progress is throttled per task instead)
-		s.lowDropped++
-		return false
-	}
-	s.sink.Deliver(o)
-	return true
+	return len(each), each
 }
 
 // replayed hands a stored event read by the replay. It reports whether the

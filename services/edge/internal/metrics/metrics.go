@@ -49,6 +49,7 @@ type Metrics struct {
 	ClientDrops *prometheus.CounterVec // events not sent to a client, by priority and reason
 	QueueDepth  prometheus.Histogram   // messages queued when the writer takes a frame
 	QueueBytes  prometheus.Histogram   // bytes queued when the writer takes a frame
+	FanoutRun   prometheus.Histogram   // live events of one room fanned out together
 	Revocations prometheus.Counter     // revocations received on ctl.revoke
 
 	HandshakesRejected *prometheus.CounterVec // by reason: node_full, ip_limit, user_limit, draining, origin, subprotocol
@@ -169,10 +170,14 @@ func New(reg prometheus.Registerer) *Metrics {
 		Name: "eventedge_queue_bytes", Help: "Bytes in a client's queue when its writer takes a frame.",
 		Buckets: prometheus.ExponentialBuckets(256, 4, 8),
 	})
+	m.FanoutRun = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "eventedge_fanout_run_events", Help: "Live events of one room fanned out together: those that waited in a shard's channel while the node wrote to clients. Above 1: the node is behind its input and batches.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+	})
 	m.Revocations = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "eventedge_revocations_total", Help: "Revocations received on ctl.revoke.",
 	})
-	reg.MustRegister(m.Coalesced, m.Throttled, m.ClientDrops, m.QueueDepth, m.QueueBytes, m.Revocations)
+	reg.MustRegister(m.Coalesced, m.Throttled, m.ClientDrops, m.QueueDepth, m.QueueBytes, m.FanoutRun, m.Revocations)
 	reg.MustRegister(m.GapRepairs, m.GapRepairFailures, m.Replayed, m.Resumes, m.Resets, m.Acks, m.PositionWrites)
 	for _, p := range []string{"json", "protobuf"} {
 		m.ConnectionsByProtocol.WithLabelValues(p) // present at 0

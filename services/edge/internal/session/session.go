@@ -170,21 +170,26 @@ func (s *Session) closeLocked(reason *protocol.CloseReason) {
 	s.kickLocked()
 }
 
-// Deliver queues an event for the client. It never blocks. Low-priority
-// events may be coalesced, held back (throttled) or dropped; when a high or
-// normal one cannot be queued the session is closed as a slow consumer. It
-// implements hub.Sink.
-func (s *Session) Deliver(o *hub.Outbound) {
+// Deliver queues events for the client, in order: the hub hands a
+// subscriber all the events of a room it fans out together in one call,
+// so the session is locked and its writer kicked once per batch, not per
+// event. It never blocks and does not keep batch. Low-priority events may
+// be coalesced, held back (throttled) or dropped; when a high or normal one
+// cannot be queued the session is closed as a slow consumer (and the rest
+// of the batch is not queued). It implements hub.Sink.
+func (s *Session) Deliver(batch ...*hub.Outbound) {
 	s.mu.Lock()
 	if s.reason != nil {
 		s.mu.Unlock()
 		return
 	}
-	if !s.enqueue(o, false) {
-		s.closeLocked(protocol.ReasonSlowConsumer)
-		s.dropped(o.Priority, dropSlowConsumer)
-		s.mu.Unlock()
-		return
+	for _, o := range batch {
+		if !s.enqueue(o, false) {
+			s.closeLocked(protocol.ReasonSlowConsumer)
+			s.dropped(o.Priority, dropSlowConsumer)
+			s.mu.Unlock()
+			return
+		}
 	}
 	s.kickLocked()
 	s.mu.Unlock()

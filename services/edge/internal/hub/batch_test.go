@@ -1,0 +1,165 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/eventedge/eventedge/proto/events"
+	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
+	"github.com/eventedge/eventedge/proto/room"
+
+	"github.com/eventedge/eventedge/services/edge/internal/auth"
+)
+
+// inOrder is the message the stream re-publishes for ev at seq, after prev
+// (the previous sequence of the same subject: no gap when it is the room's
+// last).
+func inOrder(tb testing.TB, ev *pb.Event, seq, prev uint64) *nats.Msg {
+	m := liveMsg(tb, ev, seq)
+	m.Header.Set(events.HeaderLastSequence, strconv.FormatUint(prev, 10))
+	return m
+}
+
+func updated(r room.Room) *pb.Event {
+	return events.TaskUpdated(r, "u1", "t1", &pb.Task{Title: "x"}, "title")
+}
+
+// joinRoom subscribes n keeping sinks to r, every other one holding
+// logs:read.
+func joinRoom(tb testing.TB, h *Hub, r room.Room, n int) []*sink {
+	tb.Helper()
+	sinks := make([]*sink, n)
+	for i := range sinks {
+		perms := []string{auth.PermTasksRead}
+		if i%2 == 0 {
+			perms = append(perms, auth.PermLogsRead)
+		}
+		sinks[i] = &sink{claims: &auth.Claims{Subject: fmt.Sprint("u", i), Permissions: perms, Projects: []string{"p1", "p2"}}, keep: true}
+		if err := h.Join(context.Background(), NewSubscription(r, sinks[i], nil, false), 0, nil); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return sinks
+}
+
+func seqs(got []*Outbound) []uint64 {
+	out := make([]uint64, len(got))
+	for i, o := range got {
+		out[i] = o.Seq
+	}
+	return out
+}
+
+// TestDispatchRunDeliversOncePerSubscriber: consecutive live events of one
+// room taken from the channel together reach each subscriber in one
+// Deliver, in order, each subscriber's permissions still applied per
+// event; the room's position is the run's last.
+func TestDispatchRunDeliversOncePerSubscriber(t *testing.T) {
+	h := newHub(t)
+	p1 := room.Project("p1")
+	sinks := joinRoom(t, h, p1, 6)
+	dispatchAll(h,
+		inOrder(t, updated(p1), 1, 0),
+		inOrder(t, logEvent(), 2, 1), // logs:read only
+		inOrder(t, updated(p1), 3, 2),
+		inOrder(t, updated(p1), 4, 3))
+	for i, s := range sinks {
+		want := []uint64{1, 3, 4}
+		if i%2 == 0 {
+			want = []uint64{1, 2, 3, 4}
+		}
+		if got := seqs(s.got); !slices.Equal(got, want) || s.calls != 1 {
+			t.Errorf("subscriber %d: seqs %v in %d Deliver calls, want %v in 1", i, got, s.calls, want)
+		}
+	}
+	if got := h.room(p1.LiveSubject()).lastSeq.Load(); got != 4 {
+		t.Fatalf("room position %d, want 4", got)
+	}
+	var run dto.Metric
+	if err := h.m.FanoutRun.(prometheus.Metric).Write(&run); err != nil {
+		t.Fatal(err)
+	}
+	if n, sum := run.GetHistogram().GetSampleCount(), run.GetHistogram().GetSampleSum(); n != 1 || sum != 4 {
+		t.Fatalf("eventedge_fanout_run_events: %d runs of %v events in all, want 1 run of 4", n, sum)
+	}
+}
+
+// TestDispatchRunsSplitByRoom: a batch interleaving two rooms is fanned out
+// as runs of consecutive events of one room, so each room's subscribers
+// get its events in stream order, and a duplicate inside a run is dropped.
+func TestDispatchRunsSplitByRoom(t *testing.T) {
+	h := newHub(t)
+	p1, p2 := room.Project("p1"), room.Project("p2")
+	s1, s2 := joinRoom(t, h, p1, 2), joinRoom(t, h, p2, 2)
+	dispatchAll(h,
+		inOrder(t, updated(p1), 1, 0),
+		inOrder(t, updated(p1), 2, 1),
+		inOrder(t, updated(p1), 2, 1), // the same message again
+		inOrder(t, updated(p2), 1, 0),
+		inOrder(t, updated(p1), 3, 2),
+		inOrder(t, updated(p2), 2, 1))
+	for i, s := range s1 {
+		if got := seqs(s.got); !slices.Equal(got, []uint64{1, 2, 3}) || s.calls != 2 {
+			t.Errorf("p1 subscriber %d: seqs %v in %d calls, want [1 2 3] in 2", i, got, s.calls)
+		}
+	}
+	for i, s := range s2 {
+		if got := seqs(s.got); !slices.Equal(got, []uint64{1, 2}) || s.calls != 2 {
+			t.Errorf("p2 subscriber %d: seqs %v in %d calls, want [1 2] in 2", i, got, s.calls)
+		}
+	}
+}
+
+// TestDispatchRunSkipsInvalidEvent: an invalid event inside a run reaches
+// no one but still moves the room's position, so the next event (whose
+// previous sequence is the invalid one) is not taken for a gap.
+func TestDispatchRunSkipsInvalidEvent(t *testing.T) {
+	h := newHub(t)
+	p1 := room.Project("p1")
+	sinks := joinRoom(t, h, p1, 2)
+	bad := inOrder(t, updated(p1), 2, 1)
+	bad.Data = []byte("not protobuf")
+	dispatchAll(h, inOrder(t, updated(p1), 1, 0), bad, inOrder(t, updated(p1), 3, 2))
+	dispatchAll(h, inOrder(t, updated(p1), 4, 3))
+	rs := h.room(p1.LiveSubject())
+	for i, s := range sinks {
+		if got := seqs(s.got); !slices.Equal(got, []uint64{1, 3, 4}) {
+			t.Errorf("subscriber %d: seqs %v, want [1 3 4]", i, got)
+		}
+	}
+	if rs.lastSeq.Load() != 4 || rs.repairs.Load() != 0 {
+		t.Fatalf("room position %d, repairs %d: want 4 and none", rs.lastSeq.Load(), rs.repairs.Load())
+	}
+}
+
+// BenchmarkFanout1000Run8: runs of 8 events to 1,000 subscribers of one
+// room (half with the events' permission), as a shard fans out the
+// events that waited in its channel while the writers ran. Compare
+// BenchmarkFanout1000 (runs of one).
+func BenchmarkFanout1000Run8(b *testing.B) {
+	h := newHub(b)
+	sinks := join(b, h, 1000, false)
+	rs, body := h.room(room.Project("p1").LiveSubject()), liveMsg(b, logEvent(), 1).Data
+	seq, sh := uint64(0), &shard{}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		sh.run = rs
+		for range 8 {
+			seq++
+			sh.evs = append(sh.evs, liveEvent{seq: seq, body: body, contentType: events.ContentTypeProtobuf})
+		}
+		h.flush(sh)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(seq)/500, "ns/delivery")
+	if sinks[0].count != int(seq) {
+		b.Fatalf("subscriber 0 received %d of %d events", sinks[0].count, seq)
+	}
+}
