@@ -152,3 +152,25 @@ func BenchmarkDeliverBacklog1000(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(sessions)*len(outs)), "ns/delivery")
 }
+
+// TestDeliverBatch: a batch is queued in order under one lock; a high or
+// normal event of it that does not fit closes the session as a slow
+// consumer, counted once, and the rest of the batch (and anything
+// delivered later) is not queued.
+func TestDeliverBatch(t *testing.T) {
+	s := snapshotSession(Options{QueueMessages: 4})
+	s.Deliver(normalOutbound(1), normalOutbound(2), normalOutbound(3))
+	if snap := s.Snapshot(); snap.QueueMessages != 3 || snap.Closing != "" {
+		t.Fatalf("after a batch of 3: %d queued, closing %q; want 3, open", snap.QueueMessages, snap.Closing)
+	}
+	s.Deliver(normalOutbound(4), normalOutbound(5), normalOutbound(6))
+	s.Deliver(normalOutbound(7))
+	snap := s.Snapshot()
+	if snap.QueueMessages != 4 || snap.Drops != (Drops{SlowConsumer: 1}) || snap.Closing != "slow_consumer" {
+		t.Fatalf("after an overflowing batch: %d queued, drops %+v, closing %q; want 4 (seq 1-4), 1 slow consumer, closing",
+			snap.QueueMessages, snap.Drops, snap.Closing)
+	}
+	if got := takeAsWriter(s, []uint64{}); fmt.Sprint(got) != "[1 2 3 4]" {
+		t.Fatalf("queued seqs %v, want [1 2 3 4]", got)
+	}
+}
