@@ -15,7 +15,9 @@
 // Ownership: Run owns every goroutine it starts (the dial workers, one
 // reader per client in the publishing scenarios, the publisher, churn's
 // scheduler and its churning clients, the progress printer and the /proc
-// sampler) and waits for all of them before it returns. Every loop is
+// sampler) and waits for all of them before it returns; the WebSocket
+// handshakes go through an upgradeTransport, which starts no goroutine per
+// connection. Every loop is
 // bounded: by the client count, the event count (rate × duration), the
 // churning connects (churn rate × duration, each living churn life), or a
 // timeout under --max-duration.

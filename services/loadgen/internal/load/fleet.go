@@ -23,7 +23,9 @@ const messageBuffer = 256
 
 // httpClients returns one HTTP client per source address 127.0.0.1 … K,
 // each dialing from that address (coder/websocket dials through it). With
-// a remote URL (K is then 1) the kernel picks the source address.
+// a remote URL (K is then 1) the kernel picks the source address. Their
+// transport is an upgradeTransport: a connection per handshake and no
+// goroutine per connection (a wss:// URL goes to an http.Transport).
 func httpClients(k int, loopback bool) []*http.Client {
 	out := make([]*http.Client, k)
 	for i := range out {
@@ -31,8 +33,7 @@ func httpClients(k int, loopback bool) []*http.Client {
 		if loopback {
 			d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(i+1))}
 		}
-		// Proxy is nil on purpose: a benchmark connects directly.
-		out[i] = &http.Client{Transport: &http.Transport{DialContext: d.DialContext, ForceAttemptHTTP2: false}}
+		out[i] = &http.Client{Transport: newUpgradeTransport(d)}
 	}
 	return out
 }
