@@ -3,9 +3,11 @@ package hub
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -162,4 +164,67 @@ func BenchmarkFanout1000Run8(b *testing.B) {
 	if sinks[0].count != int(seq) {
 		b.Fatalf("subscriber 0 received %d of %d events", sinks[0].count, seq)
 	}
+}
+
+// TestShardTakesWaitingEventsAsRuns drives a real shard goroutine: while
+// it is held up (by a room that is not ready yet), 100 events of p1 wait
+// in its channel; it then takes them at most maxBatch at a time and fans
+// each batch out as one run, flushing at the batch's end. Every
+// subscriber gets all 100 in order, in a few Deliver calls, not 100.
+func TestShardTakesWaitingEventsAsRuns(t *testing.T) {
+	h := newHub(t)
+	p1 := room.Project("p1")
+	sinks := joinRoom(t, h, p1, 4)
+	ch := h.shardFor(p1.LiveSubject())
+
+	// A room whose NATS subscription is still being set up: the shard
+	// waits for it (ready) before dispatching its message.
+	stall := &roomState{name: "project:stall", ready: make(chan struct{}), subs: map[*Subscription]struct{}{}}
+	h.mu.Lock()
+	h.rooms["test.stall"] = stall
+	h.mu.Unlock()
+	ch <- &nats.Msg{Subject: "test.stall", Header: nats.Header{}} // no sequence: dropped once ready
+	for len(ch) > 0 {
+		runtime.Gosched() // until the shard has taken it
+	}
+	const n = 100
+	for seq := uint64(1); seq <= n; seq++ {
+		ch <- inOrder(t, updated(p1), seq, seq-1)
+	}
+	close(stall.ready)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sinks[0].mu.Lock()
+		got := sinks[0].count
+		sinks[0].mu.Unlock()
+		if got == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscriber 0 received %d of %d events", got, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	want := make([]uint64, n)
+	for i := range want {
+		want[i] = uint64(i + 1)
+	}
+	for i, s := range sinks {
+		s.mu.Lock()
+		got, calls := seqs(s.got), s.calls
+		s.mu.Unlock()
+		if !slices.Equal(got, want) {
+			t.Errorf("subscriber %d: seqs %v, want 1…%d in order", i, got, n)
+		}
+		// 64 + 36 when all 100 waited; one more when the first of them
+		// joined the stalled room's batch (it was taken as the shard
+		// took that message).
+		if calls < (n+maxBatch-1)/maxBatch || calls > (n+maxBatch-1)/maxBatch+1 {
+			t.Errorf("subscriber %d: %d Deliver calls for %d events taken at most %d at a time", i, calls, n, maxBatch)
+		}
+	}
+	h.mu.Lock()
+	delete(h.rooms, "test.stall")
+	h.mu.Unlock()
 }

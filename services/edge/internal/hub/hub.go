@@ -449,7 +449,7 @@ const maxBatch = 64
 // fan-out.
 type shard struct {
 	msgs []*nats.Msg
-	run  *roomState  // the room of events; nil when events is empty
+	run  *roomState  // the room of evs; nil when evs is empty
 	evs  []liveEvent // the run: consecutive live events of run, ascending seq
 	outs []*Outbound // the run's events, encoded
 	each []*Outbound // the part of outs one subscriber receives
@@ -535,13 +535,15 @@ func (h *Hub) flush(sh *shard) {
 		sh.run = nil
 		return
 	}
-	h.m.FanoutRun.Observe(float64(len(sh.evs)))
 	now := time.Now()
 	for _, e := range sh.evs {
 		if out := h.encodeLive(sh.run, e.seq, e.body, e.contentType); out != nil {
 			out.Handled = now
 			sh.outs = append(sh.outs, out)
 		}
+	}
+	if len(sh.outs) > 0 {
+		h.m.FanoutRun.Observe(float64(len(sh.outs)))
 	}
 	sh.each = h.fanout(sh.run, sh.evs[len(sh.evs)-1].seq, sh.outs, sh.each)
 	clear(sh.evs)

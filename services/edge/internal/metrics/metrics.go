@@ -171,7 +171,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		Buckets: prometheus.ExponentialBuckets(256, 4, 8),
 	})
 	m.FanoutRun = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "eventedge_fanout_run_events", Help: "Live events of one room fanned out together: those that waited in a shard's channel while the node wrote to clients. Above 1: the node is behind its input and batches.",
+		Name: "eventedge_fanout_run_events", Help: "Valid live events of one room fanned out together: consecutive ones that waited in a shard's channel while the node wrote to clients. Above 1: the node is behind its input and batches (about 1 does not prove it keeps up: events of other rooms on the shard break runs).",
 		Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 	})
 	m.Revocations = prometheus.NewCounter(prometheus.CounterOpts{
