@@ -132,7 +132,8 @@ type record struct {
 			RSSPerConnBytes *float64 `json:"rssPerConnBytes"`
 		} `json:"edge"`
 		Metrics *struct {
-			End map[string]float64 `json:"end"`
+			End               map[string]float64 `json:"end"`
+			EdgeLatencyMeanMs *float64           `json:"edgeLatencyMeanMs"`
 		} `json:"metrics"`
 		Rooms *struct {
 			ProjectRooms, ClientsWithoutLogs, UserRoomEvents, LogsEvents, Forbidden int
@@ -245,6 +246,11 @@ func TestBroadcast(t *testing.T) {
 	l := rec.Results.Latency
 	if l == nil || l.Count != uint64(d.Delivered) || l.MaxMs <= 0 || l.P50Ms > l.P99Ms || l.P99Ms > l.MaxMs {
 		t.Errorf("latency: %+v", l)
+	}
+	// The edge's own mean: its frames are written before the clients read
+	// them, so it cannot exceed the clients' slowest delivery.
+	if m := rec.Results.Metrics; m == nil || m.EdgeLatencyMeanMs == nil || *m.EdgeLatencyMeanMs <= 0 || l != nil && *m.EdgeLatencyMeanMs > l.MaxMs {
+		t.Errorf("edge latency mean: %+v (clients' max %v ms)", m, l)
 	}
 }
 

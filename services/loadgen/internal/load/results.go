@@ -218,7 +218,29 @@ type EdgeResults struct {
 type MetricsResults struct {
 	Start map[string]float64 `json:"start"`
 	End   map[string]float64 `json:"end"`
-	Err   string             `json:"error,omitempty"`
+	// EdgeLatencyMeanMs is the mean of the edge's own delivery latency
+	// over the run (eventedge_delivery_latency_seconds: the event's
+	// timestamp to its frame written), nil when the edge wrote no event.
+	// Next to the clients' mean it separates the edge's latency from the
+	// load generator's own lag in reading frames.
+	EdgeLatencyMeanMs *float64 `json:"edgeLatencyMeanMs,omitempty"`
+	Err               string   `json:"error,omitempty"`
+}
+
+// edgeLatencyMean is EdgeLatencyMeanMs from the start and end snapshots.
+func (m *MetricsResults) edgeLatencyMean() *float64 {
+	const sum, count = "eventedge_delivery_latency_seconds_sum", "eventedge_delivery_latency_seconds_count"
+	e, ok1 := m.End[sum]
+	n, ok2 := m.End[count]
+	if !ok1 || !ok2 {
+		return nil
+	}
+	e, n = e-m.Start[sum], n-m.Start[count]
+	if n <= 0 {
+		return nil
+	}
+	ms := e / n * 1000
+	return &ms
 }
 
 // Duration marshals as seconds (a float) in JSON.
@@ -400,6 +422,9 @@ func WriteTable(w io.Writer, rec *Record) error {
 	if m := r.Metrics; m != nil {
 		for _, k := range slices.Sorted(maps.Keys(m.End)) {
 			row("metric "+k, "%g → %g", m.Start[k], m.End[k])
+		}
+		if m.EdgeLatencyMeanMs != nil {
+			row("edge latency", "mean %.2f ms (the edge's own histogram: event timestamp → frame written; compare the clients' mean)", *m.EdgeLatencyMeanMs)
 		}
 		if m.Err != "" {
 			row("  metrics error", "%s", m.Err)

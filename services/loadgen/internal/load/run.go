@@ -29,6 +29,11 @@ var metricSeries = []string{
 	"eventedge_events_in_total",
 	"eventedge_events_dropped_total",
 	"eventedge_client_drops_total",
+	// The edge's own delivery latency (event timestamp → frame written),
+	// summed over its paths: with the clients' latency, it tells the
+	// edge's share from the load generator's (see EdgeLatencyMeanMs).
+	"eventedge_delivery_latency_seconds_sum",
+	"eventedge_delivery_latency_seconds_count",
 }
 
 // runner is one run's state.
@@ -182,6 +187,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Record, error) {
 		if r.metricsEndErr != nil {
 			m.Err = r.metricsEndErr.Error()
 		}
+		m.EdgeLatencyMeanMs = m.edgeLatencyMean()
 		res.Metrics = m
 	}
 	rec.Results = res
