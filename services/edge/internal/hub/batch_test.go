@@ -228,3 +228,118 @@ func TestShardTakesWaitingEventsAsRuns(t *testing.T) {
 	delete(h.rooms, "test.stall")
 	h.mu.Unlock()
 }
+
+// TestDispatchGapInsideRun: a gap in the middle of a batch fans out the
+// run so far, repairs the gap from the stream, and goes on with a new run;
+// a live message the repair already delivered is a duplicate.
+func TestDispatchGapInsideRun(t *testing.T) {
+	h, js := newHubWith(t, "defaults:\n  ttl: 0s\n")
+	p1 := room.Project("p1")
+	for range 5 { // stream seqs 1…5, stored before the room has a live subscription
+		if _, err := events.Publish(context.Background(), js, updated(p1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sinks := joinRoom(t, h, p1, 2)
+	rs := h.room(p1.LiveSubject())
+	rs.mu.Lock() // as if the node and its members had handled none of them yet
+	rs.lastSeq.Store(0)
+	for sub := range rs.subs {
+		sub.mu.Lock()
+		sub.pos = 0
+		sub.mu.Unlock()
+	}
+	rs.mu.Unlock()
+	dispatchAll(h,
+		inOrder(t, updated(p1), 1, 0),
+		inOrder(t, updated(p1), 2, 1),
+		inOrder(t, updated(p1), 5, 4), // 3 and 4 did not arrive
+		inOrder(t, updated(p1), 3, 2), // arrives late: the repair delivered it
+		inOrder(t, updated(p1), 6, 5))
+	for i, s := range sinks {
+		if got := seqs(s.got); !slices.Equal(got, []uint64{1, 2, 3, 4, 5, 6}) || s.calls != 4 {
+			t.Errorf("subscriber %d: seqs %v in %d calls, want 1…6 in 4 ([1 2], 3, 4, [5 6])", i, got, s.calls)
+		}
+		for _, o := range s.got {
+			if o.Repaired != (o.Seq == 3 || o.Seq == 4) {
+				t.Errorf("subscriber %d: seq %d repaired %v", i, o.Seq, o.Repaired)
+			}
+		}
+	}
+	if rs.repairs.Load() != 1 || rs.lastSeq.Load() != 6 {
+		t.Fatalf("repairs %d, position %d: want 1 and 6", rs.repairs.Load(), rs.lastSeq.Load())
+	}
+}
+
+// TestDispatchJoinBeforeRunFlushed: a member that joins while a run is
+// pending starts at the room's position before the run, so it receives
+// the whole run.
+func TestDispatchJoinBeforeRunFlushed(t *testing.T) {
+	h := newHub(t)
+	p1 := room.Project("p1")
+	old := joinRoom(t, h, p1, 1)
+	sh := &shard{}
+	h.dispatch(sh, inOrder(t, updated(p1), 1, 0))
+	h.dispatch(sh, inOrder(t, updated(p1), 2, 1))
+	late := joinRoom(t, h, p1, 1)
+	h.flush(sh)
+	for name, s := range map[string]*sink{"member": old[0], "late joiner": late[0]} {
+		if got := seqs(s.got); !slices.Equal(got, []uint64{1, 2}) || s.calls != 1 {
+			t.Errorf("%s: seqs %v in %d calls, want [1 2] in 1", name, got, s.calls)
+		}
+	}
+}
+
+// TestDispatchControlInsideRun: a control request (resync) between two
+// events of a room fans out the run before it is handled.
+func TestDispatchControlInsideRun(t *testing.T) {
+	h := newHub(t)
+	p1 := room.Project("p1")
+	sinks := joinRoom(t, h, p1, 1)
+	resync := &nats.Msg{Subject: p1.LiveSubject(), Header: nats.Header{}}
+	resync.Header.Set(controlHeader, "resync")
+	dispatchAll(h, inOrder(t, updated(p1), 1, 0), inOrder(t, updated(p1), 2, 1), resync, inOrder(t, updated(p1), 3, 2))
+	if got := seqs(sinks[0].got); !slices.Equal(got, []uint64{1, 2, 3}) || sinks[0].calls != 2 {
+		t.Fatalf("seqs %v in %d calls, want [1 2] then [3]", got, sinks[0].calls)
+	}
+}
+
+// TestDispatchRunWhileCatchingUp: a subscription whose replay runs holds
+// a run's events back in its pending list instead of delivering them.
+func TestDispatchRunWhileCatchingUp(t *testing.T) {
+	h := newHub(t)
+	p1 := room.Project("p1")
+	s := &sink{claims: &auth.Claims{Subject: "u1", Permissions: []string{auth.PermTasksRead}, Projects: []string{"p1"}}, keep: true}
+	sub := NewSubscription(p1, s, nil, true)
+	if err := h.Join(context.Background(), sub, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	dispatchAll(h, inOrder(t, updated(p1), 1, 0), inOrder(t, updated(p1), 2, 1))
+	sub.mu.Lock()
+	pending := seqs(sub.pending)
+	sub.mu.Unlock()
+	if s.calls != 0 || !slices.Equal(pending, []uint64{1, 2}) {
+		t.Fatalf("%d Deliver calls, pending %v: want none delivered, [1 2] pending", s.calls, pending)
+	}
+}
+
+// TestDispatchOneSinkTwoRooms: a client in two rooms gets their events in
+// the order the shard took them.
+func TestDispatchOneSinkTwoRooms(t *testing.T) {
+	h := newHub(t)
+	p1, p2 := room.Project("p1"), room.Project("p2")
+	s := &sink{claims: &auth.Claims{Subject: "u1", Permissions: []string{auth.PermTasksRead}, Projects: []string{"p1", "p2"}}, keep: true}
+	for _, r := range []room.Room{p1, p2} {
+		if err := h.Join(context.Background(), NewSubscription(r, s, nil, false), 0, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dispatchAll(h, inOrder(t, updated(p1), 1, 0), inOrder(t, updated(p2), 1, 0), inOrder(t, updated(p1), 2, 1), inOrder(t, updated(p2), 2, 1))
+	var got []string
+	for _, o := range s.got {
+		got = append(got, fmt.Sprint(o.Room, "#", o.Seq))
+	}
+	if want := []string{"project:p1#1", "project:p2#1", "project:p1#2", "project:p2#2"}; !slices.Equal(got, want) || s.calls != 4 {
+		t.Fatalf("got %v in %d calls, want %v in 4", got, s.calls, want)
+	}
+}
