@@ -51,6 +51,19 @@ func joinRoom(tb testing.TB, h *Hub, r room.Room, n int) []*sink {
 	return sinks
 }
 
+// tasksSink is a keeping sink of user u1 with tasks:read in projects.
+func tasksSink(projects ...string) *sink {
+	return &sink{claims: &auth.Claims{Subject: "u1", Permissions: []string{auth.PermTasksRead}, Projects: projects}, keep: true}
+}
+
+// mustJoin joins sub to its room.
+func mustJoin(tb testing.TB, h *Hub, sub *Subscription) {
+	tb.Helper()
+	if err := h.Join(context.Background(), sub, 0, nil); err != nil {
+		tb.Fatal(err)
+	}
+}
+
 func seqs(got []*Outbound) []uint64 {
 	out := make([]uint64, len(got))
 	for i, o := range got {
@@ -146,9 +159,7 @@ func TestDispatchRunSkipsInvalidEvent(t *testing.T) {
 // events that waited in its channel while the writers ran. Compare
 // BenchmarkFanout1000 (runs of one).
 func BenchmarkFanout1000Run8(b *testing.B) {
-	h := newHub(b)
-	sinks := join(b, h, 1000, false)
-	rs, body := h.room(room.Project("p1").LiveSubject()), liveMsg(b, logEvent(), 1).Data
+	h, sinks, rs, body := benchRoom(b)
 	seq, sh := uint64(0), &shard{}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -309,11 +320,9 @@ func TestDispatchControlInsideRun(t *testing.T) {
 func TestDispatchRunWhileCatchingUp(t *testing.T) {
 	h := newHub(t)
 	p1 := room.Project("p1")
-	s := &sink{claims: &auth.Claims{Subject: "u1", Permissions: []string{auth.PermTasksRead}, Projects: []string{"p1"}}, keep: true}
+	s := tasksSink("p1")
 	sub := NewSubscription(p1, s, nil, true)
-	if err := h.Join(context.Background(), sub, 0, nil); err != nil {
-		t.Fatal(err)
-	}
+	mustJoin(t, h, sub)
 	dispatchAll(h, inOrder(t, updated(p1), 1, 0), inOrder(t, updated(p1), 2, 1))
 	sub.mu.Lock()
 	pending := seqs(sub.pending)
@@ -328,11 +337,9 @@ func TestDispatchRunWhileCatchingUp(t *testing.T) {
 func TestDispatchOneSinkTwoRooms(t *testing.T) {
 	h := newHub(t)
 	p1, p2 := room.Project("p1"), room.Project("p2")
-	s := &sink{claims: &auth.Claims{Subject: "u1", Permissions: []string{auth.PermTasksRead}, Projects: []string{"p1", "p2"}}, keep: true}
+	s := tasksSink("p1", "p2")
 	for _, r := range []room.Room{p1, p2} {
-		if err := h.Join(context.Background(), NewSubscription(r, s, nil, false), 0, nil); err != nil {
-			t.Fatal(err)
-		}
+		mustJoin(t, h, NewSubscription(r, s, nil, false))
 	}
 	dispatchAll(h, inOrder(t, updated(p1), 1, 0), inOrder(t, updated(p2), 1, 0), inOrder(t, updated(p1), 2, 1), inOrder(t, updated(p2), 2, 1))
 	var got []string

@@ -537,7 +537,7 @@ func (h *Hub) flush(sh *shard) {
 	}
 	now := time.Now()
 	for _, e := range sh.evs {
-		if out := h.encodeLive(sh.run, e.seq, e.body, e.contentType); out != nil {
+		if out := h.encodeEvent(sh.run, e.seq, e.body, e.contentType); out != nil {
 			out.Handled = now
 			sh.outs = append(sh.outs, out)
 		}
@@ -554,7 +554,7 @@ func (h *Hub) flush(sh *shard) {
 // fanoutOne fans out one event read back from the stream by a gap repair.
 func (h *Hub) fanoutOne(rs *roomState, seq uint64, body []byte, contentType string) {
 	var outs []*Outbound
-	if out := h.encodeLive(rs, seq, body, contentType); out != nil {
+	if out := h.encodeEvent(rs, seq, body, contentType); out != nil {
 		out.Repaired = true
 		out.Handled = time.Now()
 		outs = []*Outbound{out}
@@ -562,9 +562,10 @@ func (h *Hub) fanoutOne(rs *roomState, seq uint64, body []byte, contentType stri
 	h.fanout(rs, seq, outs, nil)
 }
 
-// encodeLive decodes one event of rs and encodes it once for every
-// subscriber; an invalid event is counted and logged, and nil returned.
-func (h *Hub) encodeLive(rs *roomState, seq uint64, body []byte, contentType string) *Outbound {
+// encodeEvent decodes one event of rs (live or repaired) and encodes it
+// once for every subscriber; an invalid event is counted and logged, and
+// nil returned.
+func (h *Hub) encodeEvent(rs *roomState, seq uint64, body []byte, contentType string) *Outbound {
 	out, err := encode(rs.name, seq, body, contentType)
 	if err != nil {
 		h.m.EventsInvalid.Inc()

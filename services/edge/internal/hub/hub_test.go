@@ -254,12 +254,18 @@ func TestJoinConcurrentFirstSubscribers(t *testing.T) {
 	}
 }
 
+// benchRoom returns a hub whose room project:p1 has 1,000 counting sinks
+// (every other one with logs:read) and the body of a logs:read event.
+func benchRoom(b *testing.B) (*Hub, []*sink, *roomState, []byte) {
+	h := newHub(b)
+	sinks := join(b, h, 1000, false)
+	return h, sinks, h.room(room.Project("p1").LiveSubject()), liveMsg(b, logEvent(), 1).Data
+}
+
 // BenchmarkFanout1000: one event to 1,000 subscribers of one room, half of
 // whom hold the event's required permission.
 func BenchmarkFanout1000(b *testing.B) {
-	h := newHub(b)
-	sinks := join(b, h, 1000, false)
-	rs, body := h.room(room.Project("p1").LiveSubject()), liveMsg(b, logEvent(), 1).Data
+	h, sinks, rs, body := benchRoom(b)
 	seq, sh := uint64(0), &shard{}
 	b.ReportAllocs()
 	b.ResetTimer()

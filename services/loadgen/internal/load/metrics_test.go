@@ -6,7 +6,7 @@ import "testing"
 // growth of its histogram's sum over the growth of its count; absent
 // series or no delivery give none.
 func TestEdgeLatencyMean(t *testing.T) {
-	const sum, count = "eventedge_delivery_latency_seconds_sum", "eventedge_delivery_latency_seconds_count"
+	const sum, count = edgeLatencySum, edgeLatencyCount
 	m := &MetricsResults{
 		Start: map[string]float64{sum: 10, count: 1000},
 		End:   map[string]float64{sum: 10.5, count: 1100},

@@ -229,13 +229,12 @@ type MetricsResults struct {
 
 // edgeLatencyMean is EdgeLatencyMeanMs from the start and end snapshots.
 func (m *MetricsResults) edgeLatencyMean() *float64 {
-	const sum, count = "eventedge_delivery_latency_seconds_sum", "eventedge_delivery_latency_seconds_count"
-	e, ok1 := m.End[sum]
-	n, ok2 := m.End[count]
+	e, ok1 := m.End[edgeLatencySum]
+	n, ok2 := m.End[edgeLatencyCount]
 	if !ok1 || !ok2 {
 		return nil
 	}
-	e, n = e-m.Start[sum], n-m.Start[count]
+	e, n = e-m.Start[edgeLatencySum], n-m.Start[edgeLatencyCount]
 	if n <= 0 {
 		return nil
 	}

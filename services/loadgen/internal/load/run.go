@@ -32,9 +32,15 @@ var metricSeries = []string{
 	// The edge's own delivery latency (event timestamp → frame written),
 	// summed over its paths: with the clients' latency, it tells the
 	// edge's share from the load generator's (see EdgeLatencyMeanMs).
-	"eventedge_delivery_latency_seconds_sum",
-	"eventedge_delivery_latency_seconds_count",
+	edgeLatencySum,
+	edgeLatencyCount,
 }
+
+// The edge's delivery latency histogram's sum and count series.
+const (
+	edgeLatencySum   = "eventedge_delivery_latency_seconds_sum"
+	edgeLatencyCount = "eventedge_delivery_latency_seconds_count"
+)
 
 // runner is one run's state.
 type runner struct {
