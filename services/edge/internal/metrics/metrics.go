@@ -25,8 +25,12 @@ type Metrics struct {
 	EventsDropped         *prometheus.CounterVec // by reason, before reaching a client queue
 	Deliveries            prometheus.Counter     // events queued to clients
 	FramesOut             prometheus.Counter
-	BytesOut              prometheus.Counter
-	MessagesIn            prometheus.Counter
+	// FramesHandedOff counts frames the node's Flusher could not write
+	// without waiting for the socket, so a session's writer goroutine wrote
+	// them (session.Flusher).
+	FramesHandedOff prometheus.Counter
+	BytesOut        prometheus.Counter
+	MessagesIn      prometheus.Counter
 	// DeliveryLatency is by path: live (fanned out from the live
 	// subscription as it arrived, including progress briefly held by flow
 	// control) or replay (resume replays and gap repairs, read back from
@@ -116,6 +120,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		FramesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eventedge_frames_out_total", Help: "WebSocket frames written to clients.",
 		}),
+		FramesHandedOff: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventedge_frames_handed_off_total", Help: "Frames that did not fit in the client socket's send buffer at once (or met a write already waiting on it), so a writer goroutine of the session's own finished them. A share of eventedge_frames_out_total that grows means clients or the network do not keep up with what is written.",
+		}),
 		BytesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eventedge_bytes_out_total", Help: "Payload bytes written to clients.",
 		}),
@@ -184,7 +191,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.Connections, m.ConnectionsOpen, m.ConnectionsByProtocol, m.Closes, m.AuthFailures, m.Rooms, m.NATSSubs,
 		m.NATSConnected, m.NATSReconnects, m.EventsIn, m.EventsInvalid, m.EventsDropped, m.Deliveries,
-		m.FramesOut, m.BytesOut, m.MessagesIn, m.DeliveryLatency)
+		m.FramesOut, m.FramesHandedOff, m.BytesOut, m.MessagesIn, m.DeliveryLatency)
 	m.HandshakesRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "eventedge_handshakes_rejected_total", Help: "WebSocket handshakes refused, by reason: node_full (503), ip_limit and user_limit (429; user_limit also counts 4029 closes right after the auth message), draining (503), origin (403), subprotocol (400: only unknown WebSocket subprotocols offered).",
 	}, []string{"reason"})

@@ -3,6 +3,7 @@ package session
 import (
 	"io"
 	"sync"
+	"syscall"
 )
 
 // Cork is the writing end of a connection, under the WebSocket library's
@@ -19,15 +20,38 @@ import (
 // So a frame costs one system call whatever its size, and the library's
 // own buffer in front of the Cork can be a few bytes (a frame header):
 // an idle connection holds no write buffer.
+//
+// A frame can also be written without blocking (tryCork, tryUncork), which
+// lets the Flusher write it on its own goroutine: when the socket does not
+// take all of it, the rest stays corked — anything written meanwhile is
+// gathered behind it, in order — until uncork sends it.
 type Cork struct {
 	mu     sync.Mutex
 	w      io.Writer // the connection
 	corked bool      // guarded by mu
 	buf    *[]byte   // guarded by mu: what was gathered while corked (from framePool)
+
+	// For writes that must not block: w's raw connection, nil when it has
+	// none (tryCork then always refuses), and rawWrite as a func value made
+	// once, so that a try allocates nothing. tried and triedErr are its
+	// results, guarded by mu.
+	raw      syscall.RawConn
+	rawFn    func(fd uintptr) bool
+	tried    int
+	triedErr error
 }
 
 // NewCork returns a Cork writing to w.
-func NewCork(w io.Writer) *Cork { return &Cork{w: w} }
+func NewCork(w io.Writer) *Cork {
+	c := &Cork{w: w}
+	if sc, ok := w.(syscall.Conn); ok && canTryWrite {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+			c.rawFn = c.rawWrite
+		}
+	}
+	return c
+}
 
 // Write gathers p while corked, else writes it through.
 func (c *Cork) Write(p []byte) (int, error) {
@@ -50,6 +74,23 @@ func (c *Cork) cork() {
 	c.mu.Unlock()
 }
 
+// tryCork corks for a frame that tryUncork will try to send without
+// blocking. It refuses (false, nothing changed) when the connection has no
+// raw access or another write holds the Cork: one blocked on a full socket,
+// or a frame still corked. The caller then writes the frame on a goroutine
+// that may block.
+func (c *Cork) tryCork() bool {
+	if c.raw == nil || !c.mu.TryLock() {
+		return false
+	}
+	defer c.mu.Unlock()
+	if c.corked {
+		return false
+	}
+	c.corked = true
+	return true
+}
+
 // uncork writes what was gathered in one call (with send; without it the
 // bytes are dropped: the frame failed and the connection is being closed)
 // and lets later writes through.
@@ -70,4 +111,34 @@ func (c *Cork) uncork(send bool) error {
 		framePool.Put(b)
 	}
 	return err
+}
+
+// tryUncork sends what was gathered in one system call that does not wait
+// for the socket. It reports true when all of it left (the Cork is then
+// uncorked, as after uncork); false when the socket took only part of it or
+// none: the rest stays corked, later writes gather behind it, and the
+// caller must call uncork, which blocks until it has left. On an error the
+// bytes stay corked too; the caller drops them with uncork(false).
+func (c *Cork) tryUncork() (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.buf
+	if b != nil && len(*b) > 0 {
+		if err := c.raw.Write(c.rawFn); err != nil {
+			return false, err
+		}
+		if c.triedErr != nil {
+			return false, c.triedErr
+		}
+		if c.tried < len(*b) {
+			*b = (*b)[:copy(*b, (*b)[c.tried:])]
+			return false, nil
+		}
+	}
+	c.corked = false
+	c.buf = nil
+	if b != nil && cap(*b) <= maxPooledFrame {
+		framePool.Put(b)
+	}
+	return true, nil
 }

@@ -1,7 +1,10 @@
 package session
 
 import (
+	"bytes"
 	"errors"
+	"io"
+	"net"
 	"testing"
 )
 
@@ -52,6 +55,96 @@ func TestCork(t *testing.T) {
 		t.Fatal("uncork: the connection's error was lost")
 	}
 	if err := c.uncork(true); err != nil { // nothing gathered: no call
+		t.Fatal(err)
+	}
+}
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client, server *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-accepted
+	if s == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
+// TestCorkTry: a frame corked with tryCork leaves whole with tryUncork when
+// the socket has room. When it has not, the rest stays corked, the Cork
+// refuses another tryCork, a write made meanwhile gathers behind it, and
+// uncork sends everything in order once the peer reads. A writer without
+// raw access is never tried. A closed connection gives tryUncork an error.
+func TestCorkTry(t *testing.T) {
+	if NewCork(&writes{}).tryCork() {
+		t.Fatal("tryCork on a writer without raw access")
+	}
+	peer, conn := tcpPair(t)
+	c := NewCork(conn)
+	if !c.tryCork() {
+		t.Fatal("tryCork refused on an idle connection")
+	}
+	_, _ = c.Write([]byte("\x81\x05"))
+	_, _ = c.Write([]byte("hello"))
+	if sent, err := c.tryUncork(); !sent || err != nil {
+		t.Fatalf("tryUncork with room: %v, %v", sent, err)
+	}
+	got := make([]byte, 7)
+	if _, err := io.ReadFull(peer, got); err != nil || string(got) != "\x81\x05hello" {
+		t.Fatalf("peer read %q, %v", got, err)
+	}
+
+	// Fill: far more than the socket buffers hold while the peer does not read.
+	if err := conn.SetWriteBuffer(4 << 10); err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	if !c.tryCork() {
+		t.Fatal("tryCork refused after a frame left whole")
+	}
+	_, _ = c.Write(big)
+	if sent, err := c.tryUncork(); sent || err != nil {
+		t.Fatalf("tryUncork of 1 MiB to a peer that does not read: sent %v, %v; want the rest corked", sent, err)
+	}
+	if c.tryCork() {
+		t.Fatal("tryCork accepted while a frame's rest is corked")
+	}
+	_, _ = c.Write([]byte("pong")) // another goroutine's frame: gathers behind
+	read := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(peer, int64(len(big)+4)))
+		read <- b
+	}()
+	if err := c.uncork(true); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-read; !bytes.Equal(b, append(big, "pong"...)) {
+		t.Fatalf("peer read %d bytes, want the 1 MiB frame then \"pong\" (%d)", len(b), len(big)+4)
+	}
+
+	conn.Close()
+	if !c.tryCork() {
+		t.Fatal("tryCork refused")
+	}
+	_, _ = c.Write([]byte("late"))
+	if sent, err := c.tryUncork(); sent || err == nil {
+		t.Fatalf("tryUncork on a closed connection: %v, %v; want an error", sent, err)
+	}
+	if err := c.uncork(false); err != nil {
 		t.Fatal(err)
 	}
 }

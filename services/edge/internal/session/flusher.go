@@ -3,10 +3,9 @@ package session
 import (
 	"runtime"
 	"sync"
-	"sync/atomic"
 )
 
-// Flusher starts the writers of a node's sessions in rounds.
+// Flusher writes the frames of a node's sessions in rounds.
 //
 // Without it, the fan-out starts a session's writer the moment the
 // session's queue goes from empty to non-empty. Under load that starves the
@@ -19,42 +18,46 @@ import (
 // With it, the fan-out only marks sessions ready. One goroutine (Run)
 // repeatedly yields the processor once (runtime.Gosched: goroutines already
 // runnable — the NATS reader, the fan-out — may run first; nothing is
-// guaranteed), takes every ready session and starts their writers
-// as one round, and waits until each writer of the round has started (a
-// writer blocked on a full socket does not hold the next round: it started).
-// Events that arrive while a round is being written wait for the next
-// round: a round's length is the time the node needs to write to every
-// client once, so the busier the node, the more events each frame carries.
-// When the node is idle a round starts at once: an event's latency does not
-// change.
+// guaranteed), takes every ready session and writes each one's next frame
+// itself, as one round (Session.writeInline). It never waits for a socket:
+// a frame the socket does not take whole is finished by a writer goroutine
+// of that session's own, which also writes the rest of its queue, so one
+// slow client does not hold the round. A session with more queued after its
+// frame goes to the next round. Events that arrive while a round is being
+// written wait for the next round: a round's length is the time the node
+// needs to write to every client once, so the busier the node, the more
+// events each frame carries. When the node is idle a round starts at once:
+// an event's latency does not change.
 //
-// Goroutines: Run, started by the node and ended by Close; the writers it
-// starts are the sessions' own (write.go).
+// Writing on one goroutine rather than starting a goroutine per session
+// and round saves the goroutine's start and exit and its scheduling, which
+// at tens of thousands of frames a second is a tenth of the node's CPU
+// (docs/benchmarks.md).
+//
+// Goroutines: Run, started by the node and ended by Close; the writer
+// goroutines it hands frames to are the sessions' own (write.go).
 type Flusher struct {
 	mu     sync.Mutex
-	ready  []*Session // guarded by mu: writers to start in the next round
+	ready  []*Session // guarded by mu: sessions to write in the next round
 	spare  []*Session // guarded by mu: the previous round's slice, for reuse
 	closed bool       // guarded by mu: Run ended; writers start directly
 
-	wake    chan struct{} // cap 1: ready went from empty to non-empty
-	started chan struct{} // cap 1: the round's last writer started
-	pending atomic.Int64  // writers of the current round not yet started
-	quit    chan struct{}
-	done    chan struct{}
+	wake chan struct{} // cap 1: ready went from empty to non-empty
+	quit chan struct{}
+	done chan struct{}
 }
 
 // NewFlusher returns a Flusher; call Run on a goroutine of its own.
 func NewFlusher() *Flusher {
 	return &Flusher{
-		wake:    make(chan struct{}, 1),
-		started: make(chan struct{}, 1),
-		quit:    make(chan struct{}),
-		done:    make(chan struct{}),
+		wake: make(chan struct{}, 1),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
 	}
 }
 
-// add queues s's writer for the next round. It reports false once the
-// Flusher is closed: the caller starts the writer itself.
+// add queues s for the next round. It reports false once the Flusher is
+// closed: the caller starts the writer itself.
 func (f *Flusher) add(s *Session) bool {
 	f.mu.Lock()
 	if f.closed {
@@ -73,14 +76,7 @@ func (f *Flusher) add(s *Session) bool {
 	return true
 }
 
-// writerStarted is called by each writer of a round as it starts.
-func (f *Flusher) writerStarted() {
-	if f.pending.Add(-1) == 0 {
-		f.started <- struct{}{}
-	}
-}
-
-// Run starts rounds until Close.
+// Run writes rounds until Close.
 func (f *Flusher) Run() {
 	defer close(f.done)
 	for {
@@ -93,7 +89,7 @@ func (f *Flusher) Run() {
 			f.ready = nil
 			f.mu.Unlock()
 			for _, s := range rest {
-				s.startQueued(nil)
+				s.startQueued()
 			}
 			return
 		}
@@ -104,17 +100,9 @@ func (f *Flusher) Run() {
 		round := f.ready
 		f.ready = f.spare[:0]
 		f.mu.Unlock()
-		if len(round) == 0 {
-			continue
-		}
-		f.pending.Store(int64(len(round)) + 1) // +1: this loop, below
 		for _, s := range round {
-			if !s.startQueued(f) {
-				f.pending.Add(-1) // its writer started otherwise (the session is closing)
-			}
+			s.writeInline(f)
 		}
-		f.writerStarted() // drop this loop's +1: the round may end now
-		<-f.started
 		clear(round)
 		f.mu.Lock()
 		f.spare = round
@@ -122,8 +110,8 @@ func (f *Flusher) Run() {
 	}
 }
 
-// Close stops Run after its round and starts the writers still queued.
-// Later writers start directly.
+// Close stops Run after its round and starts the writers of the sessions
+// still queued. Later writers start directly.
 func (f *Flusher) Close() {
 	select {
 	case <-f.quit:

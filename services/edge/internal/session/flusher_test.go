@@ -1,8 +1,11 @@
 package session
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,31 +14,62 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
+	"github.com/eventedge/eventedge/services/edge/internal/hub"
 	"github.com/eventedge/eventedge/services/edge/internal/metrics"
 	"github.com/eventedge/eventedge/services/edge/internal/protocol"
 )
 
 // pair is a session on the server end of a real loopback WebSocket
 // connection (its reader not running: the test drives the writer through
-// Deliver and Close) and the client end.
+// Deliver and Close) and the client end. The session writes through a Cork
+// over the TCP connection, as the edge's server sets it up.
 type pair struct {
 	s      *Session
 	client *websocket.Conn
+	tcp    *net.TCPConn // the server end
+}
+
+// corkedWriter hands the hijacked connection to the WebSocket library
+// through a Cork, as the edge's server does (server.statusWriter).
+type corkedWriter struct {
+	http.ResponseWriter
+	cork *Cork
+	tcp  *net.TCPConn
+}
+
+func (w *corkedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := brw.Writer.Flush(); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	w.tcp = conn.(*net.TCPConn)
+	w.cork = NewCork(conn)
+	return conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(w.cork, 32)), nil
 }
 
 // newPairs returns n pairs whose sessions share env.
 func newPairs(t *testing.T, env *Env, n int) []pair {
 	t.Helper()
-	conns := make(chan *websocket.Conn, n)
+	type accepted struct {
+		c *websocket.Conn
+		w *corkedWriter
+	}
+	conns := make(chan accepted, n)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
+		cw := &corkedWriter{ResponseWriter: w}
+		c, err := websocket.Accept(cw, r, nil)
 		if err != nil {
 			return
 		}
-		conns <- c
+		conns <- accepted{c, cw}
 	}))
 	t.Cleanup(srv.Close)
 	out := make([]pair, n)
@@ -46,9 +80,11 @@ func newPairs(t *testing.T, env *Env, n int) []pair {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := New(env, <-conns, Info{ID: fmt.Sprint("s", i)})
+		c.SetReadLimit(1 << 20)
+		a := <-conns
+		s := New(env, a.c, Info{ID: fmt.Sprint("s", i), Cork: a.w.cork})
 		s.claims.Store(&auth.Claims{Subject: fmt.Sprint("u", i)})
-		out[i] = pair{s: s, client: c}
+		out[i] = pair{s: s, client: c, tcp: a.w.tcp}
 		t.Cleanup(func() { c.CloseNow(); s.conn.CloseNow() })
 	}
 	return out
@@ -89,15 +125,17 @@ func readEvents(t *testing.T, c *websocket.Conn, n int) []string {
 }
 
 // TestFlusherDeliversInRounds: events queued for many sessions while the
-// Flusher runs reach every client, in order, and every writer ends (the
-// sessions go back to idle, holding no goroutine). It checks delivery
-// through the Flusher, not the batching itself (the load set measures
-// that: frames per delivery in docs/benchmarks.md).
+// Flusher runs reach every client, in order, every frame written by the
+// Flusher itself (the sockets have room: none is handed to a writer
+// goroutine), and every session goes back to idle, holding no goroutine.
+// It checks delivery through the Flusher, not the batching itself (the load
+// set measures that: frames per delivery in docs/benchmarks.md).
 func TestFlusherDeliversInRounds(t *testing.T) {
 	f := NewFlusher()
 	go f.Run()
 	defer closeFlusher(t, f)
-	pairs := newPairs(t, flusherEnv(f), 20)
+	env := flusherEnv(f)
+	pairs := newPairs(t, env, 20)
 	const events = 30
 	for seq := 1; seq <= events; seq++ {
 		o := normalOutbound(uint64(seq))
@@ -123,6 +161,10 @@ func TestFlusherDeliversInRounds(t *testing.T) {
 		if st != writerIdle {
 			t.Fatalf("writer state %d after the queue drained, want idle", st)
 		}
+	}
+	frames := testutil.ToFloat64(env.Metrics.FramesOut)
+	if handedOff := testutil.ToFloat64(env.Metrics.FramesHandedOff); frames < 20 || handedOff != 0 {
+		t.Fatalf("%v frames, %v handed off to a writer goroutine; want >= 20 frames, all written by the Flusher", frames, handedOff)
 	}
 }
 
@@ -171,4 +213,106 @@ func TestFlusherCloseStartsQueued(t *testing.T) {
 	go g.Run()
 	closeFlusher(t, g)
 	readEvents(t, pairs[1].client, 1)
+}
+
+// bigOutbound is event seq with a payload of n bytes that tells its seq
+// apart: "<seq>:" and then the seq's last digit repeated.
+func bigOutbound(seq uint64, n int) *hub.Outbound {
+	o := normalOutbound(seq)
+	head := fmt.Sprintf("%d:", seq)
+	o.Data = append([]byte(head), bytes.Repeat([]byte{'0' + byte(seq%10)}, n-len(head))...)
+	return o
+}
+
+// TestFlusherHandsOffFullSocket: a client that does not read fills its
+// socket; the Flusher hands the frame that does not fit to the session's
+// writer goroutine, which finishes it once the client reads — with a ping
+// written meanwhile by another goroutine — and every event arrives whole
+// and in order. Afterwards the session is idle again and its next frame is
+// written by the Flusher.
+func TestFlusherHandsOffFullSocket(t *testing.T) {
+	f := NewFlusher()
+	go f.Run()
+	defer closeFlusher(t, f)
+	env := flusherEnv(f)
+	env.Options.QueueBytes = 16 << 20
+	p := newPairs(t, env, 1)[0]
+	if err := p.tcp.SetWriteBuffer(4 << 10); err != nil {
+		t.Fatal(err)
+	}
+	const events, size = 100, 16 << 10 // 1.6 MB: far more than the two socket buffers hold
+	for seq := uint64(1); seq <= events; seq++ {
+		p.s.Deliver(bigOutbound(seq, size))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.s.writeSince.Load() == 0 { // a frame's write waits on the full socket
+		if time.Now().After(deadline) {
+			t.Fatal("no write blocked on the full socket")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	handedOff := testutil.ToFloat64(env.Metrics.FramesHandedOff)
+	if handedOff < 1 {
+		t.Fatalf("%v frames handed off to a writer goroutine while one is blocked, want at least 1", handedOff)
+	}
+	go p.s.conn.Read(context.Background()) // reads the pong; returns when the test closes the connection
+	pinged := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		pinged <- p.s.conn.Ping(ctx) // its frame queues behind the blocked one
+	}()
+
+	got := readEvents(t, p.client, events) // the client's reader answers the ping too
+	for i, m := range got {
+		if want := string(bigOutbound(uint64(i+1), size).Data); m != want {
+			t.Fatalf("event %d: %d bytes starting %.12q, want %d bytes starting %.12q", i+1, len(m), m, len(want), want)
+		}
+	}
+	if err := <-pinged; err != nil {
+		t.Fatalf("ping sent while a frame was blocked: %v", err)
+	}
+	p.s.writers.Wait()
+	p.s.mu.Lock()
+	st := p.s.writer
+	p.s.mu.Unlock()
+	if st != writerIdle {
+		t.Fatalf("writer state %d after the queue drained, want idle", st)
+	}
+	frames := testutil.ToFloat64(env.Metrics.FramesOut)
+	p.s.Deliver(bigOutbound(events+1, 100))
+	readEvents(t, p.client, 1)
+	p.s.writers.Wait()
+	if n, fr := testutil.ToFloat64(env.Metrics.FramesHandedOff), testutil.ToFloat64(env.Metrics.FramesOut); n != handedOff || fr != frames+1 {
+		t.Fatalf("after draining: %v handed off (was %v), %v frames (was %v); want the next frame written by the Flusher", n, handedOff, fr, frames)
+	}
+}
+
+// TestFlusherPeerGone: when the client's connection is gone, the frame
+// written for it by the Flusher fails, and the session closes with
+// ReasonPeerClosed and writes no more.
+func TestFlusherPeerGone(t *testing.T) {
+	f := NewFlusher()
+	go f.Run()
+	defer closeFlusher(t, f)
+	p := newPairs(t, flusherEnv(f), 1)[0]
+	p.client.CloseNow()
+	deadline := time.Now().Add(5 * time.Second)
+	for seq := uint64(1); ; seq++ {
+		p.s.Deliver(normalOutbound(seq)) // the first writes may still reach the kernel
+		p.s.writers.Wait()
+		p.s.mu.Lock()
+		st, reason := p.s.writer, p.s.reason
+		p.s.mu.Unlock()
+		if st == writerDone {
+			if reason != protocol.ReasonPeerClosed {
+				t.Fatalf("closed with %v, want %v", reason, protocol.ReasonPeerClosed)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d events the session still writes (state %d) to a closed connection", seq, st)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -8,11 +8,13 @@ import (
 	"github.com/eventedge/eventedge/services/edge/internal/protocol"
 )
 
-// The writer: a goroutine that runs only while the session has something to
-// send. kickLocked queues it with the node's Flusher (which starts writers
-// in rounds, flusher.go) when the queue goes from empty to non-empty, or
-// starts it at once when the session starts closing; it writes frames until
-// the queue is empty and then exits, so an idle connection holds no writer
+// The writer. Under a Flusher (flusher.go) the session's frames are written
+// by the Flusher's own goroutine, in rounds, as long as the socket takes
+// each frame whole without waiting (writeInline); a frame that does not fit
+// in the socket's send buffer is finished by a writer goroutine of the
+// session's own (writeLoop), which then writes until the queue is empty and
+// exits. Without a Flusher, or once the session is closing, the writer
+// goroutine is started at once. An idle connection holds no writer
 // goroutine, no frame buffer and no batch. At most one writer is queued or
 // runs at a time; once a writer has sent the close frame or a write failed,
 // none starts again (writerDone).
@@ -21,7 +23,7 @@ import (
 const (
 	writerIdle    = iota // none queued or running; kickLocked queues one
 	writerQueued         // waiting in the Flusher for its round
-	writerRunning        // running; it looks at the queue again before it exits
+	writerRunning        // writing: on the Flusher's goroutine or its own; it looks at the queue again before it stops
 	writerDone           // the connection is closed or failed: never again
 )
 
@@ -33,45 +35,170 @@ func (s *Session) kickLocked() {
 	case s.writer == writerQueued && s.reason != nil:
 		// Closing: do not wait for the round. The Flusher finds it started.
 		s.writer = writerRunning
-		go s.writeLoop(nil)
+		go s.writeLoop(nil, 0)
 	case s.writer != writerIdle:
 	case s.reason == nil && s.env.Flusher != nil:
 		s.writer = writerQueued
 		s.writers.Add(1) // Run's teardown waits for a queued writer too
 		if !s.env.Flusher.add(s) {
 			s.writer = writerRunning
-			go s.writeLoop(nil)
+			go s.writeLoop(nil, 0)
 		}
 	default:
 		s.writer = writerRunning
 		s.writers.Add(1)
-		go s.writeLoop(nil)
+		go s.writeLoop(nil, 0)
 	}
 }
 
-// startQueued starts the writer queued with f, as part of f's round. It
-// reports false when the writer is no longer queued (it was started because
-// the session is closing). f is nil when the Flusher is closing.
-func (s *Session) startQueued(f *Flusher) bool {
+// startQueued starts the writer goroutine of a session queued with the
+// Flusher, which is closing.
+func (s *Session) startQueued() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.writer != writerQueued {
-		return false
+		return
 	}
 	s.writer = writerRunning
-	go s.writeLoop(f)
-	return true
+	go s.writeLoop(nil, 0)
 }
 
-// writeLoop writes frames while messages are queued. Each frame takes, in
-// priority order, as many queued messages as fit in MaxBatchBytes, so a
-// high-priority event that arrives while a backlog is being written goes out
-// in the next frame. Once the session is closing it sends the close frame
-// and ends the session's writing.
-func (s *Session) writeLoop(round *Flusher) {
+// writeInline writes the session's next frame on the calling goroutine, the
+// Flusher's (f), without waiting for the socket. When the socket does not
+// take the whole frame, or cannot be written without waiting (a frame is
+// blocked on it already), or the session is closing, the session's writer
+// goroutine takes over. After a frame, a session with more queued goes back
+// to f for the next round.
+func (s *Session) writeInline(f *Flusher) {
+	s.mu.Lock()
+	if s.writer != writerQueued { // started otherwise: the session is closing
+		s.mu.Unlock()
+		return
+	}
+	s.writer = writerRunning
+	if s.reason != nil {
+		go s.writeLoop(nil, 0)
+		s.mu.Unlock()
+		return
+	}
+	batch := s.takeLocked()
+	if len(batch) == 0 {
+		s.idleLocked()
+		s.mu.Unlock()
+		s.writers.Done()
+		return
+	}
+	s.mu.Unlock()
+	s.signalSpace()
+
+	c := s.info.Cork
+	if c == nil || !c.tryCork() {
+		s.env.Metrics.FramesHandedOff.Inc()
+		go s.writeLoop(batch, 0)
+		return
+	}
+	size, sent, err := s.tryFrame(batch)
+	switch {
+	case err != nil:
+		_ = c.uncork(false)
+		s.failed(false)
+		clear(batch)
+		s.mu.Lock()
+		s.writer = writerDone
+		s.mu.Unlock()
+		s.writers.Done()
+		return
+	case !sent: // the rest is corked: the writer goroutine sends it
+		s.env.Metrics.FramesHandedOff.Inc()
+		go s.writeLoop(batch, size)
+		return
+	}
+	s.wroteFrame(size)
+	s.observe(batch)
+	clear(batch) // drop references to sent data
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.reason != nil: // the writer goroutine sends the close frame
+		go s.writeLoop(nil, 0)
+	case s.q.msgs > 0:
+		s.writer = writerQueued
+		if !f.add(s) {
+			s.writer = writerRunning
+			go s.writeLoop(nil, 0)
+		}
+	default:
+		s.idleLocked()
+		s.writers.Done()
+	}
+}
+
+// takeLocked takes the next frame's messages from the queue into s.batch:
+// in priority order, as many as fit in MaxBatchBytes, so a high-priority
+// event that arrives while a backlog is being written goes out in the next
+// frame. Caller holds s.mu and is the running writer.
+func (s *Session) takeLocked() []item {
+	if s.q.msgs > 0 {
+		s.env.Metrics.QueueDepth.Observe(float64(s.q.msgs))
+		s.env.Metrics.QueueBytes.Observe(float64(s.q.bytes))
+		if s.batchPool == nil {
+			s.batchPool = getItems()
+			s.batch = *s.batchPool
+		}
+	}
+	s.batch = s.q.take(s.batch[:0], s.opts.MaxBatchBytes)
+	return s.batch
+}
+
+// idleLocked ends the running writer's turn with the queue empty: the
+// lanes' and the batch's arrays go back to their pool. Caller holds s.mu
+// and calls s.writers.Done after unlocking.
+func (s *Session) idleLocked() {
+	s.q.forget()
+	putItems(s.batchPool, s.batch)
+	s.batch, s.batchPool = nil, nil
+	s.writer = writerIdle
+}
+
+// signalSpace wakes a replay waiting for room in the queue (DeliverWait).
+func (s *Session) signalSpace() {
+	select {
+	case s.space <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop is the writer goroutine: it writes frames while messages are
+// queued, first carried (a batch taken by writeInline; corked > 0: the rest
+// of its frame, corked > 0 bytes, is in the Cork), then from the queue.
+// Once the session is closing it sends the close frame and ends the
+// session's writing.
+func (s *Session) writeLoop(carried []item, corked int) {
 	defer s.writers.Done()
-	if round != nil {
-		round.writerStarted()
+	s.mu.Lock()
+	if s.writeTimer == nil {
+		s.writeTimer = time.AfterFunc(time.Hour, s.writeTimedOut)
+		s.writeTimer.Stop()
+	}
+	s.mu.Unlock()
+	switch {
+	case corked > 0:
+		ok := s.finishFrame(corked)
+		if ok {
+			s.observe(carried)
+		}
+		clear(carried)
+		if !ok {
+			s.setWriterDone()
+			return
+		}
+	case len(carried) > 0:
+		ok := s.writeFrame(carried)
+		clear(carried)
+		if !ok {
+			s.setWriterDone()
+			return
+		}
 	}
 	for {
 		s.mu.Lock()
@@ -82,42 +209,27 @@ func (s *Session) writeLoop(round *Flusher) {
 			s.closeConn(reason)
 			return
 		}
-		if s.q.msgs > 0 {
-			s.env.Metrics.QueueDepth.Observe(float64(s.q.msgs))
-			s.env.Metrics.QueueBytes.Observe(float64(s.q.bytes))
-		}
-		if s.batchPool == nil && s.q.msgs > 0 {
-			s.batchPool = getItems()
-			s.batch = *s.batchPool
-		}
-		s.batch = s.q.take(s.batch[:0], s.opts.MaxBatchBytes)
-		if len(s.batch) == 0 {
-			s.q.forget()
-			putItems(s.batchPool, s.batch)
-			s.batch, s.batchPool = nil, nil
-			s.writer = writerIdle
+		batch := s.takeLocked()
+		if len(batch) == 0 {
+			s.idleLocked()
 			s.mu.Unlock()
 			return
 		}
-		if s.writeTimer == nil {
-			s.writeTimer = time.AfterFunc(time.Hour, s.writeTimedOut)
-			s.writeTimer.Stop()
-		}
-		batch := s.batch
 		s.mu.Unlock()
-		select { // room in the queue again: wake a waiting replay
-		case s.space <- struct{}{}:
-		default:
-		}
+		s.signalSpace()
 		ok := s.writeFrame(batch)
 		clear(batch) // drop references to sent data
 		if !ok {
-			s.mu.Lock()
-			s.writer = writerDone
-			s.mu.Unlock()
+			s.setWriterDone()
 			return
 		}
 	}
+}
+
+func (s *Session) setWriterDone() {
+	s.mu.Lock()
+	s.writer = writerDone
+	s.mu.Unlock()
 }
 
 // framePool holds the buffers frames of several messages are joined in:
@@ -127,31 +239,65 @@ var framePool = sync.Pool{New: func() any { return new([]byte) }}
 // maxPooledFrame is the largest frame buffer put back in framePool.
 const maxPooledFrame = 256 << 10
 
-// writeFrame writes items as one frame: JSON messages joined by '\n',
-// protobuf ones (each with its length prefix) one after the other.
-func (s *Session) writeFrame(items []item) bool {
-	frame := items[0].data
-	var pooled *[]byte
-	if len(items) > 1 {
-		pooled = framePool.Get().(*[]byte)
-		buf := (*pooled)[:0]
-		sep := s.info.Mode == protocol.JSON
-		for i, it := range items {
-			if i > 0 && sep {
-				buf = append(buf, '\n')
-			}
-			buf = append(buf, it.data...)
-		}
-		*pooled = buf
-		frame = buf
+// joinFrame returns items as one frame: JSON messages joined by '\n',
+// protobuf ones (each with its length prefix) one after the other. A frame
+// of several messages is built in a buffer from framePool; release it with
+// releaseFrame once written.
+func (s *Session) joinFrame(items []item) (frame []byte, pooled *[]byte) {
+	if len(items) == 1 {
+		return items[0].data, nil
 	}
-	ok := s.write(frame)
+	pooled = framePool.Get().(*[]byte)
+	buf := (*pooled)[:0]
+	sep := s.info.Mode == protocol.JSON
+	for i, it := range items {
+		if i > 0 && sep {
+			buf = append(buf, '\n')
+		}
+		buf = append(buf, it.data...)
+	}
+	*pooled = buf
+	return buf, pooled
+}
+
+func releaseFrame(pooled *[]byte) {
 	if pooled != nil && cap(*pooled) <= maxPooledFrame {
 		framePool.Put(pooled)
 	}
-	if !ok {
-		return false
+}
+
+// writeFrame writes items as one frame, waiting for the socket (within
+// WriteTimeout).
+func (s *Session) writeFrame(items []item) bool {
+	frame, pooled := s.joinFrame(items)
+	ok := s.write(frame)
+	releaseFrame(pooled)
+	if ok {
+		s.observe(items)
 	}
+	return ok
+}
+
+// tryFrame writes items as one frame through the Cork, which the caller
+// has corked (tryCork), without waiting for the socket. It returns the
+// frame's size and whether all of it left; when not (and no error), the
+// rest is corked and must be finished with finishFrame. On an error the
+// Cork stays corked too: the caller drops it and fails the connection.
+func (s *Session) tryFrame(items []item) (size int, sent bool, err error) {
+	frame, pooled := s.joinFrame(items)
+	size = len(frame)
+	err = s.conn.Write(context.Background(), s.info.Mode.MessageType(), frame)
+	releaseFrame(pooled) // the Cork holds a copy
+	if err != nil {
+		return size, false, err
+	}
+	sent, err = s.info.Cork.tryUncork()
+	return size, sent, err
+}
+
+// observe records the delivery of items, a frame just written: the
+// session's last activity and each event's latency.
+func (s *Session) observe(items []item) {
 	now := time.Now()
 	s.act.last.Store(now.UnixNano())
 	for _, it := range items {
@@ -163,7 +309,6 @@ func (s *Session) writeFrame(items []item) bool {
 			s.env.Metrics.LiveLatency.Observe(now.Sub(it.ts).Seconds())
 		}
 	}
-	return true
 }
 
 // write writes one frame within WriteTimeout. The timeout is one timer per
@@ -171,8 +316,7 @@ func (s *Session) writeFrame(items []item) bool {
 // library would otherwise register a context callback on every frame. When
 // it fires, the connection is closed under the blocked write.
 func (s *Session) write(frame []byte) bool {
-	s.writeSince.Store(time.Now().UnixNano())
-	s.writeTimer.Reset(s.opts.WriteTimeout)
+	s.armWrite()
 	var err error
 	if c := s.info.Cork; c != nil {
 		c.cork()
@@ -183,20 +327,52 @@ func (s *Session) write(frame []byte) bool {
 	} else {
 		err = s.conn.Write(context.Background(), s.info.Mode.MessageType(), frame)
 	}
+	return s.disarmWrite(err, len(frame))
+}
+
+// finishFrame sends the rest of a frame that tryFrame left corked, and
+// whatever was gathered behind it, within WriteTimeout; size is the
+// frame's.
+func (s *Session) finishFrame(size int) bool {
+	s.armWrite()
+	return s.disarmWrite(s.info.Cork.uncork(true), size)
+}
+
+// armWrite starts the write timeout for a frame about to be written.
+func (s *Session) armWrite() {
+	s.writeSince.Store(time.Now().UnixNano())
+	s.writeTimer.Reset(s.opts.WriteTimeout)
+}
+
+// disarmWrite stops the write timeout after a frame of size bytes was
+// written (err == nil) or failed. It reports whether the frame left; when
+// not, the session is closing and its connection is dropped.
+func (s *Session) disarmWrite(err error, size int) bool {
 	s.writeSince.Store(0)
 	fired := !s.writeTimer.Stop() // the timer closes the connection (or already did)
 	if err != nil || fired {
-		if fired {
-			s.Close(protocol.ReasonWriteTimeout)
-		} else {
-			s.Close(protocol.ReasonPeerClosed)
-		}
-		_ = s.conn.CloseNow()
+		s.failed(fired)
 		return false
 	}
-	s.env.Metrics.FramesOut.Inc()
-	s.env.Metrics.BytesOut.Add(float64(len(frame)))
+	s.wroteFrame(size)
 	return true
+}
+
+// failed closes the session after a failed write (timedOut: the write
+// timeout fired) and drops its connection.
+func (s *Session) failed(timedOut bool) {
+	if timedOut {
+		s.Close(protocol.ReasonWriteTimeout)
+	} else {
+		s.Close(protocol.ReasonPeerClosed)
+	}
+	_ = s.conn.CloseNow()
+}
+
+// wroteFrame counts a frame of size bytes written.
+func (s *Session) wroteFrame(size int) {
+	s.env.Metrics.FramesOut.Inc()
+	s.env.Metrics.BytesOut.Add(float64(size))
 }
 
 // closeGrace bounds how long a closing session waits for a frame whose

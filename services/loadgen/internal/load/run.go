@@ -25,6 +25,7 @@ var metricSeries = []string{
 	"eventedge_handshakes_rejected_total",
 	"eventedge_deliveries_total",
 	"eventedge_frames_out_total",
+	"eventedge_frames_handed_off_total",
 	"eventedge_bytes_out_total",
 	"eventedge_events_in_total",
 	"eventedge_events_dropped_total",
