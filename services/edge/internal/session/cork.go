@@ -31,14 +31,9 @@ type Cork struct {
 	corked bool      // guarded by mu
 	buf    *[]byte   // guarded by mu: what was gathered while corked (from framePool)
 
-	// For writes that must not block: w's raw connection, nil when it has
-	// none (tryCork then always refuses), and rawWrite as a func value made
-	// once, so that a try allocates nothing. tried and triedErr are its
-	// results, guarded by mu.
-	raw      syscall.RawConn
-	rawFn    func(fd uintptr) bool
-	tried    int
-	triedErr error
+	// raw is w's raw connection, for writes that must not wait (tryUncork);
+	// nil when w has none: tryCork then always refuses.
+	raw syscall.RawConn
 }
 
 // NewCork returns a Cork writing to w.
@@ -47,7 +42,6 @@ func NewCork(w io.Writer) *Cork {
 	if sc, ok := w.(syscall.Conn); ok && canTryWrite {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
-			c.rawFn = c.rawWrite
 		}
 	}
 	return c
@@ -114,24 +108,23 @@ func (c *Cork) uncork(send bool) error {
 }
 
 // tryUncork sends what was gathered in one system call that does not wait
-// for the socket. It reports true when all of it left (the Cork is then
-// uncorked, as after uncork); false when the socket took only part of it or
-// none: the rest stays corked, later writes gather behind it, and the
-// caller must call uncork, which blocks until it has left. On an error the
-// bytes stay corked too; the caller drops them with uncork(false).
-func (c *Cork) tryUncork() (bool, error) {
+// for the socket, made with w. It reports true when all of it left (the
+// Cork is then uncorked, as after uncork); false when the socket took only
+// part of it or none: the rest stays corked, later writes gather behind
+// it, and the caller must call uncork, which blocks until it has left. On
+// an error the bytes stay corked too; the caller drops them with
+// uncork(false).
+func (c *Cork) tryUncork(w *rawWriter) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b := c.buf
 	if b != nil && len(*b) > 0 {
-		if err := c.raw.Write(c.rawFn); err != nil {
+		n, err := w.write(c.raw, *b)
+		if err != nil {
 			return false, err
 		}
-		if c.triedErr != nil {
-			return false, c.triedErr
-		}
-		if c.tried < len(*b) {
-			*b = (*b)[:copy(*b, (*b)[c.tried:])]
+		if n < len(*b) {
+			*b = (*b)[:copy(*b, (*b)[n:])]
 			return false, nil
 		}
 	}
@@ -141,4 +134,34 @@ func (c *Cork) tryUncork() (bool, error) {
 		framePool.Put(b)
 	}
 	return true, nil
+}
+
+// rawWriter makes tryUncork's writes. It is the scratch space of one
+// goroutine (the Flusher's), not of a connection: the function it hands to
+// RawConn.Write is made once, so a write allocates nothing, and a
+// connection holds nothing for it.
+type rawWriter struct {
+	p   []byte // the write in progress: its bytes, then what was written
+	n   int
+	err error
+	fn  func(fd uintptr) bool // w.tryFD
+}
+
+func newRawWriter() *rawWriter {
+	w := &rawWriter{}
+	w.fn = w.tryFD
+	return w
+}
+
+// write writes p to raw in one system call that does not wait, and
+// returns how much of p the socket took (0 when its buffer is full).
+func (w *rawWriter) write(raw syscall.RawConn, p []byte) (int, error) {
+	w.p = p
+	err := raw.Write(w.fn)
+	n, werr := w.n, w.err
+	w.p, w.err = nil, nil
+	if err != nil {
+		return 0, err
+	}
+	return n, werr
 }

@@ -6,4 +6,4 @@ package session
 // is written by a writer goroutine.
 const canTryWrite = false
 
-func (c *Cork) rawWrite(uintptr) bool { panic("session: no non-blocking write on this system") }
+func (w *rawWriter) tryFD(uintptr) bool { panic("session: no non-blocking write on this system") }

@@ -95,12 +95,13 @@ func TestCorkTry(t *testing.T) {
 	}
 	peer, conn := tcpPair(t)
 	c := NewCork(conn)
+	w := newRawWriter()
 	if !c.tryCork() {
 		t.Fatal("tryCork refused on an idle connection")
 	}
 	_, _ = c.Write([]byte("\x81\x05"))
 	_, _ = c.Write([]byte("hello"))
-	if sent, err := c.tryUncork(); !sent || err != nil {
+	if sent, err := c.tryUncork(w); !sent || err != nil {
 		t.Fatalf("tryUncork with room: %v, %v", sent, err)
 	}
 	got := make([]byte, 7)
@@ -117,7 +118,7 @@ func TestCorkTry(t *testing.T) {
 		t.Fatal("tryCork refused after a frame left whole")
 	}
 	_, _ = c.Write(big)
-	if sent, err := c.tryUncork(); sent || err != nil {
+	if sent, err := c.tryUncork(w); sent || err != nil {
 		t.Fatalf("tryUncork of 1 MiB to a peer that does not read: sent %v, %v; want the rest corked", sent, err)
 	}
 	if c.tryCork() {
@@ -141,10 +142,35 @@ func TestCorkTry(t *testing.T) {
 		t.Fatal("tryCork refused")
 	}
 	_, _ = c.Write([]byte("late"))
-	if sent, err := c.tryUncork(); sent || err == nil {
+	if sent, err := c.tryUncork(w); sent || err == nil {
 		t.Fatalf("tryUncork on a closed connection: %v, %v; want an error", sent, err)
 	}
 	if err := c.uncork(false); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCorkTryAllocsNothing: a frame corked, gathered and sent with
+// tryUncork allocates nothing once the frame buffers are pooled.
+func TestCorkTryAllocsNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts mean nothing under the race detector (sync.Pool drops items on purpose); make test runs this test again without -race")
+	}
+	peer, conn := tcpPair(t)
+	go io.Copy(io.Discard, peer) // returns when the test closes the connection
+	c := NewCork(conn)
+	w := newRawWriter()
+	frame := []byte("\x81\x05hello")
+	allocs := testing.AllocsPerRun(1000, func() {
+		if !c.tryCork() {
+			t.Fatal("tryCork refused")
+		}
+		_, _ = c.Write(frame)
+		if sent, err := c.tryUncork(w); !sent || err != nil {
+			t.Fatalf("tryUncork: %v, %v", sent, err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per frame, want 0", allocs)
 	}
 }

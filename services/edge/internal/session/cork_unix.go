@@ -7,23 +7,23 @@ import "syscall"
 // canTryWrite: this system has the non-blocking write that tryUncork uses.
 const canTryWrite = true
 
-// rawWrite is the Cork's one write to the socket that does not wait: the
-// socket is in non-blocking mode (Go's network poller set it so), so a full
-// send buffer gives EAGAIN, which counts as nothing written. It runs inside
-// raw.Write with c.mu held, and returns true so that raw.Write does not wait
-// for the socket either.
-func (c *Cork) rawWrite(fd uintptr) bool {
+// tryFD is the one write to the socket that does not wait: the socket is
+// in non-blocking mode (Go's network poller set it so), so a full send
+// buffer gives EAGAIN, which counts as nothing written. It runs inside
+// RawConn.Write and returns true so that RawConn.Write does not wait for
+// the socket either.
+func (w *rawWriter) tryFD(fd uintptr) bool {
 	for {
-		n, err := syscall.Write(int(fd), *c.buf)
+		n, err := syscall.Write(int(fd), w.p)
 		switch err {
 		case syscall.EINTR:
 			continue
 		case nil:
-			c.tried, c.triedErr = n, nil
+			w.n, w.err = n, nil
 		case syscall.EAGAIN:
-			c.tried, c.triedErr = 0, nil
+			w.n, w.err = 0, nil
 		default:
-			c.tried, c.triedErr = 0, err
+			w.n, w.err = 0, err
 		}
 		return true
 	}

@@ -42,6 +42,7 @@ type Flusher struct {
 	spare  []*Session // guarded by mu: the previous round's slice, for reuse
 	closed bool       // guarded by mu: Run ended; writers start directly
 
+	raw  *rawWriter    // owned by Run: the rounds' non-blocking writes
 	wake chan struct{} // cap 1: ready went from empty to non-empty
 	quit chan struct{}
 	done chan struct{}
@@ -50,6 +51,7 @@ type Flusher struct {
 // NewFlusher returns a Flusher; call Run on a goroutine of its own.
 func NewFlusher() *Flusher {
 	return &Flusher{
+		raw:  newRawWriter(),
 		wake: make(chan struct{}, 1),
 		quit: make(chan struct{}),
 		done: make(chan struct{}),

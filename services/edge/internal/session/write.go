@@ -97,7 +97,7 @@ func (s *Session) writeInline(f *Flusher) {
 		go s.writeLoop(batch, 0)
 		return
 	}
-	size, sent, err := s.tryFrame(batch)
+	size, sent, err := s.tryFrame(batch, f.raw)
 	switch {
 	case err != nil:
 		_ = c.uncork(false)
@@ -279,11 +279,12 @@ func (s *Session) writeFrame(items []item) bool {
 }
 
 // tryFrame writes items as one frame through the Cork, which the caller
-// has corked (tryCork), without waiting for the socket. It returns the
+// has corked (tryCork), without waiting for the socket (w makes the
+// write). It returns the
 // frame's size and whether all of it left; when not (and no error), the
 // rest is corked and must be finished with finishFrame. On an error the
 // Cork stays corked too: the caller drops it and fails the connection.
-func (s *Session) tryFrame(items []item) (size int, sent bool, err error) {
+func (s *Session) tryFrame(items []item, w *rawWriter) (size int, sent bool, err error) {
 	frame, pooled := s.joinFrame(items)
 	size = len(frame)
 	err = s.conn.Write(context.Background(), s.info.Mode.MessageType(), frame)
@@ -291,7 +292,7 @@ func (s *Session) tryFrame(items []item) (size int, sent bool, err error) {
 	if err != nil {
 		return size, false, err
 	}
-	sent, err = s.info.Cork.tryUncork()
+	sent, err = s.info.Cork.tryUncork(w)
 	return size, sent, err
 }
 
