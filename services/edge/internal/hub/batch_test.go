@@ -195,8 +195,12 @@ func TestShardTakesWaitingEventsAsRuns(t *testing.T) {
 	h.rooms["test.stall"] = stall
 	h.mu.Unlock()
 	ch <- &nats.Msg{Subject: "test.stall", Header: nats.Header{}} // no sequence: dropped once ready
-	for len(ch) > 0 {
-		runtime.Gosched() // until the shard has taken it
+	taken := time.Now().Add(10 * time.Second)
+	for len(ch) > 0 { // until the shard has taken it
+		if time.Now().After(taken) {
+			t.Fatal("the shard did not take the stalled room's message")
+		}
+		runtime.Gosched()
 	}
 	const n = 100
 	for seq := uint64(1); seq <= n; seq++ {

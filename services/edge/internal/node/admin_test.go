@@ -1,11 +1,13 @@
 package node_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -515,5 +517,35 @@ func TestAdminDrain(t *testing.T) {
 	}
 	if ce := closeErr(t, c); ce.Code != 1012 {
 		t.Fatalf("client closed with %d %q, want 1012", ce.Code, ce.Reason)
+	}
+}
+
+// TestAdminClosesIdleConnections: the admin listener closes a keep-alive
+// connection that sends no request within its idle timeout.
+func TestAdminClosesIdleConnections(t *testing.T) {
+	defer node.SetAdminIdleTimeout(200 * time.Millisecond)()
+	n := edgetest.StartNATS(t)
+	e := edgetest.StartEdge(t, n, nil)
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.AdminURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: edge\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("healthz: %d, close %v; want 200 on a kept-alive connection", resp.StatusCode, resp.Close)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle admin connection: read %v, want EOF (closed by the server)", err)
 	}
 }

@@ -298,7 +298,7 @@ func (n *Node) Start() (err error) {
 		return fmt.Errorf("listen admin %s: %w", n.opts.AdminAddr, err)
 	}
 	n.public = n.ws.HTTPServer()
-	n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: adminIdleTimeout}
 	n.serve(n.public, n.publicLn)
 	n.serve(n.admin, n.adminLn)
 	n.log.Info().Str("addr", n.publicLn.Addr().String()).Str("admin", n.adminLn.Addr().String()).Msg("edge node serving")
@@ -474,3 +474,9 @@ func (n *Node) stopNATS() {
 		n.embedded.WaitForShutdown()
 	}
 }
+
+// adminIdleTimeout closes an admin connection (a scraper's, a dashboard's
+// keep-alive) that sent no request for this long, so idle ones do not
+// pile up; Prometheus scrapes every 15–60 s and keeps its connection.
+// A variable for the tests.
+var adminIdleTimeout = 2 * time.Minute
