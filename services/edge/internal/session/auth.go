@@ -56,6 +56,7 @@ func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string
 	}
 	if s.authTimer != nil {
 		s.authTimer.Stop()
+		s.authTimer = nil // a long-lived connection keeps no spent timer
 	}
 	if deviceID != "" {
 		s.deviceID.Store(&deviceID)

@@ -35,15 +35,15 @@ import (
 //     events of that room go first, so holding never reorders a room.
 type flow struct {
 	client   *rate.Limiter
-	progress map[string]*rate.Limiter // per room+task
-	held     map[string]*item         // per room+task: the newest held progress
+	progress map[string]*rate.Limiter // per room+task; nil until the first
+	held     map[string]*item         // per room+task: the newest held progress; nil until the first
 	timer    *time.Timer              // releases held events; nil when none are held
 }
 
+// init sets the client's budget. The maps are made by the first progress
+// event that needs them: most connections never get one.
 func (f *flow) init(o Options) {
 	f.client = rate.NewLimiter(rate.Limit(o.ClientRate), o.ClientBurst)
-	f.progress = make(map[string]*rate.Limiter)
-	f.held = make(map[string]*item)
 }
 
 func taskKey(room, task string) string { return room + "\x00" + task }
@@ -130,6 +130,9 @@ func (s *Session) takeProgress(key string) bool {
 			clear(s.flow.progress) // forget idle tasks; at worst one extra event each
 		}
 		lim = rate.NewLimiter(rate.Limit(s.opts.ProgressRate), 1)
+		if s.flow.progress == nil {
+			s.flow.progress = make(map[string]*rate.Limiter)
+		}
 		s.flow.progress[key] = lim
 	}
 	now := time.Now()
@@ -169,6 +172,9 @@ func (s *Session) coalesce(dst *item, newer item) {
 // hold keeps it (a throttled progress event) until its limits allow it.
 func (s *Session) hold(key string, it item) {
 	h := it
+	if s.flow.held == nil {
+		s.flow.held = make(map[string]*item)
+	}
 	s.flow.held[key] = &h
 	if s.flow.timer == nil {
 		s.flow.timer = time.AfterFunc(s.nextDue(), s.releaseDue)

@@ -149,7 +149,7 @@ func (q *queue) take(dst []item, maxBytes int) []item {
 		q.msgs--
 		q.bytes -= len(it.data)
 	}
-	q.control = q.control[:0:0]
+	q.control = nil // a [:0:0] slice would still hold the array: an idle connection keeps none
 	for {
 		var best *lane
 		var bestItem *item
