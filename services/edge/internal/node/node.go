@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -132,7 +133,7 @@ type Node struct {
 	positions *positions.Store
 	revoked   *revocation.List
 	stats     *nodestats.Publisher
-	flusher   *session.Flusher
+	flushers  []*session.Flusher // one per processor
 	revokeSub *nats.Subscription
 	ws        *server.Server
 	public    *http.Server
@@ -257,10 +258,13 @@ func (n *Node) Start() (err error) {
 	n.revoked = revocation.New(n.opts.RevocationTTL)
 	n.stats = nodestats.New(n.opts.Name, n.broker.NC, n.m, n.log, n.opts.StatsInterval)
 	n.stats.Start()
-	n.flusher = session.NewFlusher()
-	go n.flusher.Run()
+	n.flushers = make([]*session.Flusher, runtime.GOMAXPROCS(0))
+	for i := range n.flushers {
+		n.flushers[i] = session.NewFlusher()
+		go n.flushers[i].Run()
+	}
 	env := &session.Env{
-		Flusher:     n.flusher,
+		Flushers:    n.flushers,
 		Node:        n.opts.Name,
 		Hub:         n.hub,
 		Verifier:    n.verifier,
@@ -450,8 +454,8 @@ func (n *Node) doShutdown() error {
 	if err := n.ws.Drain(ctx, n.opts.DrainDuration); err != nil {
 		errs = append(errs, fmt.Errorf("close clients: %w", err))
 	}
-	if n.flusher != nil {
-		n.flusher.Close() // sessions still open (drain timed out) start their writers directly
+	for _, f := range n.flushers {
+		f.Close() // sessions still open (drain timed out) start their writers directly
 	}
 	n.hub.Close()
 	n.stats.Stop()

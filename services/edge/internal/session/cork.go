@@ -11,11 +11,16 @@ import (
 // corked: the library's writes (the frame header, the payload, in pieces)
 // are gathered in a pooled buffer and leave in one write call when the frame
 // is complete (uncork). While it is not corked, writes go straight through.
-// The Cork does not tell writers apart: a ping, pong or close frame that
-// another goroutine writes while a data frame is corked (the library
-// serialises frames, so it comes after it) is gathered and leaves with it,
-// in order. uncork holds the Cork's lock across the socket write, so such a
-// frame also waits for a blocked data write — as it would on the socket.
+// The Cork does not tell writers apart: a ping, a pong or the library's
+// reply to a client's close that another goroutine writes while a data
+// frame is corked (the library serialises frames, so it comes after it) is
+// gathered and leaves with it, in order. uncork holds the Cork's lock
+// across the socket write, so such a frame also waits for a blocked data
+// write — as it would on the socket. (One case loses it: the library closes
+// the connection right after writing its reply to a client's close, so a
+// reply gathered behind a corked frame never leaves; the client, which
+// was closing, sees the connection end without it. The session's own
+// close frame is written only when nothing is corked.)
 //
 // So a frame costs one system call whatever its size, and the library's
 // own buffer in front of the Cork can be a few bytes (a frame header):

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 )
 
 // writes records each Write call it receives.
@@ -113,6 +114,9 @@ func TestCorkTry(t *testing.T) {
 	if err := conn.SetWriteBuffer(4 << 10); err != nil {
 		t.Fatal(err)
 	}
+	if err := peer.SetReadBuffer(64 << 10); err != nil {
+		t.Fatal(err)
+	}
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
 	if !c.tryCork() {
 		t.Fatal("tryCork refused after a frame left whole")
@@ -136,6 +140,39 @@ func TestCorkTry(t *testing.T) {
 	if b := <-read; !bytes.Equal(b, append(big, "pong"...)) {
 		t.Fatalf("peer read %d bytes, want the 1 MiB frame then \"pong\" (%d)", len(b), len(big)+4)
 	}
+
+	// A write straight through (a pong while nothing is corked) blocked on
+	// the full socket holds the Cork: tryCork refuses at once instead of
+	// waiting for it.
+	const stuck = 4 << 20
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, stuck))
+		wrote <- err
+	}()
+	if _, err := io.ReadFull(peer, make([]byte, 1)); err != nil { // the write has begun: it holds the Cork
+		t.Fatal(err)
+	}
+	refused := make(chan bool, 1)
+	go func() { refused <- !c.tryCork() }()
+	select {
+	case ok := <-refused:
+		if !ok {
+			t.Fatal("tryCork accepted while a write blocked on the socket held the Cork")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("tryCork waited for a write blocked on the socket")
+	}
+	if _, err := io.CopyN(io.Discard, peer, stuck-1); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if !c.tryCork() {
+		t.Fatal("tryCork refused after the blocked write ended")
+	}
+	_ = c.uncork(false)
 
 	conn.Close()
 	if !c.tryCork() {

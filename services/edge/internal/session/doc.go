@@ -8,12 +8,15 @@
 //     subscriptions map. Each frame's commands run "aside", on a short-lived
 //     goroutine the reader waits for, so the reader — blocked in Read for the
 //     life of the connection — keeps the small stack of the read path;
-//   - the writer, only while there is something to send: started by the
-//     node's Flusher in its next round when the queue goes from empty to
-//     non-empty (at once when the session starts closing), it
-//     alone writes data and close frames, batches what it finds into as few
-//     frames as possible, each write under WriteTimeout (one timer per
-//     session), and exits when the queue is empty;
+//   - the writer, only while there is something to send that the node's
+//     Flusher could not write: the Flusher writes each ready session's next
+//     frame itself, in rounds, with a write that never waits for the
+//     socket, and hands a frame the socket does not take whole to the
+//     session's writer goroutine (which also starts at once when the
+//     session starts closing). It alone writes the rest of the queue and
+//     the close frame, batching what it finds into as few frames as
+//     possible, each write under WriteTimeout (one timer per session), and
+//     exits when the queue is empty;
 //   - a ping, started by a timer every PingInterval and alive only while it
 //     waits for its pong.
 //

@@ -55,6 +55,23 @@ func (w *corkedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(w.cork, 32)), nil
 }
 
+// smallReadBufferClient dials with a 64 KiB receive buffer, whatever the
+// host's default, so a test knows how much a client that does not read
+// lets the server write before the socket is full.
+var smallReadBufferClient = &http.Client{Transport: &http.Transport{
+	DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.(*net.TCPConn).SetReadBuffer(64 << 10); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	},
+}}
+
 // newPairs returns n pairs whose sessions share env.
 func newPairs(t *testing.T, env *Env, n int) []pair {
 	t.Helper()
@@ -75,7 +92,7 @@ func newPairs(t *testing.T, env *Env, n int) []pair {
 	out := make([]pair, n)
 	for i := range out {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), &websocket.DialOptions{HTTPClient: smallReadBufferClient})
 		cancel()
 		if err != nil {
 			t.Fatal(err)
@@ -104,7 +121,7 @@ func closeFlusher(t *testing.T, f *Flusher) {
 }
 
 func flusherEnv(f *Flusher) *Env {
-	return &Env{Metrics: metrics.New(prometheus.NewRegistry()), Log: zerolog.Nop(), Flusher: f}
+	return &Env{Metrics: metrics.New(prometheus.NewRegistry()), Log: zerolog.Nop(), Flushers: []*Flusher{f}}
 }
 
 // readEvents reads frames from c until it has n event messages, and
@@ -208,7 +225,7 @@ func TestFlusherCloseStartsQueued(t *testing.T) {
 	readEvents(t, pairs[0].client, 1)
 
 	g := NewFlusher() // never run: only Close starts what is queued
-	pairs[1].s.env = flusherEnv(g)
+	pairs[1].s.flusher = g
 	pairs[1].s.Deliver(normalOutbound(1))
 	go g.Run()
 	closeFlusher(t, g)
@@ -300,7 +317,7 @@ func TestFlusherPeerGone(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for seq := uint64(1); ; seq++ {
 		p.s.Deliver(normalOutbound(seq)) // the first writes may still reach the kernel
-		p.s.writers.Wait()
+		waitWriters(t, p.s)
 		p.s.mu.Lock()
 		st, reason := p.s.writer, p.s.reason
 		p.s.mu.Unlock()
@@ -314,5 +331,38 @@ func TestFlusherPeerGone(t *testing.T) {
 			t.Fatalf("after %d events the session still writes (state %d) to a closed connection", seq, st)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitWriters waits until s has no writer queued or running, failing the
+// test after 5 s.
+func waitWriters(t *testing.T, s *Session) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); s.writers.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session's writer did not stop")
+	}
+}
+
+// TestSessionsSpreadOverFlushers: New gives a node's sessions to its
+// flushers in turn, so each writes its share.
+func TestSessionsSpreadOverFlushers(t *testing.T) {
+	fs := []*Flusher{NewFlusher(), NewFlusher(), NewFlusher()}
+	env := &Env{Metrics: metrics.New(prometheus.NewRegistry()), Log: zerolog.Nop(), Flushers: fs}
+	count := map[*Flusher]int{}
+	for i := range 3 * len(fs) {
+		s := New(env, nil, Info{ID: fmt.Sprint("s", i)})
+		count[s.flusher]++
+	}
+	for i, f := range fs {
+		if count[f] != 3 {
+			t.Fatalf("flusher %d has %d sessions, want 3 of 9: %v", i, count[f], count)
+		}
+	}
+	if s := New(&Env{Metrics: env.Metrics, Log: zerolog.Nop()}, nil, Info{}); s.flusher != nil {
+		t.Fatal("a session without flushers has one")
 	}
 }

@@ -41,11 +41,13 @@ type Env struct {
 	Policy *policy.Policy
 	// Users bounds each user's connections (slots.go); nil: no limit.
 	Users UserSlots
-	// Flusher starts the sessions' writers in rounds (flusher.go); nil:
-	// each writer starts as soon as its queue has something.
-	Flusher *Flusher
-	Log     zerolog.Logger
-	Options Options // with defaults applied by New
+	// Flushers write the sessions' frames in rounds (flusher.go), one per
+	// processor; each session uses one of them, chosen in turn by New.
+	// Empty: each session's writer goroutine starts as soon as its queue
+	// has something.
+	Flushers []*Flusher
+	Log      zerolog.Logger
+	Options  Options // with defaults applied by New
 }
 
 // subState is one subscription and the catch-up that may run for it.
@@ -79,6 +81,9 @@ type Session struct {
 	info  Info
 	start time.Time
 	space chan struct{} // cap 1: the writer drained the queue (for DeliverWait)
+	// flusher is the one of Env.Flushers that writes this session's frames;
+	// nil: none.
+	flusher *Flusher
 
 	claims   atomic.Pointer[auth.Claims] // nil until authenticated
 	deviceID atomic.Pointer[string]
@@ -99,7 +104,7 @@ type Session struct {
 	mu         sync.Mutex
 	q          *queue                // guarded by mu
 	writer     int                   // guarded by mu: writerIdle, writerQueued, writerRunning or writerDone (write.go)
-	writers    sync.WaitGroup        // the writer goroutine, while one runs
+	writers    sync.WaitGroup        // a writer queued with the flusher or running (inline or on its goroutine)
 	batch      []item                // owned by the running writer
 	batchPool  *[]item               // owned by the running writer: batch's entry in itemPool
 	writeTimer *time.Timer           // set once under mu by the first writer; Reset/Stop by the writer and cutBlockedWriteLocked, stopped by Run's teardown
@@ -113,6 +118,9 @@ type Session struct {
 	act activity // what the admin API shows (snapshot.go)
 }
 
+// flusherTurn spreads new sessions over the node's flushers in turn.
+var flusherTurn atomic.Uint32
+
 // New returns a session for an accepted connection.
 func New(env *Env, conn *websocket.Conn, info Info) *Session {
 	s := &Session{
@@ -124,6 +132,9 @@ func New(env *Env, conn *websocket.Conn, info Info) *Session {
 		space: make(chan struct{}, 1),
 		subs:  make(map[string]*subState),
 		q:     newQueue(),
+	}
+	if n := len(env.Flushers); n > 0 {
+		s.flusher = env.Flushers[int(flusherTurn.Add(1)%uint32(n))]
 	}
 	s.flow.init(s.opts)
 	s.cmdLimit = rate.NewLimiter(rate.Limit(s.opts.CommandRate), s.opts.CommandBurst)

@@ -35,19 +35,19 @@ func (s *Session) kickLocked() {
 	case s.writer == writerQueued && s.reason != nil:
 		// Closing: do not wait for the round. The Flusher finds it started.
 		s.writer = writerRunning
-		go s.writeLoop(nil, 0)
+		go s.writeLoop(nil, false, 0)
 	case s.writer != writerIdle:
-	case s.reason == nil && s.env.Flusher != nil:
+	case s.reason == nil && s.flusher != nil:
 		s.writer = writerQueued
 		s.writers.Add(1) // Run's teardown waits for a queued writer too
-		if !s.env.Flusher.add(s) {
+		if !s.flusher.add(s) {
 			s.writer = writerRunning
-			go s.writeLoop(nil, 0)
+			go s.writeLoop(nil, false, 0)
 		}
 	default:
 		s.writer = writerRunning
 		s.writers.Add(1)
-		go s.writeLoop(nil, 0)
+		go s.writeLoop(nil, false, 0)
 	}
 }
 
@@ -60,7 +60,7 @@ func (s *Session) startQueued() {
 		return
 	}
 	s.writer = writerRunning
-	go s.writeLoop(nil, 0)
+	go s.writeLoop(nil, false, 0)
 }
 
 // writeInline writes the session's next frame on the calling goroutine, the
@@ -77,7 +77,7 @@ func (s *Session) writeInline(f *Flusher) {
 	}
 	s.writer = writerRunning
 	if s.reason != nil {
-		go s.writeLoop(nil, 0)
+		go s.writeLoop(nil, false, 0)
 		s.mu.Unlock()
 		return
 	}
@@ -94,7 +94,7 @@ func (s *Session) writeInline(f *Flusher) {
 	c := s.info.Cork
 	if c == nil || !c.tryCork() {
 		s.env.Metrics.FramesHandedOff.Inc()
-		go s.writeLoop(batch, 0)
+		go s.writeLoop(batch, false, 0)
 		return
 	}
 	size, sent, err := s.tryFrame(batch, f.raw)
@@ -110,7 +110,7 @@ func (s *Session) writeInline(f *Flusher) {
 		return
 	case !sent: // the rest is corked: the writer goroutine sends it
 		s.env.Metrics.FramesHandedOff.Inc()
-		go s.writeLoop(batch, size)
+		go s.writeLoop(batch, true, size)
 		return
 	}
 	s.wroteFrame(size)
@@ -120,12 +120,12 @@ func (s *Session) writeInline(f *Flusher) {
 	defer s.mu.Unlock()
 	switch {
 	case s.reason != nil: // the writer goroutine sends the close frame
-		go s.writeLoop(nil, 0)
+		go s.writeLoop(nil, false, 0)
 	case s.q.msgs > 0:
 		s.writer = writerQueued
 		if !f.add(s) {
 			s.writer = writerRunning
-			go s.writeLoop(nil, 0)
+			go s.writeLoop(nil, false, 0)
 		}
 	default:
 		s.idleLocked()
@@ -169,11 +169,11 @@ func (s *Session) signalSpace() {
 }
 
 // writeLoop is the writer goroutine: it writes frames while messages are
-// queued, first carried (a batch taken by writeInline; corked > 0: the rest
-// of its frame, corked > 0 bytes, is in the Cork), then from the queue.
-// Once the session is closing it sends the close frame and ends the
-// session's writing.
-func (s *Session) writeLoop(carried []item, corked int) {
+// queued, first carried (a batch taken by writeInline, not written yet; or,
+// with corked, written in part: the rest of its frame, size bytes in all,
+// waits in the Cork), then from the queue. Once the session is closing it
+// sends the close frame and ends the session's writing.
+func (s *Session) writeLoop(carried []item, corked bool, size int) {
 	defer s.writers.Done()
 	s.mu.Lock()
 	if s.writeTimer == nil {
@@ -181,20 +181,17 @@ func (s *Session) writeLoop(carried []item, corked int) {
 		s.writeTimer.Stop()
 	}
 	s.mu.Unlock()
-	switch {
-	case corked > 0:
-		ok := s.finishFrame(corked)
-		if ok {
-			s.observe(carried)
+	if len(carried) > 0 {
+		var ok bool
+		if corked {
+			ok = s.finishFrame(size)
+			if ok {
+				s.observe(carried)
+			}
+		} else {
+			ok = s.writeFrame(carried)
 		}
-		clear(carried)
-		if !ok {
-			s.setWriterDone()
-			return
-		}
-	case len(carried) > 0:
-		ok := s.writeFrame(carried)
-		clear(carried)
+		clear(carried) // drop references to sent data
 		if !ok {
 			s.setWriterDone()
 			return
