@@ -120,6 +120,28 @@ func closeFlusher(t *testing.T, f *Flusher) {
 	}
 }
 
+// runningFlusherEnv returns an Env with one Flusher, running until the
+// test's cleanup closes it.
+func runningFlusherEnv(t *testing.T) *Env {
+	f := NewFlusher()
+	go f.Run()
+	t.Cleanup(func() { closeFlusher(t, f) })
+	return flusherEnv(f)
+}
+
+// wantIdle waits for s's writer to stop and fails unless s is idle: its
+// queue drained, no writer queued or running.
+func wantIdle(t *testing.T, s *Session) {
+	t.Helper()
+	waitWriters(t, s)
+	s.mu.Lock()
+	st := s.writer
+	s.mu.Unlock()
+	if st != writerIdle {
+		t.Fatalf("writer state %d after the queue drained, want idle", st)
+	}
+}
+
 func flusherEnv(f *Flusher) *Env {
 	return &Env{Metrics: metrics.New(prometheus.NewRegistry()), Log: zerolog.Nop(), Flushers: []*Flusher{f}}
 }
@@ -148,10 +170,7 @@ func readEvents(t *testing.T, c *websocket.Conn, n int) []string {
 // It checks delivery through the Flusher, not the batching itself (the load
 // set measures that: frames per delivery in docs/benchmarks.md).
 func TestFlusherDeliversInRounds(t *testing.T) {
-	f := NewFlusher()
-	go f.Run()
-	defer closeFlusher(t, f)
-	env := flusherEnv(f)
+	env := runningFlusherEnv(t)
 	pairs := newPairs(t, env, 20)
 	const events = 30
 	for seq := 1; seq <= events; seq++ {
@@ -171,13 +190,7 @@ func TestFlusherDeliversInRounds(t *testing.T) {
 		}
 	}
 	for _, p := range pairs {
-		p.s.writers.Wait() // returns only once the writer has exited
-		p.s.mu.Lock()
-		st := p.s.writer
-		p.s.mu.Unlock()
-		if st != writerIdle {
-			t.Fatalf("writer state %d after the queue drained, want idle", st)
-		}
+		wantIdle(t, p.s)
 	}
 	frames := testutil.ToFloat64(env.Metrics.FramesOut)
 	if handedOff := testutil.ToFloat64(env.Metrics.FramesHandedOff); frames < 20 || handedOff != 0 {
@@ -248,10 +261,7 @@ func bigOutbound(seq uint64, n int) *hub.Outbound {
 // and in order. Afterwards the session is idle again and its next frame is
 // written by the Flusher.
 func TestFlusherHandsOffFullSocket(t *testing.T) {
-	f := NewFlusher()
-	go f.Run()
-	defer closeFlusher(t, f)
-	env := flusherEnv(f)
+	env := runningFlusherEnv(t)
 	env.Options.QueueBytes = 16 << 20
 	p := newPairs(t, env, 1)[0]
 	if err := p.tcp.SetWriteBuffer(4 << 10); err != nil {
@@ -289,17 +299,11 @@ func TestFlusherHandsOffFullSocket(t *testing.T) {
 	if err := <-pinged; err != nil {
 		t.Fatalf("ping sent while a frame was blocked: %v", err)
 	}
-	p.s.writers.Wait()
-	p.s.mu.Lock()
-	st := p.s.writer
-	p.s.mu.Unlock()
-	if st != writerIdle {
-		t.Fatalf("writer state %d after the queue drained, want idle", st)
-	}
+	wantIdle(t, p.s)
 	frames := testutil.ToFloat64(env.Metrics.FramesOut)
 	p.s.Deliver(bigOutbound(events+1, 100))
 	readEvents(t, p.client, 1)
-	p.s.writers.Wait()
+	waitWriters(t, p.s)
 	if n, fr := testutil.ToFloat64(env.Metrics.FramesHandedOff), testutil.ToFloat64(env.Metrics.FramesOut); n != handedOff || fr != frames+1 {
 		t.Fatalf("after draining: %v handed off (was %v), %v frames (was %v); want the next frame written by the Flusher", n, handedOff, fr, frames)
 	}
@@ -309,10 +313,7 @@ func TestFlusherHandsOffFullSocket(t *testing.T) {
 // written for it by the Flusher fails, and the session closes with
 // ReasonPeerClosed and writes no more.
 func TestFlusherPeerGone(t *testing.T) {
-	f := NewFlusher()
-	go f.Run()
-	defer closeFlusher(t, f)
-	p := newPairs(t, flusherEnv(f), 1)[0]
+	p := newPairs(t, runningFlusherEnv(t), 1)[0]
 	p.client.CloseNow()
 	deadline := time.Now().Add(5 * time.Second)
 	for seq := uint64(1); ; seq++ {
