@@ -390,8 +390,9 @@ const (
 )
 
 // Hijack takes the connection over with smaller buffers (connReadBuffer,
-// connWriteBuffer) than net/http's, writing through a session.Cork (kept
-// in w.cork for the session). When net/http has already read bytes the
+// connWriteBuffer) than net/http's, and hands the WebSocket library a
+// session.Cork around it (kept in w.cork for the session): writes gather
+// through it, and its Close sends what is corked first. When net/http has already read bytes the
 // client sent after its handshake, its reader (with them) is kept instead.
 func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
@@ -409,7 +410,7 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		br = bufio.NewReaderSize(conn, connReadBuffer)
 	}
 	w.cork = session.NewCork(conn)
-	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(w.cork, connWriteBuffer)), nil
+	return w.cork, bufio.NewReadWriter(br, bufio.NewWriterSize(w.cork, connWriteBuffer)), nil
 }
 
 func bearerToken(r *http.Request) string {

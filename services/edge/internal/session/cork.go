@@ -1,7 +1,7 @@
 package session
 
 import (
-	"io"
+	"net"
 	"sync"
 	"syscall"
 )
@@ -16,11 +16,11 @@ import (
 // frame is corked (the library serialises frames, so it comes after it) is
 // gathered and leaves with it, in order. uncork holds the Cork's lock
 // across the socket write, so such a frame also waits for a blocked data
-// write — as it would on the socket. (One case loses it: the library closes
-// the connection right after writing its reply to a client's close, so a
-// reply gathered behind a corked frame never leaves; the client, which
-// was closing, sees the connection end without it. The session's own
-// close frame is written only when nothing is corked.)
+// write — as it would on the socket. The library closes the connection
+// right after writing its reply to a client's close: Close first sends
+// what is corked (that reply among it) with one write that does not wait,
+// so the reply is not lost. The session's own close frame is written only
+// when nothing is corked.
 //
 // So a frame costs one system call whatever its size, and the library's
 // own buffer in front of the Cork can be a few bytes (a frame header):
@@ -30,21 +30,25 @@ import (
 // lets the Flusher write it on its own goroutine: when the socket does not
 // take all of it, the rest stays corked — anything written meanwhile is
 // gathered behind it, in order — until uncork sends it.
+//
+// The Cork is the connection the WebSocket library is given (the server's
+// Hijack hands it over): reads, deadlines and addresses are the
+// connection's own; Write and Close are the Cork's.
 type Cork struct {
-	mu     sync.Mutex
-	w      io.Writer // the connection
-	corked bool      // guarded by mu
-	buf    *[]byte   // guarded by mu: what was gathered while corked (from framePool)
+	net.Conn // the connection
+	mu       sync.Mutex
+	corked   bool    // guarded by mu
+	buf      *[]byte // guarded by mu: what was gathered while corked (from framePool)
 
-	// raw is w's raw connection, for writes that must not wait (tryUncork);
-	// nil when w has none: tryCork then always refuses.
+	// raw is the connection's raw form, for writes that must not wait
+	// (tryUncork); nil when it has none: tryCork then always refuses.
 	raw syscall.RawConn
 }
 
-// NewCork returns a Cork writing to w.
-func NewCork(w io.Writer) *Cork {
-	c := &Cork{w: w}
-	if sc, ok := w.(syscall.Conn); ok && canTryWrite {
+// NewCork returns a Cork writing to conn.
+func NewCork(conn net.Conn) *Cork {
+	c := &Cork{Conn: conn}
+	if sc, ok := conn.(syscall.Conn); ok && canTryWrite {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
 		}
@@ -57,7 +61,7 @@ func (c *Cork) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.corked {
-		return c.w.Write(p)
+		return c.Conn.Write(p)
 	}
 	if c.buf == nil {
 		c.buf = framePool.Get().(*[]byte)
@@ -65,6 +69,25 @@ func (c *Cork) Write(p []byte) (int, error) {
 	}
 	*c.buf = append(*c.buf, p...)
 	return len(p), nil
+}
+
+// Close closes the connection. What is still corked — a frame's rest, and
+// what was gathered behind it, such as the library's reply to a client's
+// close, written just before it closes — first gets one write that does
+// not wait, unless another write holds the Cork (one blocked on a full
+// socket: closing fails it).
+func (c *Cork) Close() error {
+	if c.raw != nil && c.mu.TryLock() {
+		if b := c.buf; b != nil && len(*b) > 0 {
+			_, _ = newRawWriter().write(c.raw, *b) // a closing connection: the allocation is rare
+			c.buf = nil
+			if cap(*b) <= maxPooledFrame {
+				framePool.Put(b)
+			}
+		}
+		c.mu.Unlock()
+	}
+	return c.Conn.Close()
 }
 
 func (c *Cork) cork() {
@@ -104,7 +127,7 @@ func (c *Cork) uncork(send bool) error {
 	c.buf = nil
 	var err error
 	if send && len(*b) > 0 {
-		_, err = c.w.Write(*b)
+		_, err = c.Conn.Write(*b)
 	}
 	if cap(*b) <= maxPooledFrame {
 		framePool.Put(b)

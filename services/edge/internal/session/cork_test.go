@@ -9,8 +9,10 @@ import (
 	"time"
 )
 
-// writes records each Write call it receives.
+// writes records each Write call it receives; it has no other method of a
+// net.Conn (the embedded interface is nil).
 type writes struct {
+	net.Conn
 	calls [][]byte
 	err   error
 }
@@ -209,5 +211,61 @@ func TestCorkTryAllocsNothing(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per frame, want 0", allocs)
+	}
+}
+
+// TestCorkCloseSendsCorked: closing the connection while bytes are corked
+// (a frame's rest and, behind it, the library's reply to a client's close,
+// which the library writes just before closing) sends them first; a Close
+// while a write blocked on a full socket holds the Cork does not wait for
+// it, and the blocked write fails.
+func TestCorkCloseSendsCorked(t *testing.T) {
+	peer, conn := tcpPair(t)
+	c := NewCork(conn)
+	if !c.tryCork() {
+		t.Fatal("tryCork refused")
+	}
+	_, _ = c.Write([]byte("frame"))
+	_, _ = c.Write([]byte("close-reply"))
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(peer); err != nil || string(b) != "frameclose-reply" {
+		t.Fatalf("peer read %q, %v; want the corked bytes, then the end", b, err)
+	}
+
+	peer, conn = tcpPair(t)
+	c = NewCork(conn)
+	if err := conn.SetWriteBuffer(4 << 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := peer.SetReadBuffer(64 << 10); err != nil {
+		t.Fatal(err)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, 4<<20)) // blocks: the peer does not read
+		wrote <- err
+	}()
+	if _, err := io.ReadFull(peer, make([]byte, 1)); err != nil { // the write holds the Cork
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waited for a write blocked on the socket")
+	}
+	select {
+	case err := <-wrote:
+		if err == nil {
+			t.Fatal("the blocked write succeeded on a closed connection")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the blocked write did not fail when the connection closed")
 	}
 }

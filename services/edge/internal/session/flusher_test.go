@@ -52,7 +52,7 @@ func (w *corkedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.tcp = conn.(*net.TCPConn)
 	w.cork = NewCork(conn)
-	return conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(w.cork, 32)), nil
+	return w.cork, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(w.cork, 32)), nil
 }
 
 // smallReadBufferClient dials with a 64 KiB receive buffer, whatever the
