@@ -165,13 +165,13 @@ func (c *Cork) tryUncork(w *rawWriter) (bool, error) {
 }
 
 // rawWriter makes tryUncork's writes. It is the scratch space of one
-// goroutine (the Flusher's), not of a connection: the function it hands to
+// goroutine (a Flusher's; Close makes its own), not of a connection: the function it hands to
 // RawConn.Write is made once, so a write allocates nothing, and a
 // connection holds nothing for it.
 type rawWriter struct {
-	p   []byte // the write in progress: its bytes, then what was written
-	n   int
-	err error
+	p   []byte                // the bytes of the write in progress
+	n   int                   // how many of them the socket took
+	err error                 // the write's error (EAGAIN is not one: n is then 0)
 	fn  func(fd uintptr) bool // w.tryFD
 }
 
