@@ -37,18 +37,7 @@ func updated(r room.Room) *pb.Event {
 // logs:read.
 func joinRoom(tb testing.TB, h *Hub, r room.Room, n int) []*sink {
 	tb.Helper()
-	sinks := make([]*sink, n)
-	for i := range sinks {
-		perms := []string{auth.PermTasksRead}
-		if i%2 == 0 {
-			perms = append(perms, auth.PermLogsRead)
-		}
-		sinks[i] = &sink{claims: &auth.Claims{Subject: fmt.Sprint("u", i), Permissions: perms, Projects: []string{"p1", "p2"}}, keep: true}
-		if err := h.Join(context.Background(), NewSubscription(r, sinks[i], nil, false), 0, nil); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return sinks
+	return joinSinks(tb, h, r, n, true, "p1", "p2")
 }
 
 // tasksSink is a keeping sink of user u1 with tasks:read in projects.

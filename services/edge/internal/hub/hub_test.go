@@ -119,14 +119,21 @@ func liveMsg(tb testing.TB, ev *pb.Event, seq uint64) *nats.Msg {
 // join subscribes n sinks to project:p1, every other one holding logs:read.
 func join(tb testing.TB, h *Hub, n int, keep bool) []*sink {
 	tb.Helper()
+	return joinSinks(tb, h, room.Project("p1"), n, keep, "p1")
+}
+
+// joinSinks subscribes n sinks to r, every other one holding logs:read;
+// each may read projects. keep: the sinks keep what they receive.
+func joinSinks(tb testing.TB, h *Hub, r room.Room, n int, keep bool, projects ...string) []*sink {
+	tb.Helper()
 	sinks := make([]*sink, n)
 	for i := range sinks {
 		perms := []string{auth.PermTasksRead}
 		if i%2 == 0 {
 			perms = append(perms, auth.PermLogsRead)
 		}
-		sinks[i] = &sink{claims: &auth.Claims{Subject: fmt.Sprint("u", i), Permissions: perms, Projects: []string{"p1"}}, keep: keep}
-		if err := h.Join(context.Background(), NewSubscription(room.Project("p1"), sinks[i], nil, false), 0, nil); err != nil {
+		sinks[i] = &sink{claims: &auth.Claims{Subject: fmt.Sprint("u", i), Permissions: perms, Projects: projects}, keep: keep}
+		if err := h.Join(context.Background(), NewSubscription(r, sinks[i], nil, false), 0, nil); err != nil {
 			tb.Fatal(err)
 		}
 	}
