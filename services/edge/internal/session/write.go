@@ -336,10 +336,20 @@ func (s *Session) finishFrame(size int) bool {
 	return s.disarmWrite(s.info.Cork.uncork(true), size)
 }
 
-// armWrite starts the write timeout for a frame about to be written.
+// armWrite starts the write timeout for a frame about to be written: the
+// WriteTimeout, or closeGrace if shorter and the session is closing
+// already. Under s.mu, so a Close either comes first and is seen here, or
+// comes after and finds writeSince set (cutBlockedWriteLocked): a frame
+// handed to the writer goroutine just before the Close gets the grace too.
 func (s *Session) armWrite() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.writeSince.Store(time.Now().UnixNano())
-	s.writeTimer.Reset(s.opts.WriteTimeout)
+	d := s.opts.WriteTimeout
+	if s.reason != nil && d > closeGrace {
+		d = closeGrace
+	}
+	s.writeTimer.Reset(d)
 }
 
 // disarmWrite stops the write timeout after a frame of size bytes was
