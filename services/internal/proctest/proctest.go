@@ -14,11 +14,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -45,33 +47,89 @@ func Build(dir, root string, services ...string) (map[string]string, error) {
 }
 
 // FreeAddr returns a 127.0.0.1 address with a port that was free a moment
-// ago.
+// ago, for a process to listen on (see FreeAddrs).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return FreeAddrs(t, 1)[0]
 }
 
 // FreeAddrs returns n distinct 127.0.0.1 addresses with ports that were
-// free a moment ago. Calling FreeAddr n times can return one port twice
-// (the kernel may hand a just-closed port out again); FreeAddrs holds
-// every listener until it has all n.
+// free a moment ago, none handed out before by this test process.
+//
+// The ports are picked at random outside the kernel's ephemeral range
+// (ip_local_port_range), and each is checked free by listening on it. A
+// port from the ephemeral range, as "127.0.0.1:0" gives, can be taken
+// between the check and the process's bind — or while the process is
+// stopped for a restart on the same port — as the source port of any
+// outgoing connection the test makes, and the process then fails to
+// start with "address already in use". When the host leaves no room
+// outside its ephemeral range, FreeAddrs falls back to "127.0.0.1:0".
 func FreeAddrs(t testing.TB, n int) []string {
 	t.Helper()
 	addrs := make([]string, n)
 	for i := range addrs {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := listenFixed()
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer ln.Close()
+		defer ln.Close() // held until all n are chosen
 		addrs[i] = ln.Addr().String()
 	}
 	return addrs
+}
+
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{} // guarded by portsMu: ports handed out by FreeAddrs
+)
+
+// listenFixed listens on a free port outside the ephemeral range that this
+// process has not handed out yet.
+func listenFixed() (net.Listener, error) {
+	lo, hi := fixedPorts()
+	if lo == 0 {
+		return net.Listen("tcp", "127.0.0.1:0")
+	}
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	var lastErr error
+	for range 200 {
+		port := lo + rand.IntN(hi-lo+1)
+		if portsUsed[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		portsUsed[port] = true
+		return ln, nil
+	}
+	return nil, fmt.Errorf("no free port in %d-%d after 200 tries: %v", lo, hi, lastErr)
+}
+
+// fixedPorts returns the range FreeAddrs picks from: the ports between
+// 20000 and the start of the ephemeral range, or those above its end (at
+// least 1,000 of them); 0, 0 when neither is that large or the range
+// cannot be read.
+func fixedPorts() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	var elo, ehi int
+	if _, err := fmt.Sscan(string(b), &elo, &ehi); err != nil {
+		return 0, 0
+	}
+	const floor, minPorts = 20000, 1000
+	switch {
+	case elo-1-floor >= minPorts:
+		return floor, elo - 1
+	case 65535-ehi >= minPorts:
+		return ehi + 1, 65535
+	}
+	return 0, 0
 }
 
 // Spec describes a process.
