@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/eventedge/eventedge/services/internal/proctest"
 )
 
 // runMainEnv makes the test binary run main() instead of the tests, so the
@@ -40,16 +42,6 @@ func command(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuffer
 	// environment leaks in.
 	cmd.Env = append([]string{runMainEnv + "=1", "PATH=" + os.Getenv("PATH")}, env...)
 	return cmd, stderr
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // client keeps no idle connections, so nothing outlives a test.
@@ -95,7 +87,7 @@ func TestBadConfigExits2WithOneLine(t *testing.T) {
 // TestSIGTERMStopsCleanly runs the real command in development mode, waits
 // until it is ready, checks it serves the app, and stops it with SIGTERM.
 func TestSIGTERMStopsCleanly(t *testing.T) {
-	addr, admin := freeAddr(t), freeAddr(t)
+	addr, admin := proctest.FreeAddr(t), proctest.FreeAddr(t)
 	cmd, stderr := command(t, []string{"DASHBOARD_DEV_JWT_SECRET=" + strings.Repeat("s", 32)},
 		"--dev", "--addr", addr, "--admin-addr", admin)
 	if err := cmd.Start(); err != nil {

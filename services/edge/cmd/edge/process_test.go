@@ -4,29 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/eventedge/eventedge/services/edge/client"
+	"github.com/eventedge/eventedge/services/internal/proctest"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // edgeProcess is the real binary running with its embedded NATS.
 type edgeProcess struct {
@@ -52,12 +41,12 @@ func startProcess(t *testing.T) *edgeProcess {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	p := &edgeProcess{
-		addr:   "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		admin:  "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		addr:   proctest.FreeAddr(t),
+		admin:  proctest.FreeAddr(t),
 		logs:   &bytes.Buffer{},
 		exited: make(chan error, 1),
 	}
-	natsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	natsAddr := proctest.FreeAddr(t)
 	p.cmd = exec.Command(bin, "--addr", p.addr, "--admin-addr", p.admin, "--embedded-nats-addr", natsAddr,
 		"--data-dir", filepath.Join(dir, "data"), "--node-name", "proc-1")
 	p.cmd.Env = append(os.Environ(), "EDGE_JWT_SECRET="+processSecret)

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eventedge/eventedge/services/internal/natstest"
+	"github.com/eventedge/eventedge/services/internal/proctest"
 )
 
 // TestMain runs main instead of the tests when the process test below
@@ -26,22 +26,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestProcessStopsOnSIGTERM: the binary serves, answers /readyz, and exits
 // 0 with a final log line when sent SIGTERM.
 func TestProcessStopsOnSIGTERM(t *testing.T) {
 	srv := natstest.Start(t)
 	srv.Connect(t) // creates EVENTS (in memory) for the service to find
-	addr, admin := freeAddr(t), freeAddr(t)
+	addr, admin := proctest.FreeAddr(t), proctest.FreeAddr(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),
 		"TASKAPI_RUN_MAIN=1",

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 	"github.com/eventedge/eventedge/services/taskapi/taskstore"
 
 	"github.com/eventedge/eventedge/services/internal/natstest"
+	"github.com/eventedge/eventedge/services/internal/proctest"
 )
 
 // TestMain runs main instead of the tests when the process test below
@@ -35,16 +35,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestProcessFinishesItsJobOnSIGTERM: the binary runs a job; SIGTERM
 // during it lets the job finish (within the grace), then exits 0.
 func TestProcessFinishesItsJobOnSIGTERM(t *testing.T) {
@@ -52,7 +42,7 @@ func TestProcessFinishesItsJobOnSIGTERM(t *testing.T) {
 	_, js := srv.Connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	admin := freeAddr(t)
+	admin := proctest.FreeAddr(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),
 		"WORKER_RUN_MAIN=1",
