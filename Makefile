@@ -9,7 +9,8 @@
 #   make docs    regenerate docs/configuration.md from the services' flags
 #   make bench   hot-path micro-benchmarks, then the standard load set L1…L5
 #                (make bench-micro, make bench-system: each alone;
-#                BENCH_FLAGS="--only L1,L5" or "--quick" for the set)
+#                BENCH_FLAGS="--only L1,L5" or "--quick" for the set;
+#                make bench-floor: L1 with nothing but the kernel's writes)
 #   make soak    10 minutes of connection churn; the edge's goroutines and
 #                RSS must return to their baseline (make test: 20 s)
 #   make chaos   the chaos suite's long form (every fault scenario, a few
@@ -48,7 +49,7 @@ STATICCHECK_VERSION   := v0.8.2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test lint proto bench bench-micro bench-system load-bins soak chaos fuzz fuzz-short govulncheck tools deps clean screenshot images docs
+.PHONY: all build run test lint proto bench bench-micro bench-system bench-floor load-bins soak chaos fuzz fuzz-short govulncheck tools deps clean screenshot images docs
 
 all: build
 
@@ -134,6 +135,12 @@ bench-micro:
 BENCH_FLAGS ?=
 bench-system: load-bins
 	cd scripts/bench && $(GO) run . --bin $(CURDIR)/bin $(BENCH_FLAGS)
+
+## bench-floor: L1's broadcast with nothing but one plain TCP write per
+## connection (writer on CPU 0, a minimal reader on CPU 1): the floor any
+## one-core server meets on this machine (scripts/bench --floor; 30 s)
+bench-floor:
+	cd scripts/bench && $(GO) run . --floor
 
 ## soak: connection churn against a fresh edge for $(SOAK) (issue #9,
 ## scripts/bench --soak), then checks that its goroutines and RSS return

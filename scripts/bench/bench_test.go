@@ -30,7 +30,7 @@ func TestParseFlags(t *testing.T) {
 	if o, _ := parseFlags([]string{"--quick"}, io.Discard); !slices.Equal(o.rates, []float64{20, 40}) {
 		t.Fatalf("quick sweep %v", o.rates)
 	}
-	for _, bad := range [][]string{{"--only", "L1,L9"}, {"--sweep", "20,x"}, {"--sweep", "0"}, {"--timeout", "0s"}, {"extra"}} {
+	for _, bad := range [][]string{{"--only", "L1,L9"}, {"--sweep", "20,x"}, {"--sweep", "0"}, {"--timeout", "0s"}, {"extra"}, {"--floor", "--only", "L1"}, {"--floor", "--soak", "1m"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("%v: no error", bad)
 		}
@@ -109,15 +109,7 @@ func jsonNum(f float64) string { b, _ := json.Marshal(f); return string(b) }
 // tests that start real processes, and skips where they cannot run.
 func binaries(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("taskset"); err != nil {
-		t.Skip("taskset not found (util-linux): the bench pins processes to CPUs")
-	}
-	if runtime.NumCPU() < 2 {
-		t.Skip("the bench needs 2 CPUs (taskset -c 0 and -c 1)")
-	}
-	if testing.Short() {
-		t.Skip("-short: starts real processes")
-	}
+	needPinning(t)
 	built.once.Do(func() {
 		if built.dir, built.err = os.MkdirTemp("", "eventedge-bench-bin-"); built.err != nil {
 			return
@@ -145,6 +137,21 @@ func binaries(t *testing.T) string {
 	return built.dir
 }
 
+// needPinning skips where the bench's processes cannot be pinned to two
+// CPUs, and under -short.
+func needPinning(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("taskset"); err != nil {
+		t.Skip("taskset not found (util-linux): the bench pins processes to CPUs")
+	}
+	if runtime.NumCPU() < 2 {
+		t.Skip("the bench needs 2 CPUs (taskset -c 0 and -c 1)")
+	}
+	if testing.Short() {
+		t.Skip("-short: starts real processes")
+	}
+}
+
 var built struct {
 	once sync.Once
 	dir  string
@@ -152,6 +159,13 @@ var built struct {
 }
 
 func TestMain(m *testing.M) {
+	if role := os.Getenv(floorRoleEnv); role != "" { // a process of TestFloorQuick
+		if err := floorRole(role); err != nil {
+			fmt.Fprintln(os.Stderr, "bench floor "+role+":", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	code := m.Run()
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
@@ -182,6 +196,24 @@ func TestQuickSet(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "QUICK MODE") || t.Failed() {
 		t.Errorf("table:\n%s\nlog:\n%s", stdout.String(), stderr.String())
+	}
+}
+
+// TestFloorQuick runs the floor with --quick: a writer process and a
+// reader process, pinned, over real loopback connections. It asserts no
+// timing: only that every message of every round arrived and both sides'
+// figures were printed.
+func TestFloorQuick(t *testing.T) {
+	needPinning(t)
+	var stdout, stderr bytes.Buffer
+	if err := run(t.Context(), []string{"--floor", "--quick", "--timeout", "2m"}, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	fp := defaultFloor(true)
+	for _, want := range []string{"  writer: one round", fmt.Sprintf("; %d received, 0 missing", fp.Conns*fp.Rounds)} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
 	}
 }
 

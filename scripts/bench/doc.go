@@ -52,4 +52,12 @@
 // or unacknowledged publishes, churning connects that timed out) is
 // shown as a note. The table goes to stdout and soak.txt, the record to
 // soak.json, loadgen's own to soak.loadgen.json and .txt.
+//
+// --floor (make bench-floor; floor.go) runs L1's broadcast with nothing
+// but the kernel: this binary again as a writer on CPU 0 (GOMAXPROCS=1)
+// that writes a 300-byte message to each of 5,000 loopback TCP
+// connections, one write each, 10 rounds a second for 20 s, and as a
+// reader on CPU 1 that measures each message's latency from its round's
+// start. It needs none of the binaries; --quick runs 200 connections for
+// 2 s (make test, TestFloorQuick).
 package main

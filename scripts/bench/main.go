@@ -20,6 +20,13 @@ import (
 )
 
 func main() {
+	if role := os.Getenv(floorRoleEnv); role != "" { // a process of --floor
+		if err := floorRole(role); err != nil {
+			fmt.Fprintln(os.Stderr, "bench floor "+role+":", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -37,6 +44,7 @@ type options struct {
 	rates    []float64
 	quick    bool
 	soak     time.Duration // > 0: run the soak (soak.go) instead of the set
+	floor    bool          // run the floor (floor.go) instead of the set
 	timeout  time.Duration
 }
 
@@ -52,6 +60,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.quick, "quick", false, "200 clients and short durations: checks the orchestration, measures nothing")
 	fs.DurationVar(&o.soak, "soak", 0, "run the soak instead of the set for this long: loadgen's churn scenario against a fresh edge, "+
 		"then check that its goroutines and RSS return to the baseline (e.g. 10m; make soak)")
+	fs.BoolVar(&o.floor, "floor", false, "run the floor instead of the set: L1's broadcast (5,000 connections, 10/s, 300 bytes; --quick: 200) "+
+		"with nothing but one plain TCP write per connection on CPU 0 and a minimal reader on CPU 1 (needs no binaries)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run (with --soak, default: at least the soak + 5m)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -71,6 +81,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.timeout <= 0 {
 		return o, fmt.Errorf("--timeout %s: must be positive", o.timeout)
+	}
+	if o.floor && (o.soak != 0 || only != "") {
+		return o, errors.New("--floor runs alone: without --soak or --only")
 	}
 	if o.soak < 0 || o.soak > 0 && (only != "" || o.quick) {
 		return o, fmt.Errorf("--soak %s: a positive duration, without --only or --quick (the soak runs alone)", o.soak)
@@ -98,6 +111,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if runtime.NumCPU() < 2 {
 		fmt.Fprintln(stderr, "bench: warning: fewer than 2 CPUs; taskset -c 1 will fail")
+	}
+	if o.floor {
+		if before, after, err := raiseNoFile(); err == nil && after > before {
+			fmt.Fprintf(stderr, "bench: open-file limit raised from %d to %d (the hard limit)\n", before, after)
+		}
+		ctx, cancel := context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+		p := &procs{}
+		defer p.stopAll()
+		return runFloor(ctx, p, defaultFloor(o.quick), stdout, stderr)
 	}
 	for _, b := range []string{"edge", "loadgen", "nats-server"} {
 		if _, err := os.Stat(filepath.Join(o.bin, b)); err != nil {

@@ -1,0 +1,303 @@
+package main
+
+// The floor (--floor): L1's broadcast with nothing in it but the kernel's
+// loopback TCP and a minimal Go program on each side. A writer process
+// pinned to CPU 0 (GOMAXPROCS=1, as the edge) accepts the connections and,
+// at L1's rate, writes one message to each of them in turn, one write
+// call per connection, as any server must when every client gets every
+// event; a reader process pinned to CPU 1 (as the load generator) reads
+// them, one goroutine per connection, and measures each message's latency
+// from the time stamped in it when its round began. No WebSocket, no JSON,
+// no broker, no queue: what it measures bounds from below what any
+// one-core server can reach on this machine with the same fan-out.
+//
+// Both processes are this binary again (os.Executable), told their role
+// by floorRoleEnv; their results come back as one JSON line on stdout.
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// floorRoleEnv names the role ("writer" or "reader") of a floor process;
+// main (and TestMain) run it instead of the orchestrator.
+const floorRoleEnv = "EVENTEDGE_BENCH_FLOOR"
+
+// floorParams are one floor run's: L1's by default (5,000 connections,
+// 10 rounds/s for 20 s, 300-byte messages: about the edge's event frame
+// at --payload-bytes 200); --quick: 200 connections for 2 s.
+type floorParams struct {
+	Conns    int           `json:"conns"`
+	Rate     float64       `json:"rate"`
+	Rounds   int           `json:"rounds"`
+	Size     int           `json:"size"`
+	Deadline time.Duration `json:"deadline"` // bound on the whole run, each side
+}
+
+func defaultFloor(quick bool) floorParams {
+	if quick {
+		return floorParams{Conns: 200, Rate: 10, Rounds: 20, Size: 300, Deadline: time.Minute}
+	}
+	return floorParams{Conns: 5000, Rate: 10, Rounds: 200, Size: 300, Deadline: 3 * time.Minute}
+}
+
+// writerResult is the writer's: each round's time to write every
+// connection, and its CPU time over the rounds.
+type writerResult struct {
+	Rounds []time.Duration `json:"rounds"`
+	User   time.Duration   `json:"user"`
+	Sys    time.Duration   `json:"sys"`
+}
+
+// readerResult is the reader's: its messages' latency quantiles.
+type readerResult struct {
+	P50, P90, P99, Max time.Duration
+	Received           int
+	Missing            int // messages not received by the deadline
+}
+
+// runFloor starts the two processes pinned, waits for both and prints the
+// figures.
+func runFloor(ctx context.Context, p *procs, fp floorParams, stdout, stderr io.Writer) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	params, _ := json.Marshal(fp)
+	stderr = &lockedWriter{w: stderr} // the children's output is copied in by exec's goroutines
+	role := func(r string) *exec.Cmd {
+		cmd := pinned(ctx, map[string]string{"writer": "0", "reader": "1"}[r], self)
+		cmd.Env = append(os.Environ(), floorRoleEnv+"="+r, "GOMAXPROCS=1", "FLOOR_PARAMS="+string(params))
+		cmd.Stderr = stderr
+		return cmd
+	}
+	w := role("writer")
+	wout, err := w.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := p.start(w); err != nil {
+		return fmt.Errorf("start the floor's writer: %w", err)
+	}
+	defer p.stop(w, 5*time.Second)
+	wr := bufio.NewReader(wout)
+	addr, err := wr.ReadString('\n') // its listen address first
+	if err != nil {
+		return fmt.Errorf("floor writer: no address: %w", err)
+	}
+	r := role("reader")
+	r.Env = append(r.Env, "FLOOR_ADDR="+strings.TrimSpace(addr))
+	var rout strings.Builder
+	r.Stdout = &rout
+	if err := p.start(r); err != nil {
+		return fmt.Errorf("start the floor's reader: %w", err)
+	}
+	fmt.Fprintf(stderr, "bench: floor: %d connections, %g rounds/s × %d, %d-byte messages; writer CPU 0, reader CPU 1\n", fp.Conns, fp.Rate, fp.Rounds, fp.Size)
+	var wres writerResult
+	werr := json.NewDecoder(wr).Decode(&wres)
+	rerr := r.Wait()
+	p.mu.Lock()
+	delete(p.live, r)
+	p.mu.Unlock()
+	if werr != nil {
+		return fmt.Errorf("floor writer: no result: %w", werr)
+	}
+	if rerr != nil {
+		return fmt.Errorf("floor reader: %w", rerr)
+	}
+	var rres readerResult
+	if err := json.Unmarshal([]byte(rout.String()), &rres); err != nil {
+		return fmt.Errorf("floor reader: result %.100q: %w", rout.String(), err)
+	}
+	writeFloor(stdout, fp, wres, rres)
+	if rres.Missing > 0 {
+		return fmt.Errorf("floor: %d of %d messages not received", rres.Missing, fp.Conns*fp.Rounds)
+	}
+	return nil
+}
+
+// writeFloor prints the floor's figures.
+func writeFloor(w io.Writer, fp floorParams, wres writerResult, rres readerResult) {
+	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) }
+	rounds := slices.Clone(wres.Rounds)
+	slices.Sort(rounds)
+	writes := time.Duration(fp.Conns * len(rounds))
+	var sum time.Duration
+	for _, d := range rounds {
+		sum += d
+	}
+	fmt.Fprintf(w, "floor: %d connections × %d rounds at %g/s, %d-byte messages, one write each (writer CPU 0, reader CPU 1)\n",
+		fp.Conns, fp.Rounds, fp.Rate, fp.Size)
+	if len(rounds) > 0 {
+		fmt.Fprintf(w, "  writer: one round (a write to every connection) p50 %s ms, p99 %s ms, max %s ms; per write %.2f µs wall, %.2f µs system + %.2f µs user CPU\n",
+			ms(quantile(rounds, 0.5)), ms(quantile(rounds, 0.99)), ms(rounds[len(rounds)-1]),
+			float64(sum)/float64(writes)/1e3, float64(wres.Sys)/float64(writes)/1e3, float64(wres.User)/float64(writes)/1e3)
+	}
+	fmt.Fprintf(w, "  reader: latency (round start → read) p50 %s ms, p90 %s ms, p99 %s ms, max %s ms; %d received, %d missing\n",
+		ms(rres.P50), ms(rres.P90), ms(rres.P99), ms(rres.Max), rres.Received, rres.Missing)
+}
+
+// quantile of sorted, non-empty ds.
+func quantile(ds []time.Duration, q float64) time.Duration {
+	return ds[min(len(ds)-1, int(q*float64(len(ds))))]
+}
+
+// floorRole runs a floor process's role; main exits with its result.
+func floorRole(role string) error {
+	var fp floorParams
+	if err := json.Unmarshal([]byte(os.Getenv("FLOOR_PARAMS")), &fp); err != nil {
+		return fmt.Errorf("FLOOR_PARAMS: %w", err)
+	}
+	if fp.Conns < 1 || fp.Rounds < 1 || fp.Rate <= 0 || fp.Size < 8 || fp.Deadline <= 0 {
+		return fmt.Errorf("FLOOR_PARAMS %+v: connections, rounds, rate and deadline positive, size at least 8", fp)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fp.Deadline)
+	defer cancel()
+	switch role {
+	case "writer":
+		return floorWriter(ctx, fp, os.Stdout)
+	case "reader":
+		return floorReader(ctx, fp, os.Getenv("FLOOR_ADDR"), os.Stdout)
+	}
+	return fmt.Errorf("%s=%q: writer or reader", floorRoleEnv, role)
+}
+
+// floorWriter accepts fp.Conns connections on a loopback port it prints
+// first, then writes fp.Rounds rounds on schedule, one message to each
+// connection per round, each stamped with the round's start.
+func floorWriter(ctx context.Context, fp floorParams, out io.Writer) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	fmt.Fprintln(out, ln.Addr().String())
+	context.AfterFunc(ctx, func() { ln.Close() })
+	conns := make([]net.Conn, 0, fp.Conns)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for len(conns) < fp.Conns {
+		c, err := ln.Accept()
+		if err != nil {
+			return fmt.Errorf("accepted %d of %d: %w", len(conns), fp.Conns, err)
+		}
+		conns = append(conns, c)
+	}
+	msg := make([]byte, fp.Size)
+	interval := time.Duration(float64(time.Second) / fp.Rate)
+	res := writerResult{Rounds: make([]time.Duration, 0, fp.Rounds)}
+	u0, s0 := cpuTimes()
+	start := time.Now()
+	for r := range fp.Rounds {
+		if wait := time.Until(start.Add(time.Duration(r) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		t0 := time.Now()
+		binary.LittleEndian.PutUint64(msg, uint64(t0.UnixNano()))
+		for _, c := range conns {
+			if _, err := c.Write(msg); err != nil {
+				return fmt.Errorf("round %d: %w", r, err)
+			}
+		}
+		res.Rounds = append(res.Rounds, time.Since(t0))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	u1, s1 := cpuTimes()
+	res.User, res.Sys = u1-u0, s1-s0
+	return json.NewEncoder(out).Encode(res)
+}
+
+// cpuTimes is this process's user and system CPU time so far.
+func cpuTimes() (user, sys time.Duration) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, 0
+	}
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+}
+
+// floorReader dials fp.Conns connections to addr and reads fp.Rounds
+// messages from each, one goroutine per connection, recording each one's
+// latency.
+func floorReader(ctx context.Context, fp floorParams, addr string, out io.Writer) error {
+	if addr == "" {
+		return errors.New("FLOOR_ADDR: empty")
+	}
+	conns := make([]net.Conn, 0, fp.Conns)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	var d net.Dialer
+	for range fp.Conns {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return fmt.Errorf("dialed %d of %d: %w", len(conns), fp.Conns, err)
+		}
+		conns = append(conns, c)
+	}
+	context.AfterFunc(ctx, func() {
+		for _, c := range conns {
+			c.SetReadDeadline(time.Unix(1, 0)) // unblock the readers at the deadline
+		}
+	})
+	lat := make([][]time.Duration, len(conns))
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		lat[i] = make([]time.Duration, 0, fp.Rounds)
+		wg.Go(func() {
+			buf := make([]byte, fp.Size)
+			for range fp.Rounds {
+				if _, err := io.ReadFull(c, buf); err != nil {
+					return
+				}
+				sent := int64(binary.LittleEndian.Uint64(buf))
+				lat[i] = append(lat[i], time.Duration(time.Now().UnixNano()-sent))
+			}
+		})
+	}
+	wg.Wait()
+	var all []time.Duration
+	var res readerResult
+	for _, l := range lat {
+		all = append(all, l...)
+		res.Missing += fp.Rounds - len(l)
+	}
+	if res.Received = len(all); len(all) > 0 {
+		slices.Sort(all)
+		res.P50, res.P90, res.P99, res.Max = quantile(all, 0.5), quantile(all, 0.9), quantile(all, 0.99), all[len(all)-1]
+	}
+	return json.NewEncoder(out).Encode(res)
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer // guarded by mu
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
