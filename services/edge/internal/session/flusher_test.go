@@ -310,39 +310,58 @@ func TestFlusherHandsOffFullSocket(t *testing.T) {
 }
 
 // TestCloseGraceForHandedOffFrame: a frame handed to the writer goroutine
-// after the session began closing (the Flusher found the Cork busy, and a
-// Close came before the goroutine armed its write timer) waits for a
-// client that does not read only closeGrace, not the whole WriteTimeout
-// (an hour here): the connection is dropped and the writer ends.
+// after the session began closing — a Close came before the goroutine
+// armed its write timer — waits for a client that does not read only
+// closeGrace, not the whole WriteTimeout (an hour here): the connection is
+// dropped and the writer ends. Both hand-offs of writeInline: the Cork was
+// busy (the frame unwritten), and the socket was full (the frame's rest
+// corked).
 func TestCloseGraceForHandedOffFrame(t *testing.T) {
-	env := flusherEnv(NewFlusher()) // not running: the test hands the frame over itself
-	env.Options.WriteTimeout = time.Hour
-	p := newPairs(t, env, 1)[0]
-	if err := p.tcp.SetWriteBuffer(4 << 10); err != nil {
-		t.Fatal(err)
-	}
-	// As writeInline hands a batch over: the writer running, counted; then
-	// the Close, which finds the writer running and no write in flight.
-	p.s.mu.Lock()
-	p.s.writer = writerRunning
-	p.s.writers.Add(1)
-	p.s.mu.Unlock()
-	p.s.Close(protocol.ReasonSlowConsumer)
-	big := bigOutbound(1, 4<<20) // far more than the two socket buffers hold
-	go p.s.writeLoop([]item{{data: big.Data}}, false, 0)
+	for _, corked := range []bool{false, true} {
+		t.Run(fmt.Sprint("corked=", corked), func(t *testing.T) {
+			f := NewFlusher() // not running: the test hands the frame over itself
+			env := flusherEnv(f)
+			env.Options.WriteTimeout = time.Hour
+			p := newPairs(t, env, 1)[0]
+			if err := p.tcp.SetWriteBuffer(4 << 10); err != nil {
+				t.Fatal(err)
+			}
+			batch := []item{{data: bigOutbound(1, 4<<20).Data}} // far more than the two socket buffers hold
+			size := 0
+			if corked {
+				if !p.s.info.Cork.tryCork() {
+					t.Fatal("the Cork is busy")
+				}
+				var sent bool
+				var err error
+				if size, sent, err = p.s.tryFrame(batch, f.raw); err != nil || sent {
+					t.Fatalf("tryFrame: sent %v, %v; want the rest corked", sent, err)
+				}
+			}
+			// As writeInline hands a batch over: the writer running,
+			// counted; then the Close, which finds the writer running and
+			// no write in flight.
+			p.s.mu.Lock()
+			p.s.writer = writerRunning
+			p.s.writers.Add(1)
+			p.s.mu.Unlock()
+			p.s.Close(protocol.ReasonSlowConsumer)
+			go p.s.writeLoop(batch, corked, size)
 
-	done := make(chan struct{})
-	go func() { defer close(done); p.s.writers.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(10 * closeGrace):
-		t.Fatalf("the writer still waits on a client that does not read %v after the close; want the connection dropped after %v", 10*closeGrace, closeGrace)
-	}
-	p.s.mu.Lock()
-	st := p.s.writer
-	p.s.mu.Unlock()
-	if st != writerDone {
-		t.Fatalf("writer state %d after the blocked frame was cut, want done", st)
+			done := make(chan struct{})
+			go func() { defer close(done); p.s.writers.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(10 * closeGrace):
+				t.Fatalf("the writer still waits on a client that does not read %v after the close; want the connection dropped after %v", 10*closeGrace, closeGrace)
+			}
+			p.s.mu.Lock()
+			st := p.s.writer
+			p.s.mu.Unlock()
+			if st != writerDone {
+				t.Fatalf("writer state %d after the blocked frame was cut, want done", st)
+			}
+		})
 	}
 }
 

@@ -107,7 +107,7 @@ type Session struct {
 	writers    sync.WaitGroup        // a writer queued with the flusher or running (inline or on its goroutine)
 	batch      []item                // owned by the running writer
 	batchPool  *[]item               // owned by the running writer: batch's entry in itemPool
-	writeTimer *time.Timer           // set once under mu by the first writer; Reset/Stop by the writer and cutBlockedWriteLocked, stopped by Run's teardown
+	writeTimer *time.Timer           // made once under mu by the first armWrite (a close-only writer makes none); Reset/Stop by the writer and cutBlockedWriteLocked, stopped by Run's teardown
 	writeSince atomic.Int64          // when the frame in flight began to be written (unix ns); 0: none
 	flow       flow                  // guarded by mu: throttling and held progress
 	reason     *protocol.CloseReason // guarded by mu; set once: the session is closing

@@ -175,12 +175,6 @@ func (s *Session) signalSpace() {
 // sends the close frame and ends the session's writing.
 func (s *Session) writeLoop(carried []item, corked bool, size int) {
 	defer s.writers.Done()
-	s.mu.Lock()
-	if s.writeTimer == nil {
-		s.writeTimer = time.AfterFunc(time.Hour, s.writeTimedOut)
-		s.writeTimer.Stop()
-	}
-	s.mu.Unlock()
 	if len(carried) > 0 {
 		var ok bool
 		if corked {
@@ -348,6 +342,10 @@ func (s *Session) armWrite() {
 	d := s.opts.WriteTimeout
 	if s.reason != nil && d > closeGrace {
 		d = closeGrace
+	}
+	if s.writeTimer == nil { // the session's first write outside the Flusher
+		s.writeTimer = time.AfterFunc(d, s.writeTimedOut)
+		return
 	}
 	s.writeTimer.Reset(d)
 }
