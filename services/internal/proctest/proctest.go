@@ -54,7 +54,10 @@ func FreeAddr(t testing.TB) string {
 }
 
 // FreeAddrs returns n distinct 127.0.0.1 addresses with ports that were
-// free a moment ago, none handed out before by this test process.
+// free a moment ago, none handed out before by this test process (another
+// process may pick the same port between its check and a bind: unlikely,
+// one in about 12,000 per port here, and make test runs one test process
+// at a time).
 //
 // The ports are picked at random outside the kernel's ephemeral range
 // (ip_local_port_range), and each is checked free by listening on it. A
@@ -87,26 +90,29 @@ var (
 // process has not handed out yet.
 func listenFixed() (net.Listener, error) {
 	lo, hi := fixedPorts()
-	if lo == 0 {
-		return net.Listen("tcp", "127.0.0.1:0")
-	}
 	portsMu.Lock()
 	defer portsMu.Unlock()
 	var lastErr error
 	for range 200 {
-		port := lo + rand.IntN(hi-lo+1)
-		if portsUsed[port] {
-			continue
+		addr := "127.0.0.1:0" // no room outside the ephemeral range: the kernel's pick
+		if lo != 0 {
+			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.IntN(hi-lo+1)))
 		}
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			lastErr = err
+			continue
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		if portsUsed[port] {
+			ln.Close()
+			lastErr = fmt.Errorf("port %d handed out before", port)
 			continue
 		}
 		portsUsed[port] = true
 		return ln, nil
 	}
-	return nil, fmt.Errorf("no free port in %d-%d after 200 tries: %v", lo, hi, lastErr)
+	return nil, fmt.Errorf("no free port after 200 tries (range %d-%d; 0-0: the kernel's): %v", lo, hi, lastErr)
 }
 
 // fixedPorts returns the range FreeAddrs picks from: the ports between
