@@ -210,7 +210,7 @@ func TestFloorQuick(t *testing.T) {
 		t.Fatalf("%v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
 	fp := defaultFloor(true)
-	for _, want := range []string{"  writer: one round", fmt.Sprintf("; %d received, 0 missing", fp.Conns*fp.Rounds)} {
+	for _, want := range []string{"  writer: one round", fmt.Sprintf("; %d received, 0 missing", fp.Conns*fp.Rounds), "  reader: CPU per message"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
 		}

@@ -61,13 +61,20 @@ type writerResult struct {
 	Rounds []time.Duration `json:"rounds"`
 	User   time.Duration   `json:"user"`
 	Sys    time.Duration   `json:"sys"`
+	// Late counts the rounds that began after their slot because the one
+	// before overran; MaxLate is the worst. A message's latency starts
+	// at its round's actual start (as the load generator stamps an event
+	// when it is sent), so this lateness is not in it.
+	Late    int           `json:"late"`
+	MaxLate time.Duration `json:"maxLate"`
 }
 
 // readerResult is the reader's: its messages' latency quantiles.
 type readerResult struct {
 	P50, P90, P99, Max time.Duration
 	Received           int
-	Missing            int // messages not received by the deadline
+	Missing            int           // messages not received by the deadline
+	User, Sys          time.Duration // its CPU time while reading
 }
 
 // runFloor starts the two processes pinned, waits for both and prints the
@@ -107,17 +114,28 @@ func runFloor(ctx context.Context, p *procs, fp floorParams, stdout, stderr io.W
 		return fmt.Errorf("start the floor's reader: %w", err)
 	}
 	fmt.Fprintf(stderr, "bench: floor: %d connections, %g rounds/s × %d, %d-byte messages; writer CPU 0, reader CPU 1\n", fp.Conns, fp.Rate, fp.Rounds, fp.Size)
+	// The reader is waited for on its own goroutine: when it fails (a
+	// dial refused, too few file descriptors) the writer, waiting in
+	// Accept or Write, is stopped at once rather than at its deadline,
+	// and the reader's error is the one reported.
+	rdone := make(chan error, 1)
+	go func() {
+		err := r.Wait()
+		p.mu.Lock()
+		delete(p.live, r)
+		p.mu.Unlock()
+		if err != nil {
+			_ = p.stop(w, time.Second)
+		}
+		rdone <- err
+	}()
 	var wres writerResult
 	werr := json.NewDecoder(wr).Decode(&wres)
-	rerr := r.Wait()
-	p.mu.Lock()
-	delete(p.live, r)
-	p.mu.Unlock()
+	if rerr := <-rdone; rerr != nil {
+		return fmt.Errorf("floor reader: %w", rerr)
+	}
 	if werr != nil {
 		return fmt.Errorf("floor writer: no result: %w", werr)
-	}
-	if rerr != nil {
-		return fmt.Errorf("floor reader: %w", rerr)
 	}
 	var rres readerResult
 	if err := json.Unmarshal([]byte(rout.String()), &rres); err != nil {
@@ -147,8 +165,15 @@ func writeFloor(w io.Writer, fp floorParams, wres writerResult, rres readerResul
 			ms(quantile(rounds, 0.5)), ms(quantile(rounds, 0.99)), ms(rounds[len(rounds)-1]),
 			float64(sum)/float64(writes)/1e3, float64(wres.Sys)/float64(writes)/1e3, float64(wres.User)/float64(writes)/1e3)
 	}
+	if wres.Late > 0 {
+		fmt.Fprintf(w, "  writer: %d rounds began late (the one before overran), at worst %s ms: not in the latency below\n", wres.Late, ms(wres.MaxLate))
+	}
 	fmt.Fprintf(w, "  reader: latency (round start → read) p50 %s ms, p90 %s ms, p99 %s ms, max %s ms; %d received, %d missing\n",
 		ms(rres.P50), ms(rres.P90), ms(rres.P99), ms(rres.Max), rres.Received, rres.Missing)
+	if rres.Received > 0 {
+		fmt.Fprintf(w, "  reader: CPU per message %.2f µs system + %.2f µs user\n",
+			float64(rres.Sys)/float64(rres.Received)/1e3, float64(rres.User)/float64(rres.Received)/1e3)
+	}
 }
 
 // quantile of sorted, non-empty ds.
@@ -205,18 +230,25 @@ func floorWriter(ctx context.Context, fp floorParams, out io.Writer) error {
 	res := writerResult{Rounds: make([]time.Duration, 0, fp.Rounds)}
 	u0, s0 := cpuTimes()
 	start := time.Now()
+	var prevEnd time.Time
 	for r := range fp.Rounds {
-		if wait := time.Until(start.Add(time.Duration(r) * interval)); wait > 0 {
+		slot := start.Add(time.Duration(r) * interval)
+		if wait := time.Until(slot); wait > 0 {
 			time.Sleep(wait)
 		}
 		t0 := time.Now()
+		if prevEnd.After(slot) { // the round before overran this one's slot
+			res.Late++
+			res.MaxLate = max(res.MaxLate, t0.Sub(slot))
+		}
 		binary.LittleEndian.PutUint64(msg, uint64(t0.UnixNano()))
 		for _, c := range conns {
 			if _, err := c.Write(msg); err != nil {
 				return fmt.Errorf("round %d: %w", r, err)
 			}
 		}
-		res.Rounds = append(res.Rounds, time.Since(t0))
+		prevEnd = time.Now()
+		res.Rounds = append(res.Rounds, prevEnd.Sub(t0))
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -261,6 +293,7 @@ func floorReader(ctx context.Context, fp floorParams, addr string, out io.Writer
 			c.SetReadDeadline(time.Unix(1, 0)) // unblock the readers at the deadline
 		}
 	})
+	u0, s0 := cpuTimes()
 	lat := make([][]time.Duration, len(conns))
 	var wg sync.WaitGroup
 	for i, c := range conns {
@@ -277,8 +310,9 @@ func floorReader(ctx context.Context, fp floorParams, addr string, out io.Writer
 		})
 	}
 	wg.Wait()
+	u1, s1 := cpuTimes()
 	var all []time.Duration
-	var res readerResult
+	res := readerResult{User: u1 - u0, Sys: s1 - s0}
 	for _, l := range lat {
 		all = append(all, l...)
 		res.Missing += fp.Rounds - len(l)
