@@ -10,7 +10,7 @@
 #   make bench   hot-path micro-benchmarks, then the standard load set L1…L5
 #                (make bench-micro, make bench-system: each alone;
 #                BENCH_FLAGS="--only L1,L5" or "--quick" for the set;
-#                make bench-floor: L1 with nothing but the kernel's writes)
+#                make bench-floor: L1 and L5 with nothing but the kernel)
 #   make soak    10 minutes of connection churn; the edge's goroutines and
 #                RSS must return to their baseline (make test: 20 s)
 #   make chaos   the chaos suite's long form (every fault scenario, a few
@@ -137,8 +137,9 @@ bench-system: load-bins
 	cd scripts/bench && $(GO) run . --bin $(CURDIR)/bin $(BENCH_FLAGS)
 
 ## bench-floor: L1's broadcast with nothing but one plain TCP write per
-## connection (writer on CPU 0, a minimal reader on CPU 1): the floor any
-## one-core server meets on this machine (scripts/bench --floor; 30 s)
+## connection (writer on CPU 0, a minimal reader on CPU 1), then L5's
+## connect storm with nothing but TCP connects and two plain exchanges:
+## the floors of this setup (scripts/bench --floor; 30 s)
 bench-floor:
 	cd scripts/bench && $(GO) run . --floor
 

@@ -199,18 +199,20 @@ func TestQuickSet(t *testing.T) {
 	}
 }
 
-// TestFloorQuick runs the floor with --quick: a writer process and a
-// reader process, pinned, over real loopback connections. It asserts no
-// timing: only that every message of every round arrived and both sides'
-// figures were printed.
+// TestFloorQuick runs the floors with --quick: for each, a writer
+// (server) process and a reader (client) process, pinned, over real
+// loopback connections. It asserts no timing: only that every message of
+// every round arrived, every connection finished its exchanges, and both
+// sides' figures were printed.
 func TestFloorQuick(t *testing.T) {
 	needPinning(t)
 	var stdout, stderr bytes.Buffer
 	if err := run(t.Context(), []string{"--floor", "--quick", "--timeout", "2m"}, &stdout, &stderr); err != nil {
 		t.Fatalf("%v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
-	fp := defaultFloor(true)
-	for _, want := range []string{"  writer: one round", fmt.Sprintf("; %d received, 0 missing", fp.Conns*fp.Rounds), "  reader: CPU per message"} {
+	fp, cp := defaultFloor(true), connectFloor(true)
+	for _, want := range []string{"  writer: one round", fmt.Sprintf("; %d received, 0 missing", fp.Conns*fp.Rounds), "  reader: CPU per message",
+		fmt.Sprintf(", %d connected, 0 failed;", cp.Conns), fmt.Sprintf("  server: %d served;", cp.Conns)} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
 		}

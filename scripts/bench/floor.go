@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -41,6 +42,9 @@ const floorRoleEnv = "EVENTEDGE_BENCH_FLOOR"
 // 10 rounds/s for 20 s, 300-byte messages: about the edge's event frame
 // at --payload-bytes 200); --quick: 200 connections for 2 s.
 type floorParams struct {
+	// Mode is "broadcast" (L1's) or "connect" (L5's: see floorServer).
+	Mode     string        `json:"mode"`
+	Dialers  int           `json:"dialers"` // connect: connections dialed at once
 	Conns    int           `json:"conns"`
 	Rate     float64       `json:"rate"`
 	Rounds   int           `json:"rounds"`
@@ -50,10 +54,30 @@ type floorParams struct {
 
 func defaultFloor(quick bool) floorParams {
 	if quick {
-		return floorParams{Conns: 200, Rate: 10, Rounds: 20, Size: 300, Deadline: time.Minute}
+		return floorParams{Mode: "broadcast", Conns: 200, Rate: 10, Rounds: 20, Size: 300, Deadline: time.Minute}
 	}
-	return floorParams{Conns: 5000, Rate: 10, Rounds: 200, Size: 300, Deadline: 3 * time.Minute}
+	return floorParams{Mode: "broadcast", Conns: 5000, Rate: 10, Rounds: 200, Size: 300, Deadline: 3 * time.Minute}
 }
+
+// connectFloor is L5's floor: 5,000 connections, 200 dialing at once
+// (--quick: 200, 20 at once).
+func connectFloor(quick bool) floorParams {
+	if quick {
+		return floorParams{Mode: "connect", Conns: 200, Dialers: 20, Deadline: time.Minute}
+	}
+	return floorParams{Mode: "connect", Conns: 5000, Dialers: 200, Deadline: 3 * time.Minute}
+}
+
+// The connect floor's exchange, L5's in size: the client's upgrade
+// request, the server's 101, the client's auth and subscribe, the
+// server's welcome and reply (bytes; what the load generator and the edge
+// send, to within tens of bytes).
+const (
+	floorRequest  = 250
+	floorResponse = 150
+	floorAuth     = 300
+	floorReply    = 150
+)
 
 // writerResult is the writer's: each round's time to write every
 // connection, and its CPU time over the rounds.
@@ -67,6 +91,7 @@ type writerResult struct {
 	// when it is sent), so this lateness is not in it.
 	Late    int           `json:"late"`
 	MaxLate time.Duration `json:"maxLate"`
+	Served  int           `json:"served"` // connect: connections that finished the exchange
 }
 
 // readerResult is the reader's: its messages' latency quantiles.
@@ -74,7 +99,8 @@ type readerResult struct {
 	P50, P90, P99, Max time.Duration
 	Received           int
 	Missing            int           // messages not received by the deadline
-	User, Sys          time.Duration // its CPU time while reading
+	User, Sys          time.Duration // its CPU time while reading (connect: dialing)
+	Wall               time.Duration // connect: first dial to the last reply
 }
 
 // runFloor starts the two processes pinned, waits for both and prints the
@@ -113,7 +139,7 @@ func runFloor(ctx context.Context, p *procs, fp floorParams, stdout, stderr io.W
 	if err := p.start(r); err != nil {
 		return fmt.Errorf("start the floor's reader: %w", err)
 	}
-	fmt.Fprintf(stderr, "bench: floor: %d connections, %g rounds/s × %d, %d-byte messages; writer CPU 0, reader CPU 1\n", fp.Conns, fp.Rate, fp.Rounds, fp.Size)
+	fmt.Fprintf(stderr, "bench: floor %s: %d connections; writer (server) CPU 0, reader (client) CPU 1\n", fp.Mode, fp.Conns)
 	// The reader is waited for on its own goroutine: when it fails (a
 	// dial refused, too few file descriptors) the writer, waiting in
 	// Accept or Write, is stopped at once rather than at its deadline,
@@ -141,11 +167,32 @@ func runFloor(ctx context.Context, p *procs, fp floorParams, stdout, stderr io.W
 	if err := json.Unmarshal([]byte(rout.String()), &rres); err != nil {
 		return fmt.Errorf("floor reader: result %.100q: %w", rout.String(), err)
 	}
+	if fp.Mode == "connect" {
+		writeConnectFloor(stdout, fp, wres, rres)
+		if rres.Missing > 0 {
+			return fmt.Errorf("floor: %d of %d connections failed", rres.Missing, fp.Conns)
+		}
+		return nil
+	}
 	writeFloor(stdout, fp, wres, rres)
 	if rres.Missing > 0 {
 		return fmt.Errorf("floor: %d of %d messages not received", rres.Missing, fp.Conns*fp.Rounds)
 	}
 	return nil
+}
+
+// writeConnectFloor prints the connect floor's figures.
+func writeConnectFloor(w io.Writer, fp floorParams, wres writerResult, rres readerResult) {
+	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) }
+	us := func(d time.Duration, n int) string {
+		return strconv.FormatFloat(float64(d)/float64(max(n, 1))/1e3, 'f', 1, 64)
+	}
+	fmt.Fprintf(w, "floor: connect %d connections, %d at once: TCP connect, then %d bytes to the server and %d back in two exchanges (server CPU 0, client CPU 1)\n",
+		fp.Conns, fp.Dialers, floorRequest+floorAuth, floorResponse+floorReply)
+	fmt.Fprintf(w, "  client: %.3f s wall, %d connected, %d failed; per connection p50 %s ms, p99 %s ms; CPU per connection %s µs system + %s µs user\n",
+		rres.Wall.Seconds(), rres.Received, rres.Missing, ms(rres.P50), ms(rres.P99), us(rres.Sys, rres.Received), us(rres.User, rres.Received))
+	fmt.Fprintf(w, "  server: %d served; CPU per connection %s µs system + %s µs user\n",
+		wres.Served, us(wres.Sys, wres.Served), us(wres.User, wres.Served))
 }
 
 // writeFloor prints the floor's figures.
@@ -187,11 +234,22 @@ func floorRole(role string) error {
 	if err := json.Unmarshal([]byte(os.Getenv("FLOOR_PARAMS")), &fp); err != nil {
 		return fmt.Errorf("FLOOR_PARAMS: %w", err)
 	}
-	if fp.Conns < 1 || fp.Rounds < 1 || fp.Rate <= 0 || fp.Size < 8 || fp.Deadline <= 0 {
+	switch {
+	case fp.Mode == "connect" && (fp.Conns < 1 || fp.Dialers < 1 || fp.Deadline <= 0):
+		return fmt.Errorf("FLOOR_PARAMS %+v: connections, dialers and deadline positive", fp)
+	case fp.Mode == "broadcast" && (fp.Conns < 1 || fp.Rounds < 1 || fp.Rate <= 0 || fp.Size < 8 || fp.Deadline <= 0):
 		return fmt.Errorf("FLOOR_PARAMS %+v: connections, rounds, rate and deadline positive, size at least 8", fp)
+	case fp.Mode != "connect" && fp.Mode != "broadcast":
+		return fmt.Errorf("FLOOR_PARAMS mode %q: broadcast or connect", fp.Mode)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), fp.Deadline)
 	defer cancel()
+	switch {
+	case fp.Mode == "connect" && role == "writer":
+		return floorServer(ctx, fp, os.Stdout)
+	case fp.Mode == "connect" && role == "reader":
+		return floorDialer(ctx, fp, os.Getenv("FLOOR_ADDR"), os.Stdout)
+	}
 	switch role {
 	case "writer":
 		return floorWriter(ctx, fp, os.Stdout)
@@ -334,4 +392,140 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// floorServer is the connect floor's server: it accepts fp.Conns
+// connections on a loopback port it prints first and, on a goroutine per
+// connection (as net/http), reads the request, writes the response, reads
+// the auth and writes the reply, then holds the connection until all are
+// served. It reports its CPU time from the first accept on.
+func floorServer(ctx context.Context, fp floorParams, out io.Writer) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	fmt.Fprintln(out, ln.Addr().String())
+	context.AfterFunc(ctx, func() { ln.Close() })
+	var (
+		mu     sync.Mutex
+		conns  []net.Conn // guarded by mu: closed at the end
+		served int        // guarded by mu
+		wg     sync.WaitGroup
+	)
+	defer func() {
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	var u0, s0 time.Duration
+	for i := range fp.Conns {
+		c, err := ln.Accept()
+		if err != nil {
+			return fmt.Errorf("accepted %d of %d: %w", i, fp.Conns, err)
+		}
+		if i == 0 {
+			u0, s0 = cpuTimes()
+		}
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+		wg.Go(func() {
+			buf := make([]byte, max(floorRequest, floorAuth))
+			if _, err := io.ReadFull(c, buf[:floorRequest]); err != nil {
+				return
+			}
+			if _, err := c.Write(buf[:floorResponse]); err != nil {
+				return
+			}
+			if _, err := io.ReadFull(c, buf[:floorAuth]); err != nil {
+				return
+			}
+			if _, err := c.Write(buf[:floorReply]); err != nil {
+				return
+			}
+			mu.Lock()
+			served++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	u1, s1 := cpuTimes()
+	mu.Lock()
+	res := writerResult{Served: served, User: u1 - u0, Sys: s1 - s0}
+	mu.Unlock()
+	return json.NewEncoder(out).Encode(res)
+}
+
+// floorDialer is the connect floor's client: fp.Dialers goroutines dial
+// fp.Conns connections to addr in all, each then writing the request,
+// reading the response, writing the auth and reading the reply, and
+// holding it; it reports the wall time from the first dial to the last
+// reply, each connection's time and its CPU time.
+func floorDialer(ctx context.Context, fp floorParams, addr string, out io.Writer) error {
+	if addr == "" {
+		return errors.New("FLOOR_ADDR: empty")
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn      // guarded by mu: closed at the end
+		took  []time.Duration // guarded by mu
+		next  atomic.Int64
+		wg    sync.WaitGroup
+	)
+	defer func() {
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	u0, s0 := cpuTimes()
+	start := time.Now()
+	for range fp.Dialers {
+		wg.Go(func() {
+			var d net.Dialer
+			buf := make([]byte, max(floorResponse, floorReply, floorRequest, floorAuth))
+			for next.Add(1) <= int64(fp.Conns) && ctx.Err() == nil {
+				t0 := time.Now()
+				c, err := d.DialContext(ctx, "tcp", addr)
+				if err != nil {
+					continue
+				}
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := c.Write(buf[:floorRequest]); err != nil {
+					continue
+				}
+				if _, err := io.ReadFull(c, buf[:floorResponse]); err != nil {
+					continue
+				}
+				if _, err := c.Write(buf[:floorAuth]); err != nil {
+					continue
+				}
+				if _, err := io.ReadFull(c, buf[:floorReply]); err != nil {
+					continue
+				}
+				el := time.Since(t0)
+				mu.Lock()
+				took = append(took, el)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	u1, s1 := cpuTimes()
+	mu.Lock()
+	defer mu.Unlock()
+	res := readerResult{Wall: wall, User: u1 - u0, Sys: s1 - s0, Received: len(took), Missing: fp.Conns - len(took)}
+	if len(took) > 0 {
+		slices.Sort(took)
+		res.P50, res.P90, res.P99, res.Max = quantile(took, 0.5), quantile(took, 0.9), quantile(took, 0.99), took[len(took)-1]
+	}
+	return json.NewEncoder(out).Encode(res)
 }

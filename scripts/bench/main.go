@@ -60,8 +60,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.quick, "quick", false, "200 clients and short durations: checks the orchestration, measures nothing")
 	fs.DurationVar(&o.soak, "soak", 0, "run the soak instead of the set for this long: loadgen's churn scenario against a fresh edge, "+
 		"then check that its goroutines and RSS return to the baseline (e.g. 10m; make soak)")
-	fs.BoolVar(&o.floor, "floor", false, "run the floor instead of the set: L1's broadcast (5,000 connections, 10/s, 300 bytes; --quick: 200) "+
-		"with nothing but one plain TCP write per connection on CPU 0 and a minimal reader on CPU 1 (needs no binaries)")
+	fs.BoolVar(&o.floor, "floor", false, "run the floors instead of the set: L1's broadcast (5,000 connections, 10/s, 300 bytes; --quick: 200) "+
+		"with nothing but one plain TCP write per connection on CPU 0 and a minimal reader on CPU 1, then L5's connect storm (5,000 connections, "+
+		"200 at once; --quick: 200, 20) with nothing but TCP connects and two plain exchanges (needs no binaries)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run (with --soak, default: at least the soak + 5m)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -120,7 +121,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer cancel()
 		p := &procs{}
 		defer p.stopAll()
-		return runFloor(ctx, p, defaultFloor(o.quick), stdout, stderr)
+		if err := runFloor(ctx, p, defaultFloor(o.quick), stdout, stderr); err != nil {
+			return err
+		}
+		return runFloor(ctx, p, connectFloor(o.quick), stdout, stderr)
 	}
 	for _, b := range []string{"edge", "loadgen", "nats-server"} {
 		if _, err := os.Stat(filepath.Join(o.bin, b)); err != nil {
