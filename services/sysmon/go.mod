@@ -6,6 +6,7 @@ replace github.com/eventedge/eventedge/proto => ../../proto
 
 require (
 	github.com/eventedge/eventedge/proto v0.0.0
+	github.com/eventedge/eventedge/services/internal v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
@@ -35,3 +36,5 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 )
+
+replace github.com/eventedge/eventedge/services/internal => ../internal

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/eventedge/eventedge/proto/events"
 
+	"github.com/eventedge/eventedge/services/internal/proctest"
 	"github.com/eventedge/eventedge/services/sysmon/internal/sysmontest"
 )
 
@@ -44,16 +44,6 @@ func command(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	return cmd, &stderr
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestBadConfigExits2WithOneLine(t *testing.T) {
 	for _, args := range [][]string{{"--max-p99", "fast"}, {"--no-such-flag"}, {"--max-stream-fill", "2"}} {
 		cmd, stderr := command(t, args...)
@@ -76,7 +66,7 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	ns := sysmontest.StartNATS(t, sysmontest.NATSOptions{})
 	_, js := sysmontest.Connect(t, ns.ClientURL())
 	sysmontest.EnsureStream(t, js, events.StreamConfig{})
-	admin := freeAddr(t)
+	admin := proctest.FreeAddr(t)
 	cmd, stderr := command(t, "--nats-url", ns.ClientURL(), "--admin-addr", admin, "--probe-interval", "100ms")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
