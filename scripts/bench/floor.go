@@ -259,30 +259,38 @@ func floorRole(role string) error {
 	return fmt.Errorf("%s=%q: writer or reader", floorRoleEnv, role)
 }
 
+// floorListen listens on a loopback port, prints its address on out (the
+// orchestrator hands it to the other process) and closes the listener
+// when ctx ends, which fails a waiting Accept.
+func floorListen(ctx context.Context, out io.Writer) (net.Listener, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(out, ln.Addr().String())
+	context.AfterFunc(ctx, func() { ln.Close() })
+	return ln, nil
+}
+
 // floorWriter accepts fp.Conns connections on a loopback port it prints
 // first, then writes fp.Rounds rounds on schedule, one message to each
 // connection per round, each stamped with the round's start.
 func floorWriter(ctx context.Context, fp floorParams, out io.Writer) error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := floorListen(ctx, out)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
-	fmt.Fprintln(out, ln.Addr().String())
-	context.AfterFunc(ctx, func() { ln.Close() })
-	conns := make([]net.Conn, 0, fp.Conns)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for len(conns) < fp.Conns {
+	var set connSet
+	defer set.closeAll()
+	for i := range fp.Conns {
 		c, err := ln.Accept()
 		if err != nil {
-			return fmt.Errorf("accepted %d of %d: %w", len(conns), fp.Conns, err)
+			return fmt.Errorf("accepted %d of %d: %w", i, fp.Conns, err)
 		}
-		conns = append(conns, c)
+		set.add(c)
 	}
+	conns := set.conns // all accepted: no more adds
 	msg := make([]byte, fp.Size)
 	interval := time.Duration(float64(time.Second) / fp.Rate)
 	res := writerResult{Rounds: make([]time.Duration, 0, fp.Rounds)}
@@ -332,20 +340,17 @@ func floorReader(ctx context.Context, fp floorParams, addr string, out io.Writer
 	if addr == "" {
 		return errors.New("FLOOR_ADDR: empty")
 	}
-	conns := make([]net.Conn, 0, fp.Conns)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
+	var set connSet
+	defer set.closeAll()
 	var d net.Dialer
-	for range fp.Conns {
+	for i := range fp.Conns {
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
-			return fmt.Errorf("dialed %d of %d: %w", len(conns), fp.Conns, err)
+			return fmt.Errorf("dialed %d of %d: %w", i, fp.Conns, err)
 		}
-		conns = append(conns, c)
+		set.add(c)
 	}
+	conns := set.conns // all dialed: no more adds
 	context.AfterFunc(ctx, func() {
 		for _, c := range conns {
 			c.SetReadDeadline(time.Unix(1, 0)) // unblock the readers at the deadline
@@ -382,6 +387,26 @@ func floorReader(ctx context.Context, fp floorParams, addr string, out io.Writer
 	return json.NewEncoder(out).Encode(res)
 }
 
+// connSet holds a floor process's connections until closeAll.
+type connSet struct {
+	mu    sync.Mutex
+	conns []net.Conn // guarded by mu, but for reads once no more are added
+}
+
+func (s *connSet) add(c net.Conn) {
+	s.mu.Lock()
+	s.conns = append(s.conns, c)
+	s.mu.Unlock()
+}
+
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.Close()
+	}
+}
+
 // lockedWriter serialises writes to w.
 type lockedWriter struct {
 	mu sync.Mutex
@@ -400,26 +425,18 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // the auth and writes the reply, then holds the connection until all are
 // served. It reports its CPU time from the first accept on.
 func floorServer(ctx context.Context, fp floorParams, out io.Writer) error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := floorListen(ctx, out)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
-	fmt.Fprintln(out, ln.Addr().String())
-	context.AfterFunc(ctx, func() { ln.Close() })
 	var (
+		conns  connSet
 		mu     sync.Mutex
-		conns  []net.Conn // guarded by mu: closed at the end
-		served int        // guarded by mu
+		served int // guarded by mu
 		wg     sync.WaitGroup
 	)
-	defer func() {
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	}()
+	defer conns.closeAll()
 	var u0, s0 time.Duration
 	for i := range fp.Conns {
 		c, err := ln.Accept()
@@ -429,9 +446,7 @@ func floorServer(ctx context.Context, fp floorParams, out io.Writer) error {
 		if i == 0 {
 			u0, s0 = cpuTimes()
 		}
-		mu.Lock()
-		conns = append(conns, c)
-		mu.Unlock()
+		conns.add(c)
 		wg.Go(func() {
 			buf := make([]byte, max(floorRequest, floorAuth))
 			if _, err := io.ReadFull(c, buf[:floorRequest]); err != nil {
@@ -469,19 +484,13 @@ func floorDialer(ctx context.Context, fp floorParams, addr string, out io.Writer
 		return errors.New("FLOOR_ADDR: empty")
 	}
 	var (
+		conns connSet
 		mu    sync.Mutex
-		conns []net.Conn      // guarded by mu: closed at the end
 		took  []time.Duration // guarded by mu
 		next  atomic.Int64
 		wg    sync.WaitGroup
 	)
-	defer func() {
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	}()
+	defer conns.closeAll()
 	u0, s0 := cpuTimes()
 	start := time.Now()
 	for range fp.Dialers {
@@ -494,9 +503,7 @@ func floorDialer(ctx context.Context, fp floorParams, addr string, out io.Writer
 				if err != nil {
 					continue
 				}
-				mu.Lock()
-				conns = append(conns, c)
-				mu.Unlock()
+				conns.add(c)
 				c.SetDeadline(time.Now().Add(10 * time.Second))
 				if _, err := c.Write(buf[:floorRequest]); err != nil {
 					continue
