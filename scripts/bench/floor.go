@@ -91,7 +91,7 @@ type writerResult struct {
 	// when it is sent), so this lateness is not in it.
 	Late    int           `json:"late"`
 	MaxLate time.Duration `json:"maxLate"`
-	Served  int           `json:"served"` // connect: connections that finished the exchange
+	Served  int           `json:"served"` // connect: connections the server wrote its reply to
 }
 
 // readerResult is the reader's: its messages' latency quantiles.
@@ -139,7 +139,7 @@ func runFloor(ctx context.Context, p *procs, fp floorParams, stdout, stderr io.W
 	if err := p.start(r); err != nil {
 		return fmt.Errorf("start the floor's reader: %w", err)
 	}
-	fmt.Fprintf(stderr, "bench: floor %s: %d connections; writer (server) CPU 0, reader (client) CPU 1\n", fp.Mode, fp.Conns)
+	fmt.Fprintf(stderr, "bench: floor %s: %d connections; writer (server) CPU 0, reader (client) CPU 1 (%s)\n", fp.Mode, fp.Conns, params)
 	// The reader is waited for on its own goroutine: when it fails (a
 	// dial refused, too few file descriptors) the writer, waiting in
 	// Accept or Write, is stopped at once rather than at its deadline,
@@ -387,6 +387,26 @@ func floorReader(ctx context.Context, fp floorParams, addr string, out io.Writer
 	return json.NewEncoder(out).Encode(res)
 }
 
+// floorStall is how long the connect floor's server waits for the next
+// connection before it takes the client to have stopped dialing.
+const floorStall = 10 * time.Second
+
+// floorExchange is the client's side of the connect floor's two
+// exchanges on c (buf holds the largest message).
+func floorExchange(c net.Conn, buf []byte) error {
+	if _, err := c.Write(buf[:floorRequest]); err != nil {
+		return err
+	}
+	if _, err := io.ReadFull(c, buf[:floorResponse]); err != nil {
+		return err
+	}
+	if _, err := c.Write(buf[:floorAuth]); err != nil {
+		return err
+	}
+	_, err := io.ReadFull(c, buf[:floorReply])
+	return err
+}
+
 // connSet holds a floor process's connections until closeAll.
 type connSet struct {
 	mu    sync.Mutex
@@ -438,14 +458,24 @@ func floorServer(ctx context.Context, fp floorParams, out io.Writer) error {
 	)
 	defer conns.closeAll()
 	var u0, s0 time.Duration
+	dl, _ := ctx.Deadline()
 	for i := range fp.Conns {
+		if i > 0 {
+			// The client dials without pause; one whose dials failed
+			// sends no more, and the server reports what it served.
+			ln.(*net.TCPListener).SetDeadline(time.Now().Add(floorStall))
+		}
 		c, err := ln.Accept()
 		if err != nil {
+			if i > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
 			return fmt.Errorf("accepted %d of %d: %w", i, fp.Conns, err)
 		}
 		if i == 0 {
 			u0, s0 = cpuTimes()
 		}
+		c.SetDeadline(dl)
 		conns.add(c)
 		wg.Go(func() {
 			buf := make([]byte, max(floorRequest, floorAuth))
@@ -492,6 +522,15 @@ func floorDialer(ctx context.Context, fp floorParams, addr string, out io.Writer
 	)
 	defer conns.closeAll()
 	u0, s0 := cpuTimes()
+	var firstErr error // guarded by mu
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+	}
+	dl, _ := ctx.Deadline()
 	start := time.Now()
 	for range fp.Dialers {
 		wg.Go(func() {
@@ -501,20 +540,13 @@ func floorDialer(ctx context.Context, fp floorParams, addr string, out io.Writer
 				t0 := time.Now()
 				c, err := d.DialContext(ctx, "tcp", addr)
 				if err != nil {
+					fail(err)
 					continue
 				}
 				conns.add(c)
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				if _, err := c.Write(buf[:floorRequest]); err != nil {
-					continue
-				}
-				if _, err := io.ReadFull(c, buf[:floorResponse]); err != nil {
-					continue
-				}
-				if _, err := c.Write(buf[:floorAuth]); err != nil {
-					continue
-				}
-				if _, err := io.ReadFull(c, buf[:floorReply]); err != nil {
+				c.SetDeadline(dl)
+				if err := floorExchange(c, buf); err != nil {
+					fail(err)
 					continue
 				}
 				el := time.Since(t0)
@@ -525,6 +557,9 @@ func floorDialer(ctx context.Context, fp floorParams, addr string, out io.Writer
 		})
 	}
 	wg.Wait()
+	if firstErr != nil {
+		fmt.Fprintf(os.Stderr, "bench floor reader: %d of %d connections failed, the first: %v\n", fp.Conns-len(took), fp.Conns, firstErr)
+	}
 	wall := time.Since(start)
 	u1, s1 := cpuTimes()
 	mu.Lock()
