@@ -116,8 +116,10 @@ type record struct {
 			Requested, Connected, Failed int
 		} `json:"clients"`
 		Connect *struct {
-			Wall      float64 `json:"wall"`
-			PerSecond float64 `json:"perSecond"`
+			Wall              float64  `json:"wall"`
+			PerSecond         float64  `json:"perSecond"`
+			LoadgenCPUSeconds float64  `json:"loadgenCpuSeconds"`
+			EdgeCPUSeconds    *float64 `json:"edgeCpuSeconds"`
 		} `json:"connect"`
 		Latency *struct {
 			Count uint64  `json:"count"`
@@ -208,8 +210,12 @@ func runLoadgen(t *testing.T, e testEdge, args ...string) (string, *record) {
 	if !r.OK || r.Clients.Requested != 20 || r.Clients.Connected != 20 || r.Clients.Failed != 0 {
 		t.Errorf("ok %v, clients %+v", r.OK, r.Clients)
 	}
-	if r.Connect == nil || r.Connect.Wall <= 0 || r.Connect.PerSecond <= 0 {
-		t.Errorf("connect: %+v", r.Connect)
+	if r.Connect == nil || r.Connect.Wall <= 0 || r.Connect.PerSecond <= 0 || r.Connect.LoadgenCPUSeconds <= 0 ||
+		r.Connect.EdgeCPUSeconds == nil || *r.Connect.EdgeCPUSeconds < 0 {
+		t.Errorf("connect: %+v (the CPU while connecting: the load generator's used some, the edge's sampled)", r.Connect)
+	}
+	if !strings.Contains(stdout.String(), "cpu while connecting") {
+		t.Errorf("no connect CPU row:\n%s", stdout.String())
 	}
 	if r.Edge == nil || r.Edge.Samples < 1 || r.Edge.RSSEndBytes <= 0 {
 		t.Errorf("edge: %+v", r.Edge)

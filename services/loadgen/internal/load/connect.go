@@ -30,10 +30,15 @@ func (r *runner) connectResults(d *dialResult) *Results {
 			Failures: failures, FailureSamples: samples,
 		},
 		Connect: &ConnectResults{
-			Wall:          Duration(d.wall),
-			Dialers:       min(r.cfg.Dialers, r.cfg.Clients),
-			ClientLatency: latencyOf(d.latency),
+			Wall:              Duration(d.wall),
+			Dialers:           min(r.cfg.Dialers, r.cfg.Clients),
+			ClientLatency:     latencyOf(d.latency),
+			LoadgenCPUSeconds: d.cpu.Seconds(),
 		},
+	}
+	if d.edgeCPUOK {
+		e := d.edgeCPU.Seconds()
+		res.Connect.EdgeCPUSeconds = &e
 	}
 	if d.wall > 0 {
 		res.Connect.PerSecond = float64(connected) / d.wall.Seconds()

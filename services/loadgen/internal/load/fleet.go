@@ -46,6 +46,10 @@ type dialResult struct {
 	failures *failureCounts
 	latency  *hist.Histogram // connect + auth + subscribe, per client
 	wall     time.Duration   // first dial to last done
+	// CPU time over wall: this process's, and the edge's (when sampled:
+	// edgeCPUOK).
+	cpu, edgeCPU time.Duration
+	edgeCPUOK    bool
 }
 
 // dialAll connects clients 0…n-1 with r.cfg.Dialers at once, each
@@ -80,6 +84,8 @@ func (r *runner) dialAllSpec(ctx context.Context, n int, spec func(i int) client
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	cpu0 := selfCPU()
+	edge0, edgeOK := r.edgeCPU()
 	start := time.Now()
 	for range min(r.cfg.Dialers, n) {
 		wg.Go(func() {
@@ -114,7 +120,20 @@ func (r *runner) dialAllSpec(ctx context.Context, n int, spec func(i int) client
 	}
 	wg.Wait()
 	res.wall = time.Since(start)
+	res.cpu = selfCPU() - cpu0
+	if edge1, ok := r.edgeCPU(); ok && edgeOK {
+		res.edgeCPU, res.edgeCPUOK = edge1-edge0, true
+	}
 	return res
+}
+
+// edgeCPU reads the edge's CPU time now, when its pid is sampled.
+func (r *runner) edgeCPU() (time.Duration, bool) {
+	if r.sampler == nil {
+		return 0, false
+	}
+	got, err := r.sampler.sample()
+	return got.CPU, err == nil
 }
 
 // userID is client i's user (and user room id).

@@ -83,6 +83,11 @@ type ConnectResults struct {
 	PerSecond     float64         `json:"perSecond"`
 	Dialers       int             `json:"dialers"`
 	ClientLatency *LatencyResults `json:"clientLatency"` // connect + auth + subscribe of one client
+	// CPU time over Wall only (the run's edge and loadgen sections cover
+	// all of it, the close of every client included): the load
+	// generator's, and the edge's when --edge-pid is set.
+	LoadgenCPUSeconds float64  `json:"loadgenCpuSeconds"`
+	EdgeCPUSeconds    *float64 `json:"edgeCpuSeconds,omitempty"`
 }
 
 // LatencyResults summarises a histogram, in milliseconds.
@@ -345,6 +350,12 @@ func WriteTable(w io.Writer, rec *Record) error {
 		if l := c.ClientLatency; l != nil && l.Count > 0 {
 			row("  per client (ms)", "p50 %.2f  p90 %.2f  p99 %.2f  max %.2f", l.P50Ms, l.P90Ms, l.P99Ms, l.MaxMs)
 		}
+		perConn := func(sec float64) float64 { return sec / float64(max(r.Clients.Connected, 1)) * 1e6 }
+		cpu := fmt.Sprintf("loadgen %.2fs (%.0f µs per client)", c.LoadgenCPUSeconds, perConn(c.LoadgenCPUSeconds))
+		if e := c.EdgeCPUSeconds; e != nil {
+			cpu = fmt.Sprintf("edge %.2fs (%.0f µs per client), ", *e, perConn(*e)) + cpu
+		}
+		row("  cpu while connecting", "%s", cpu)
 	}
 	if pub := r.Publisher; pub != nil {
 		row("publisher", "%d/%d published, %d failed, max lag %s, %d late, %.2fs", pub.Published, pub.Target, pub.Failed,
