@@ -159,13 +159,7 @@ var built struct {
 }
 
 func TestMain(m *testing.M) {
-	if role := os.Getenv(floorRoleEnv); role != "" { // a process of TestFloorQuick
-		if err := floorRole(role); err != nil {
-			fmt.Fprintln(os.Stderr, "bench floor "+role+":", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	exitIfFloorRole() // a process of TestFloorQuick
 	code := m.Run()
 	if built.dir != "" {
 		os.RemoveAll(built.dir)

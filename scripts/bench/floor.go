@@ -183,7 +183,6 @@ func runFloor(ctx context.Context, p *procs, fp floorParams, stdout, stderr io.W
 
 // writeConnectFloor prints the connect floor's figures.
 func writeConnectFloor(w io.Writer, fp floorParams, wres writerResult, rres readerResult) {
-	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) }
 	us := func(d time.Duration, n int) string {
 		return strconv.FormatFloat(float64(d)/float64(max(n, 1))/1e3, 'f', 1, 64)
 	}
@@ -197,7 +196,6 @@ func writeConnectFloor(w io.Writer, fp floorParams, wres writerResult, rres read
 
 // writeFloor prints the floor's figures.
 func writeFloor(w io.Writer, fp floorParams, wres writerResult, rres readerResult) {
-	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) }
 	rounds := slices.Clone(wres.Rounds)
 	slices.Sort(rounds)
 	writes := time.Duration(fp.Conns * len(rounds))
@@ -223,12 +221,29 @@ func writeFloor(w io.Writer, fp floorParams, wres writerResult, rres readerResul
 	}
 }
 
+// ms formats d in milliseconds, one decimal.
+func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) }
+
 // quantile of sorted, non-empty ds.
 func quantile(ds []time.Duration, q float64) time.Duration {
 	return ds[min(len(ds)-1, int(q*float64(len(ds))))]
 }
 
-// floorRole runs a floor process's role; main exits with its result.
+// exitIfFloorRole runs this process's floor role, when floorRoleEnv
+// names one, and exits with its result (main and TestMain call it first).
+func exitIfFloorRole() {
+	role := os.Getenv(floorRoleEnv)
+	if role == "" {
+		return
+	}
+	if err := floorRole(role); err != nil {
+		fmt.Fprintln(os.Stderr, "bench floor "+role+":", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// floorRole runs a floor process's role.
 func floorRole(role string) error {
 	var fp floorParams
 	if err := json.Unmarshal([]byte(os.Getenv("FLOOR_PARAMS")), &fp); err != nil {
@@ -244,17 +259,16 @@ func floorRole(role string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), fp.Deadline)
 	defer cancel()
+	connect, addr := fp.Mode == "connect", os.Getenv("FLOOR_ADDR")
 	switch {
-	case fp.Mode == "connect" && role == "writer":
+	case role == "writer" && connect:
 		return floorServer(ctx, fp, os.Stdout)
-	case fp.Mode == "connect" && role == "reader":
-		return floorDialer(ctx, fp, os.Getenv("FLOOR_ADDR"), os.Stdout)
-	}
-	switch role {
-	case "writer":
+	case role == "reader" && connect:
+		return floorDialer(ctx, fp, addr, os.Stdout)
+	case role == "writer":
 		return floorWriter(ctx, fp, os.Stdout)
-	case "reader":
-		return floorReader(ctx, fp, os.Getenv("FLOOR_ADDR"), os.Stdout)
+	case role == "reader":
+		return floorReader(ctx, fp, addr, os.Stdout)
 	}
 	return fmt.Errorf("%s=%q: writer or reader", floorRoleEnv, role)
 }

@@ -20,13 +20,7 @@ import (
 )
 
 func main() {
-	if role := os.Getenv(floorRoleEnv); role != "" { // a process of --floor
-		if err := floorRole(role); err != nil {
-			fmt.Fprintln(os.Stderr, "bench floor "+role+":", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	exitIfFloorRole() // a process of --floor
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
