@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
+	"github.com/eventedge/eventedge/proto/internal/jsstream"
 	"github.com/eventedge/eventedge/proto/room"
 )
 
@@ -127,14 +128,7 @@ func (c StreamConfig) JetStreamConfig() jetstream.StreamConfig {
 // EnsureStreams creates the EVENTS stream, or updates it to cfg when it
 // exists. It is idempotent: every service may call it at start.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	s, err := js.CreateOrUpdateStream(ctx, cfg.JetStreamConfig())
-	if err != nil {
-		return nil, fmt.Errorf("ensure stream %s: %w", StreamName, err)
-	}
-	return s, nil
+	return jsstream.Ensure(ctx, js, cfg)
 }
 
 // EnsureStreamExists creates the EVENTS stream with cfg when it does not
@@ -142,17 +136,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 // do not own the stream's settings (EnsureStreams would overwrite them). It
 // reports whether it created the stream.
 func EnsureStreamExists(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (bool, error) {
-	_, err := js.Stream(ctx, StreamName)
-	switch {
-	case err == nil:
-		return false, nil
-	case !errors.Is(err, jetstream.ErrStreamNotFound):
-		return false, fmt.Errorf("stream %s: %w", StreamName, err)
-	}
-	if _, err := EnsureStreams(ctx, js, cfg); err != nil {
-		return false, err
-	}
-	return true, nil
+	return jsstream.EnsureExists(ctx, js, cfg)
 }
 
 // Publish normalizes ev (id, timestamp and type when missing; ev is

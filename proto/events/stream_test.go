@@ -9,62 +9,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/eventedge/eventedge/proto/events"
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
+	"github.com/eventedge/eventedge/proto/internal/jstest"
 	"github.com/eventedge/eventedge/proto/room"
 )
 
-// waitTimeout bounds every wait on the embedded server. It is generous so that
-// a loaded CI machine under -race does not flake; a passing test never waits
-// for it.
-const waitTimeout = 10 * time.Second
+// waitTimeout bounds every wait on the embedded server.
+const waitTimeout = jstest.WaitTimeout
 
-// runJetStream starts an embedded NATS server with JetStream on a random
-// loopback port and a temporary store, and returns a client connection to it.
-// Both are shut down when the test ends.
-func runJetStream(t *testing.T) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host:      "127.0.0.1",
-		Port:      -1,
-		JetStream: true,
-		StoreDir:  t.TempDir(),
-		NoLog:     true,
-		NoSigs:    true,
-	})
-	if err != nil {
-		t.Fatalf("new NATS server: %v", err)
-	}
-	go s.Start()
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	if !s.ReadyForConnections(waitTimeout) {
-		t.Fatal("NATS server not ready")
-	}
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close) // runs before the server's Shutdown
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
-	return nc, js
-}
+// runJetStream starts a NATS server with JetStream for the test.
+func runJetStream(t *testing.T) (*nats.Conn, jetstream.JetStream) { return jstest.Run(t) }
 
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testContext(t *testing.T) context.Context { return jstest.Context(t) }
 
 // ensureStreams creates the EVENTS stream with its defaults.
 func ensureStreams(t *testing.T, js jetstream.JetStream) jetstream.Stream {

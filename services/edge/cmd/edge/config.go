@@ -127,7 +127,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	)
 	str(&roomPolicy, "room-policy", "EDGE_ROOM_POLICY", "", "path of the room policy file (YAML or JSON): per-room permissions, maxClients, ttl, rate; empty: built-in defaults")
 	dur(&expiringNotice, "expiring-notice", "EDGE_EXPIRING_NOTICE", session.DefaultExpiringNotice, "how long before a token's expiry the client is sent expiring")
-	dur(&revocationTTL, "revocation-ttl", "EDGE_REVOCATION_TTL", 24*time.Hour, "how long revocations from ctl.revoke are remembered (at least the tokens' lifetime)")
+	dur(&revocationTTL, "revocation-ttl", "EDGE_REVOCATION_TTL", 24*time.Hour, "how long revocations (ctl.revoke, kept in the REVOCATIONS stream) are kept: the stream's max age; at least the tokens' lifetime")
 	integer(&socketSendBuffer, "socket-send-buffer", "EDGE_SOCKET_SEND_BUFFER", 0, "SO_SNDBUF of client sockets in bytes; 0: the kernel's autotuning")
 	str(&compression, "compression", "EDGE_COMPRESSION", "off", "permessage-deflate for clients that offer it: off or on (no context takeover)")
 	integer(&compressionThreshold, "compression-threshold", "EDGE_COMPRESSION_THRESHOLD", server.DefaultCompressionThreshold, "with --compression=on, the smallest frame compressed, in bytes")
@@ -323,8 +323,11 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	if drainDuration == 0 {
 		c.node.DrainDuration = -1 // explicit zero: close every client at once
 	}
-	if expiringNotice <= 0 || revocationTTL <= 0 {
-		return nil, errors.New("--expiring-notice (EDGE_EXPIRING_NOTICE) and --revocation-ttl (EDGE_REVOCATION_TTL) must be positive")
+	if expiringNotice <= 0 {
+		return nil, errors.New("--expiring-notice (EDGE_EXPIRING_NOTICE) must be positive")
+	}
+	if revocationTTL < time.Second {
+		return nil, fmt.Errorf("--revocation-ttl (EDGE_REVOCATION_TTL): %s must be at least 1s (the REVOCATIONS stream's max age; use at least the longest token lifetime)", revocationTTL)
 	}
 	if socketSendBuffer < 0 || socketSendBuffer > 64<<20 {
 		return nil, fmt.Errorf("--socket-send-buffer (EDGE_SOCKET_SEND_BUFFER): %d must be between 0 and 67108864", socketSendBuffer)

@@ -340,6 +340,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "ping timeout negative", args: []string{"-ping-timeout", "-1ms"}, want: []string{"--ping-timeout", "must be positive"}},
 		{name: "shutdown timeout negative", env: env{"EDGE_SHUTDOWN_TIMEOUT": "-1s"}, want: []string{"--shutdown-timeout", "must be positive"}},
 		{name: "stream max age negative", env: env{"EDGE_STREAM_MAX_AGE": "-1h"}, want: []string{"--stream-max-age", "must be positive"}},
+		{name: "revocation ttl below 1s", args: []string{"--revocation-ttl=500ms"}, want: []string{"--revocation-ttl (EDGE_REVOCATION_TTL): 500ms must be at least 1s"}},
+		{name: "expiring notice zero", env: env{"EDGE_EXPIRING_NOTICE": "0s"}, want: []string{"--expiring-notice (EDGE_EXPIRING_NOTICE) must be positive"}},
 		{name: "leeway negative", env: env{"EDGE_JWT_LEEWAY": "-1s"}, want: []string{"--jwt-leeway (EDGE_JWT_LEEWAY)", "between 0s and 1m"}},
 		{name: "leeway too large", env: env{"EDGE_JWT_LEEWAY": "2m"}, want: []string{"--jwt-leeway", "between 0s and 1m"}},
 		{name: "queue bytes too small", env: env{"EDGE_QUEUE_BYTES": "100"}, want: []string{"--queue-bytes"}},

@@ -150,7 +150,7 @@ func TestEveryOpInBothModes(t *testing.T) {
 			}
 
 			// unsubscribed: a revocation.
-			revoke(t, nc, `{"userId":"u1","rooms":["project:p1"]}`)
+			publishRevocation(t, nc, `{"userId":"u1","rooms":["project:p1"]}`)
 			if m := nextMessage(t, c, "unsubscribed"); m.Op != "unsubscribed" || m.Room != "project:p1" || m.Reason != "revoked" {
 				t.Fatalf("want unsubscribed project:p1 revoked, got %+v", m)
 			}

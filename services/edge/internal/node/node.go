@@ -24,7 +24,6 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -32,6 +31,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/eventedge/eventedge/proto/events"
+	"github.com/eventedge/eventedge/proto/revoke"
+	"github.com/eventedge/eventedge/proto/room"
 
 	"github.com/eventedge/eventedge/services/edge/internal/admin"
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
@@ -83,8 +84,10 @@ type Options struct {
 	// Policy is the room policy (from the file given by --room-policy).
 	// Default: policy.None().
 	Policy *policy.Policy
-	// RevocationTTL is how long revocations received on ctl.revoke are
-	// remembered (refusing the revoked rooms to older tokens). Default 24h.
+	// RevocationTTL is how long revocations (published on ctl.revoke,
+	// stored in the REVOCATIONS stream) are kept, refusing the revoked
+	// rooms to older tokens: the node's List and the stream's max age.
+	// Default 24h; at least 1s.
 	RevocationTTL time.Duration
 	// StatsInterval is how often the node publishes its stats on
 	// ctl.edge.stats for the system monitor. Default 5s.
@@ -134,7 +137,7 @@ type Node struct {
 	revoked   *revocation.List
 	stats     *nodestats.Publisher
 	flushers  []*session.Flusher // one per processor
-	revokeSub *nats.Subscription
+	follower  *revocation.Follower
 	ws        *server.Server
 	public    *http.Server
 	admin     *http.Server
@@ -278,9 +281,10 @@ func (n *Node) Start() (err error) {
 	}
 	n.ws = server.New(env, n.opts.Server)
 	n.ws.Handle("GET /v1/client.js", webclient.Handler())
-	if n.revokeSub, err = n.broker.NC.Subscribe(revocation.Subject, n.onRevoke); err != nil {
-		return fmt.Errorf("subscribe %s: %w", revocation.Subject, err)
-	}
+	n.follower = revocation.Follow(n.broker.JS, n.revoked, n.onRevoke, revocation.FollowOptions{
+		Stream:        revoke.StreamConfig{MaxAge: n.opts.RevocationTTL, Replicas: n.opts.Stream.Replicas, MemoryStorage: n.opts.Stream.MemoryStorage},
+		CheckInterval: n.opts.StreamCheckInterval,
+	}, n.log)
 
 	// No TCP keepalive on client connections: the session's WebSocket
 	// pings (Session.PingInterval, dropped after PingTimeout) and the
@@ -315,19 +319,19 @@ func (n *Node) Start() (err error) {
 	return nil
 }
 
-// onRevoke applies a revocation published on ctl.revoke: it is remembered
-// (so the rooms are refused to older tokens) and applied to the user's
-// connections on this node.
-func (n *Node) onRevoke(msg *nats.Msg) {
-	m, rooms, err := revocation.Parse(msg.Data)
-	if err != nil {
-		n.log.Warn().Err(err).Msg("ignored an invalid revocation")
-		return
-	}
-	n.revoked.Add(m.UserID, rooms)
-	hit := n.ws.Revoke(m.UserID, rooms)
+// onRevoke applies a revocation read from the REVOCATIONS stream (the
+// follower has already added it to n.revoked, so the rooms are refused to
+// older tokens) to the user's connections on this node whose token is
+// older than it. A replayed revocation (read at start, or after a
+// disconnection) that hit no connection is logged at debug level only.
+func (n *Node) onRevoke(m revoke.Message, rooms []room.Room, at time.Time, replay bool) {
+	hit := n.ws.Revoke(m.UserID, rooms, at)
 	n.m.Revocations.Inc()
-	n.log.Info().Str("user", m.UserID).Strs("rooms", m.Rooms).Int("connections", hit).Msg("access revoked")
+	ev := n.log.Info()
+	if replay && hit == 0 {
+		ev = n.log.Debug()
+	}
+	ev.Str("user", m.UserID).Strs("rooms", m.Rooms).Time("at", at).Bool("replay", replay).Int("connections", hit).Msg("access revoked")
 }
 
 func (n *Node) serve(srv *http.Server, ln net.Listener) {
@@ -366,11 +370,14 @@ func (n *Node) Ready() error {
 	if n.draining.Load() {
 		return errors.New("draining")
 	}
-	if n.broker == nil || n.ws == nil {
+	if n.broker == nil || n.ws == nil || n.follower == nil {
 		return errors.New("starting")
 	}
 	if err := n.broker.Ready(); err != nil {
 		return err
+	}
+	if err := n.follower.Ready(); err != nil {
+		return err // a revoked token must not get in before the revocation is known
 	}
 	return n.ws.Ready() // not ready when (nearly) full
 }
@@ -466,6 +473,9 @@ func (n *Node) doShutdown() error {
 	n.hub.Close()
 	n.stats.Stop()
 	n.positions.Close() // writes the last acknowledged positions
+	if n.follower != nil {
+		n.follower.Close()
+	}
 	n.stopNATS()
 	if err := n.admin.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("admin listener: %w", err))

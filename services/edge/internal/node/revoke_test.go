@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,16 +14,16 @@ import (
 	"github.com/eventedge/eventedge/proto/events"
 	"github.com/eventedge/eventedge/proto/room"
 
+	"github.com/eventedge/eventedge/proto/revoke"
 	"github.com/eventedge/eventedge/services/edge/client"
 	"github.com/eventedge/eventedge/services/edge/deliverycheck"
 	"github.com/eventedge/eventedge/services/edge/internal/edgetest"
 	"github.com/eventedge/eventedge/services/edge/internal/node"
-	"github.com/eventedge/eventedge/services/edge/internal/revocation"
 )
 
-func revoke(t *testing.T, nc *nats.Conn, msg string) {
+func publishRevocation(t *testing.T, nc *nats.Conn, msg string) {
 	t.Helper()
-	if err := nc.Publish(revocation.Subject, []byte(msg)); err != nil {
+	if err := nc.Publish(revoke.Subject, []byte(msg)); err != nil {
 		t.Fatal(err)
 	}
 	if err := nc.Flush(); err != nil {
@@ -52,8 +53,8 @@ func TestRevocation(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	revoke(t, nc, `{"userId":"u1","rooms":["project:p1.*"]}`) // invalid: ignored
-	revoke(t, nc, `{"userId":"u1","rooms":["project:p1"]}`)
+	publishRevocation(t, nc, `{"userId":"u1","rooms":["project:p1.*"]}`) // invalid: ignored
+	publishRevocation(t, nc, `{"userId":"u1","rooms":["project:p1"]}`)
 	select {
 	case m := <-c.Messages():
 		if m.Op != "unsubscribed" || m.Room != "project:p1" || m.Reason != "revoked" {
@@ -81,7 +82,7 @@ func TestRevocation(t *testing.T) {
 	}
 
 	// The whole user: every connection closed with 4003, the old token refused.
-	revoke(t, nc, `{"userId":"u1"}`)
+	publishRevocation(t, nc, `{"userId":"u1"}`)
 	for _, cl := range []*client.Conn{c, fresh} {
 		select {
 		case <-cl.Done():
@@ -166,5 +167,98 @@ func TestClientRefreshesOnExpiring(t *testing.T) {
 	}
 	if got := e.Metric(t, "eventedge_connections_opened_total"); got != 1 {
 		t.Fatalf("%v connections opened, want 1 (no reconnect)", got)
+	}
+}
+
+// TestRevocationSurvivesNodeRestart: revocations are kept in the
+// REVOCATIONS stream, so a node started after them refuses the old tokens
+// as the node that saw them live did; the time that counts is when the
+// stream stored a revocation, not when the node read it, so a token minted
+// after the revocation but before the new node started is let in. The
+// node reports ready only once it has read every stored revocation: right
+// after 2,000 other revocations, the last one is already in force.
+func TestRevocationSurvivesNodeRestart(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	nc, js := n.Connect(t)
+	a := edgetest.StartEdge(t, n, func(o *node.Options) { o.Name = "edge-a" })
+	old1 := edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1", "p2"}, time.Hour)
+	old2 := edgetest.Token(t, "u2", []string{"tasks:read"}, []string{"p1"}, time.Hour)
+	time.Sleep(1100 * time.Millisecond)
+	publishRevocation(t, nc, `{"userId":"u1","rooms":["project:p1"]}`)
+	edgetest.Eventually(t, 10*time.Second, func() bool { return a.Metric(t, "eventedge_revocations_total") == 1 }, "node A applied the revocation")
+	if err := a.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	time.Sleep(1100 * time.Millisecond)
+	fresh1 := edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, time.Hour)
+	time.Sleep(2100 * time.Millisecond) // node B reads the revocation seconds after fresh1's iat
+	for i := range 2000 {
+		if _, err := revoke.Publish(ctxT(t), js, revoke.Message{UserID: "filler" + strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := revoke.Publish(ctxT(t), js, revoke.Message{UserID: "u2"}); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	b := edgetest.StartEdge(t, n, func(o *node.Options) { o.Name = "edge-b" })
+	t.Logf("node B ready %s after its start, with 2,002 stored revocations", time.Since(start).Round(time.Millisecond))
+	if ce := dialErr(t, b.URL, client.Options{Token: old2}); ce.Code != 4003 {
+		t.Fatalf("u2's old token on the new node just ready: %d %q, want 4003", ce.Code, ce.Reason)
+	}
+	c := edgetest.Dial(t, b, old1)
+	if got := replyCode(c.Subscribe(ctxT(t), "project:p1")); got != "forbidden" {
+		t.Fatalf("u1's old token, revoked room, new node: %s, want forbidden", got)
+	}
+	if err := c.Subscribe(ctxT(t), "project:p2"); err != nil {
+		t.Fatalf("u1's old token, a room not revoked: %v", err)
+	}
+	f := edgetest.Dial(t, b, fresh1)
+	if err := f.Subscribe(ctxT(t), "project:p1"); err != nil {
+		t.Fatalf("a token minted after the revocation, before the node started: %v", err)
+	}
+	if got := b.Metric(t, "eventedge_revocations_total"); got != 2002 {
+		t.Fatalf("node B applied %v revocations, want 2002", got)
+	}
+}
+
+// TestRevocationMissedWhileCutOffFromNATS: a revocation published while
+// the node cannot reach NATS is applied when it reconnects: the session of
+// the old token is closed with 4003, while the user's session whose token
+// was minted after the revocation stays open.
+func TestRevocationMissedWhileCutOffFromNATS(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	nc, _ := n.Connect(t)
+	proxy := edgetest.StartProxy(t, n.Server.Addr().String())
+	e := edgetest.StartEdge(t, n, func(o *node.Options) { o.NATSURL = "nats://" + proxy.Addr() })
+	old := edgetest.Dial(t, e, edgetest.Token(t, "u1", nil, nil, time.Hour))
+	other := edgetest.Dial(t, e, edgetest.Token(t, "u2", nil, nil, time.Hour))
+	time.Sleep(1100 * time.Millisecond)
+
+	proxy.Block()
+	edgetest.Eventually(t, 10*time.Second, func() bool { return e.Ready() != nil }, "node cut off from NATS")
+	publishRevocation(t, nc, `{"userId":"u1"}`)
+	time.Sleep(1100 * time.Millisecond)
+	fresh := edgetest.Dial(t, e, edgetest.Token(t, "u1", nil, nil, time.Hour))
+	if _, err := old.Ping(ctxT(t)); err != nil {
+		t.Fatalf("the old session closed before the node could know: %v", err)
+	}
+
+	proxy.Unblock()
+	select {
+	case <-old.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the old token's session is still open after the node reconnected")
+	}
+	var ce *client.CloseError
+	if !errors.As(old.Err(), &ce) || ce.Code != 4003 {
+		t.Fatalf("old session closed with %v, want 4003", old.Err())
+	}
+	for name, c := range map[string]*client.Conn{"u1's newer token": fresh, "another user": other} {
+		if _, err := c.Ping(ctxT(t)); err != nil {
+			t.Fatalf("%s: session closed by the late revocation: %v", name, err)
+		}
 	}
 }

@@ -794,7 +794,7 @@ func TestNoWayBackIntoForeignOrRevokedRooms(t *testing.T) {
 	if err := c.Subscribe(ctxT(t), "project:p1"); err != nil {
 		t.Fatal(err)
 	}
-	revoke(t, nc, `{"userId":"u1","rooms":["project:p1"]}`)
+	publishRevocation(t, nc, `{"userId":"u1","rooms":["project:p1"]}`)
 	select {
 	case m := <-c.Messages():
 		if m.Op != "unsubscribed" || m.Room != "project:p1" {

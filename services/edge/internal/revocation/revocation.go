@@ -1,63 +1,22 @@
-// Package revocation keeps the access revocations an edge node has been
-// told about on NATS (subject ctl.revoke), so that a client cannot get back
-// what was taken from it by subscribing again with the same token.
+// Package revocation keeps the access revocations an edge node knows of,
+// so that a client cannot get back what was taken from it by subscribing
+// again with the same token, and follows them (Follower) from the
+// REVOCATIONS stream (contract: proto/revoke).
 //
-// A revocation applies to the tokens issued before it: a token minted
-// afterwards (whose claims the issuer has already updated) is unaffected.
-// Revocations are kept for TTL (default 24h, longer than tokens live) and
-// only in memory: a node started after a revocation does not know it, so
-// keep tokens short-lived.
+// A revocation applies to the tokens issued before it was stored: a token
+// minted afterwards (whose claims the issuer has already updated) is
+// unaffected. Revocations are kept for TTL (default 24h, longer than
+// tokens live), in the stream and in each node's List. A node reads the
+// whole stream before it reports ready, and a node cut off from NATS reads
+// what it missed when it reconnects.
 package revocation
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/eventedge/eventedge/proto/room"
 )
-
-// Subject is the NATS subject revocations are published on.
-const Subject = "ctl.revoke"
-
-// Message is a revocation as published on Subject:
-// {"userId":"u1","rooms":["project:p1"]}; without rooms every connection
-// of the user is closed (4003).
-type Message struct {
-	UserID string   `json:"userId"`
-	Rooms  []string `json:"rooms,omitempty"`
-}
-
-// MaxRooms bounds the rooms of one revocation message.
-const MaxRooms = 256
-
-// Parse decodes and validates a revocation message.
-func Parse(data []byte) (Message, []room.Room, error) {
-	var m Message
-	if len(data) > 64<<10 {
-		return m, nil, errors.New("revocation: message larger than 64 KiB")
-	}
-	if err := json.Unmarshal(data, &m); err != nil {
-		return m, nil, fmt.Errorf("revocation: %w", err)
-	}
-	if !room.ValidID(m.UserID) {
-		return m, nil, fmt.Errorf("revocation: userId %q: want 1-64 characters of A-Z a-z 0-9 _ -", m.UserID)
-	}
-	if len(m.Rooms) > MaxRooms {
-		return m, nil, fmt.Errorf("revocation: %d rooms, at most %d", len(m.Rooms), MaxRooms)
-	}
-	rooms := make([]room.Room, 0, len(m.Rooms))
-	for _, name := range m.Rooms {
-		r, err := room.Parse(name)
-		if err != nil {
-			return m, nil, fmt.Errorf("revocation: %w", err)
-		}
-		rooms = append(rooms, r)
-	}
-	return m, rooms, nil
-}
 
 // List holds recent revocations. Safe for concurrent use.
 type List struct {
@@ -77,14 +36,19 @@ func New(ttl time.Duration) *List {
 	return &List{ttl: ttl, now: time.Now, users: map[string]time.Time{}, rooms: map[string]map[string]time.Time{}}
 }
 
-// Add records a revocation of rooms (none: everything) for user, now.
-func (l *List) Add(user string, rooms []room.Room) {
+// Add records a revocation of rooms (none: everything) for user, made at
+// at (when the stream stored it). A user or room revoked again keeps the
+// later time; a revocation older than the TTL is not kept.
+func (l *List) Add(user string, rooms []room.Room, at time.Time) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.prune(now)
+	if now.Sub(at) > l.ttl {
+		return
+	}
 	if len(rooms) == 0 {
-		l.users[user] = now
+		l.users[user] = later(l.users[user], at)
 		return
 	}
 	m := l.rooms[user]
@@ -93,8 +57,15 @@ func (l *List) Add(user string, rooms []room.Room) {
 		l.rooms[user] = m
 	}
 	for _, r := range rooms {
-		m[r.String()] = now
+		m[r.String()] = later(m[r.String()], at)
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // User reports whether a token of user issued at issuedAt was revoked as a
@@ -103,24 +74,25 @@ func (l *List) User(user string, issuedAt time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	at, ok := l.users[user]
-	return ok && before(issuedAt, at)
+	return ok && Before(issuedAt, at)
 }
 
-// before reports whether a token issued at iat predates a revocation at
-// at. iat has whole seconds, so a token minted in the second of the
-// revocation (the issuer's fresh token) is not revoked.
-func before(iat, at time.Time) bool { return iat.Before(at.Truncate(time.Second)) }
+// Before reports whether a token issued at iat predates a revocation made
+// at at, which then applies to it. iat has whole seconds, so a token
+// minted in the second of the revocation (the issuer's fresh token) is
+// not revoked; a token without iat (zero) always is.
+func Before(iat, at time.Time) bool { return iat.Before(at.Truncate(time.Second)) }
 
 // Room reports whether r was revoked for a token of user issued at issuedAt
 // (or the user's access as a whole).
 func (l *List) Room(user string, r room.Room, issuedAt time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if at, ok := l.users[user]; ok && before(issuedAt, at) {
+	if at, ok := l.users[user]; ok && Before(issuedAt, at) {
 		return true
 	}
 	at, ok := l.rooms[user][r.String()]
-	return ok && before(issuedAt, at)
+	return ok && Before(issuedAt, at)
 }
 
 func (l *List) prune(now time.Time) {

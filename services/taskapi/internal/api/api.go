@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -22,8 +24,9 @@ import (
 type Options struct {
 	// Store keeps the tasks and publishes their events.
 	Store *taskstore.Store
-	// NC publishes the core NATS messages: job.cancel.<executionId> and
-	// ctl.revoke.
+	// NC publishes job.cancel.<executionId> (core NATS) and revocations
+	// (ctl.revoke, to the REVOCATIONS stream, which must exist: the
+	// service ensures it at start).
 	NC *nats.Conn
 	// Verifier checks bearer tokens.
 	Verifier *auth.Verifier
@@ -67,6 +70,7 @@ const (
 type API struct {
 	store    *taskstore.Store
 	nc       *nats.Conn
+	js       jetstream.JetStream // revocations
 	verifier *auth.Verifier
 	origins  []string
 	anyOrig  bool
@@ -128,9 +132,14 @@ func New(o Options) (*API, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	js, err := jetstream.New(o.NC)
+	if err != nil {
+		return nil, fmt.Errorf("api: jetstream: %w", err)
+	}
 	a := &API{
 		store:    o.Store,
 		nc:       o.NC,
+		js:       js,
 		verifier: o.Verifier,
 		anyOrig:  slices.Contains(o.AllowedOrigins, "*"),
 		execCmds: slices.Clone(o.ExecCommands),

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
+	"github.com/eventedge/eventedge/proto/revoke"
 
 	"github.com/eventedge/eventedge/services/internal/natstest"
 	"github.com/eventedge/eventedge/services/taskapi/docs"
@@ -47,6 +48,9 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := jobs.EnsureStream(ctx, js, jobs.StreamConfig{MemoryStorage: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := revoke.EnsureStream(ctx, js, revoke.StreamConfig{MemoryStorage: true}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := taskstore.Open(ctx, js, taskstore.Options{MemoryStorage: true, PublishTimeout: time.Second})

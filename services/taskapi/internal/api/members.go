@@ -1,29 +1,21 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 
+	"github.com/eventedge/eventedge/proto/revoke"
 	"github.com/eventedge/eventedge/proto/room"
 
 	"github.com/eventedge/eventedge/services/taskapi/internal/auth"
 	"github.com/eventedge/eventedge/services/taskapi/taskstore"
 )
 
-// RevokeSubject is the core NATS subject edge nodes read revocations from.
-const RevokeSubject = "ctl.revoke"
-
-// Revocation is the ctl.revoke message: the edge closes the user's
-// subscriptions to rooms and refuses them to the user's older tokens.
-type Revocation struct {
-	UserID string   `json:"userId"`
-	Rooms  []string `json:"rooms,omitempty"`
-}
-
 // removeMember revokes a user's access to a project's room. Membership
 // itself lives in the tokens' projects claim, so the issuer must stop
 // listing the project in the user's new tokens; this tells every edge node
-// to cut the live feed now.
+// to cut the live feed now. It answers 204 once the REVOCATIONS stream has
+// stored the revocation, so edge nodes started or reconnected later apply
+// it too; without the stream's ack, 503.
 func (a *API) removeMember(w http.ResponseWriter, r *http.Request) {
 	project, _, idErr := pathIDs(r)
 	if a.authorize(w, r, "", auth.PermAdmin) == nil {
@@ -38,12 +30,8 @@ func (a *API) removeMember(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, badRequest("userId", "want 1-64 characters of A-Z a-z 0-9 _ -"))
 		return
 	}
-	b, _ := json.Marshal(Revocation{UserID: user, Rooms: []string{room.Project(project).String()}})
-	if err := a.nc.Publish(RevokeSubject, b); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	if err := a.nc.FlushWithContext(r.Context()); err != nil {
+	m := revoke.Message{UserID: user, Rooms: []string{room.Project(project).String()}}
+	if _, err := revoke.Publish(r.Context(), a.js, m); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
+	"github.com/eventedge/eventedge/proto/revoke"
 
 	"github.com/eventedge/eventedge/services/internal/natstest"
 )
@@ -196,7 +198,7 @@ func TestAuth(t *testing.T) {
 	e := newEnv(t, nil)
 	e.create(`{"id":"t1","title":"x"}`)
 	revocations := make(chan string, 4)
-	sub, err := e.nc.Subscribe(RevokeSubject, func(m *natsMsg) { revocations <- string(m.Data) })
+	sub, err := e.nc.Subscribe(revoke.Subject, func(m *natsMsg) { revocations <- string(m.Data) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,5 +343,36 @@ func TestCORS(t *testing.T) {
 	}
 	if r := e.do("GET", "/v1/projects/p1/tasks", writer(t), "", "Origin: http://evil.example"); r.header.Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("GET from another origin carries CORS headers: %v", r.header)
+	}
+}
+
+// TestRemoveMemberNeedsTheStoredRevocation: without the REVOCATIONS
+// stream's ack the revocation is not reported done: 503 with Retry-After,
+// and once the stream is back the same request is stored.
+func TestRemoveMemberNeedsTheStoredRevocation(t *testing.T) {
+	e := newEnv(t, nil)
+	admin := token(t, "root", []string{"admin"}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := e.js.DeleteStream(ctx, revoke.StreamName); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("DELETE", "/v1/projects/p1/members/u2", admin, "")
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || r.apiError(t).Code != CodeUnavailable {
+		t.Fatalf("no stream: %d %s %v, want 503 with Retry-After", r.status, r.body, r.header)
+	}
+	st, err := revoke.EnsureStream(ctx, e.js, revoke.StreamConfig{MemoryStorage: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do("DELETE", "/v1/projects/p1/members/u2", admin, ""); r.status != http.StatusNoContent {
+		t.Fatalf("with the stream: %d %s", r.status, r.body)
+	}
+	msg, err := st.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(msg.Data) != `{"userId":"u2","rooms":["project:p1"]}` {
+		t.Fatalf("stored %s", msg.Data)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/eventedge/eventedge/proto/events"
+	"github.com/eventedge/eventedge/proto/revoke"
 
 	"github.com/eventedge/eventedge/services/taskapi/docs"
 	"github.com/eventedge/eventedge/services/taskapi/internal/api"
@@ -252,7 +253,8 @@ func (s *Service) connect(ctx context.Context) error {
 	}
 }
 
-// prepare ensures the JOBS stream, creates EVENTS when missing and opens
+// prepare ensures the JOBS stream, creates EVENTS and REVOCATIONS when
+// missing (with their defaults: edge nodes own their settings) and opens
 // the store.
 func (s *Service) prepare(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -267,6 +269,13 @@ func (s *Service) prepare(ctx context.Context) error {
 	}
 	if created {
 		s.log.Info().Msg("created the EVENTS stream (no edge had yet)")
+	}
+	created, err = revoke.EnsureStreamExists(ctx, js, revoke.StreamConfig{Replicas: s.opts.Events.Replicas, MemoryStorage: s.opts.Events.MemoryStorage})
+	if err != nil {
+		return err
+	}
+	if created {
+		s.log.Info().Msg("created the REVOCATIONS stream (no edge had yet)")
 	}
 	if _, err := jobs.EnsureStream(ctx, js, s.opts.Jobs); err != nil {
 		return err

@@ -1,0 +1,257 @@
+package revocation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/eventedge/eventedge/proto/revoke"
+	"github.com/eventedge/eventedge/proto/room"
+)
+
+// FollowOptions configures a Follower. Zero fields take defaults.
+type FollowOptions struct {
+	// Stream is the REVOCATIONS stream's configuration, which the
+	// follower ensures (creates, or updates to it) each time it starts
+	// reading. Its MaxAge should be the List's TTL.
+	Stream revoke.StreamConfig
+	// CheckInterval is how often the stream is looked up: one deleted is
+	// created again, and one recreated is read again from its start.
+	// Default 5s.
+	CheckInterval time.Duration
+	// RetryInterval is the pause after a failure to ensure the stream or
+	// to start reading it. Default 500ms.
+	RetryInterval time.Duration
+}
+
+// WithDefaults returns o with every zero field set to its default.
+func (o FollowOptions) WithDefaults() FollowOptions {
+	if o.CheckInterval <= 0 {
+		o.CheckInterval = 5 * time.Second
+	}
+	if o.RetryInterval <= 0 {
+		o.RetryInterval = 500 * time.Millisecond
+	}
+	return o
+}
+
+// Apply is called for every valid revocation read from the stream, in
+// stream order, with the time the stream stored it; replayed and live
+// revocations alike. It is called after the revocation was added to the
+// List, from the consumer's goroutine, one at a time.
+type Apply func(m revoke.Message, rooms []room.Room, at time.Time, replay bool)
+
+// Follower reads the REVOCATIONS stream from its start with an ordered
+// consumer, adds each revocation to a List and calls Apply. It is ready
+// (Ready returns nil) once it has read every revocation the stream held
+// when it started. After a disconnection from NATS the ordered consumer
+// resumes after the last revocation read, so those published in between
+// are applied then; a stream deleted and created again is read again from
+// its start (applying a revocation twice changes nothing).
+//
+// Goroutines: Follow starts run, which owns the consumer and ends in
+// Close. The jetstream library's consume goroutine calls handle; run waits
+// for it to finish (ConsumeContext.Closed) before it starts a new
+// consumer or returns, so handle never runs twice at once.
+type Follower struct {
+	// static after Follow
+	js    jetstream.JetStream
+	list  *List
+	apply Apply
+	opts  FollowOptions
+	log   zerolog.Logger
+	ctx   context.Context // canceled by Close: ends a NATS request in flight
+	stop  context.CancelFunc
+	done  chan struct{}
+	once  sync.Once
+
+	caughtUp atomic.Bool
+	lastSeq  atomic.Uint64 // stream sequence of the last message handled by this generation
+	lastErr  atomic.Pointer[error]
+	invalid  atomic.Uint64 // invalid messages skipped, for the tests and logs
+}
+
+// Follow starts following the REVOCATIONS stream on js into list.
+func Follow(js jetstream.JetStream, list *List, apply Apply, opts FollowOptions, log zerolog.Logger) *Follower {
+	ctx, stop := context.WithCancel(context.Background())
+	f := &Follower{
+		js: js, list: list, apply: apply, opts: opts.WithDefaults(),
+		log: log.With().Str("component", "revocations").Logger(),
+		ctx: ctx, stop: stop, done: make(chan struct{}),
+	}
+	go f.run()
+	return f
+}
+
+// Ready returns nil once every revocation the stream held when the
+// follower started reading it has been applied, else why not.
+func (f *Follower) Ready() error {
+	if f.caughtUp.Load() {
+		return nil
+	}
+	if err := f.lastErr.Load(); err != nil {
+		return fmt.Errorf("revocations: %w", *err)
+	}
+	return fmt.Errorf("revocations: reading stream %s (at sequence %d)", revoke.StreamName, f.lastSeq.Load())
+}
+
+// Invalid returns how many invalid messages the follower skipped.
+func (f *Follower) Invalid() uint64 { return f.invalid.Load() }
+
+// Close stops following and waits for the consumer to stop. Safe to call
+// more than once.
+func (f *Follower) Close() {
+	f.once.Do(f.stop)
+	<-f.done
+}
+
+func (f *Follower) fail(err error) {
+	f.lastErr.Store(&err)
+}
+
+// run ensures the stream and reads it, again after a recreation, until
+// Close.
+func (f *Follower) run() {
+	defer close(f.done)
+	for {
+		created, err := f.follow()
+		if err == nil || f.ctx.Err() != nil {
+			return // closed
+		}
+		f.fail(err)
+		if !created.IsZero() {
+			f.log.Warn().Err(err).Msg("reading revocations again from the stream's start")
+		} else {
+			f.log.Warn().Err(err).Msg("cannot read revocations; retrying")
+		}
+		if !f.sleep(f.opts.RetryInterval) {
+			return
+		}
+	}
+}
+
+// sleep waits d; false when the follower is closed first.
+func (f *Follower) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-f.ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// errRecreated ends a generation whose stream was deleted and created
+// again.
+var errRecreated = errors.New("stream was recreated")
+
+// follow is one generation: ensure the stream, read it from its start,
+// and watch it until it is recreated (error, with its creation time) or
+// the follower closes (nil).
+func (f *Follower) follow() (time.Time, error) {
+	ctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
+	defer cancel()
+	st, err := revoke.EnsureStream(ctx, f.js, f.opts.Stream)
+	if err != nil {
+		return time.Time{}, err
+	}
+	info := st.CachedInfo()
+	created := info.Created
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("consumer on %s: %w", revoke.StreamName, err)
+	}
+	f.lastSeq.Store(0)
+	if info.State.Msgs == 0 {
+		f.markCaughtUp("empty stream")
+	}
+	cc, err := cons.Consume(f.handle, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		f.log.Debug().Err(err).Msg("revocation consumer")
+	}))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("consume %s: %w", revoke.StreamName, err)
+	}
+	stop := func() {
+		cc.Stop()
+		<-cc.Closed()
+	}
+	t := time.NewTicker(f.opts.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.ctx.Done():
+			stop()
+			return created, nil
+		case <-t.C:
+		}
+		now, err := f.check(cons)
+		if err != nil {
+			f.log.Debug().Err(err).Msg("revocation stream check")
+			continue // NATS away: the ordered consumer resumes by itself
+		}
+		if !now.Equal(created) {
+			stop()
+			return created, fmt.Errorf("%w (was %s, now %s)", errRecreated, created.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
+		}
+	}
+}
+
+// check looks the stream up, creating it again when it is gone, and
+// returns its creation time. It also marks the follower caught up when
+// the consumer has nothing pending and everything delivered was handled
+// (the revocations the stream held at the start may have aged out).
+func (f *Follower) check(cons jetstream.Consumer) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
+	defer cancel()
+	st, err := f.js.Stream(ctx, revoke.StreamName)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		st, err = revoke.EnsureStream(ctx, f.js, f.opts.Stream)
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !f.caughtUp.Load() {
+		if ci, err := cons.Info(ctx); err == nil && ci.NumPending == 0 && ci.Delivered.Stream <= f.lastSeq.Load() {
+			f.markCaughtUp("nothing pending")
+		}
+	}
+	return st.CachedInfo().Created, nil
+}
+
+// handle applies one stored revocation. Called by the consume goroutine.
+func (f *Follower) handle(msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		f.log.Warn().Err(err).Msg("revocation without metadata")
+		return
+	}
+	replay := !f.caughtUp.Load()
+	m, rooms, err := revoke.Parse(msg.Data())
+	if err != nil {
+		f.invalid.Add(1)
+		f.log.Warn().Err(err).Uint64("seq", meta.Sequence.Stream).Msg("ignored an invalid revocation")
+	} else {
+		f.list.Add(m.UserID, rooms, meta.Timestamp)
+		if f.apply != nil {
+			f.apply(m, rooms, meta.Timestamp, replay)
+		}
+	}
+	f.lastSeq.Store(meta.Sequence.Stream)
+	if meta.NumPending == 0 {
+		f.markCaughtUp("read to the end")
+	}
+}
+
+func (f *Follower) markCaughtUp(why string) {
+	if !f.caughtUp.Swap(true) {
+		f.lastErr.Store(nil)
+		f.log.Info().Str("why", why).Uint64("seq", f.lastSeq.Load()).Msg("revocations loaded")
+	}
+}
