@@ -68,7 +68,8 @@ type Rooms interface {
 type Options struct {
 	// Verifier checks the bearer tokens.
 	Verifier *auth.Verifier
-	// Revocations, when set, refuses admin tokens of a revoked user (401).
+	// Revocations, when set, refuses admin tokens of a revoked user (401),
+	// and every request (503) until it is loaded.
 	// Default nil: not checked.
 	Revocations *revocation.List
 	Sessions    Sessions
@@ -119,6 +120,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ev = h.opts.Log.Info()
 		}
 		ev.Str("remote", r.RemoteAddr).Str("method", r.Method).Str("path", clip(r.URL.Path)).Str("error", err.Message).Msg("admin request refused")
+		if err.Status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
 		writeError(w, err)
 		return
 	}
@@ -135,6 +139,10 @@ func (h *Handler) authenticate(r *http.Request) (*auth.Claims, *Error) {
 	claims, err := h.opts.Verifier.Verify(token)
 	if err != nil {
 		return nil, errUnauthorized("invalid token: " + err.Error())
+	}
+	if h.opts.Revocations != nil && !h.opts.Revocations.Loaded() {
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+			Message: "the node has not read the stored revocations yet (see /readyz); retry"}
 	}
 	if h.opts.Revocations != nil && h.opts.Revocations.User(claims.Subject, claims.IssuedAt) {
 		return nil, errUnauthorized("token revoked: get a new one")

@@ -12,6 +12,7 @@ const (
 	CodeBadRequest       = "bad_request"        // 400: a parameter or body the message names
 	CodeNotFound         = "not_found"          // 404: no such session or endpoint
 	CodeMethodNotAllowed = "method_not_allowed" // 405: the Allow header says which method
+	CodeUnavailable      = "unavailable"        // 503: the node has not read the stored revocations yet; Retry-After
 )
 
 // Error is an error response: the HTTP status and the body's code and

@@ -123,10 +123,18 @@ func (e *Edge) Metric(t testing.TB, name string) float64 {
 	return 0
 }
 
-// StartEdge starts an edge node on random loopback ports against n. mutate,
-// when given, adjusts the options first. The node is shut down when the
-// test ends.
+// StartEdge starts an edge node on random loopback ports against n and
+// waits until it is ready. mutate, when given, adjusts the options first.
+// The node is shut down when the test ends.
 func StartEdge(t testing.TB, n *NATS, mutate func(*node.Options)) *Edge {
+	t.Helper()
+	e := LaunchEdge(t, n, mutate)
+	Eventually(t, 10*time.Second, func() bool { return e.Ready() == nil }, "edge ready")
+	return e
+}
+
+// LaunchEdge is StartEdge without the wait for readiness.
+func LaunchEdge(t testing.TB, n *NATS, mutate func(*node.Options)) *Edge {
 	t.Helper()
 	opts := node.Options{
 		Name:      "edge-test",
@@ -146,9 +154,7 @@ func StartEdge(t testing.TB, n *NATS, mutate func(*node.Options)) *Edge {
 		t.Fatalf("start node: %v", err)
 	}
 	t.Cleanup(func() { _ = nd.Shutdown() })
-	e := &Edge{Node: nd, URL: "ws://" + nd.Addr().String() + "/v1/ws", AdminURL: "http://" + nd.AdminAddr().String()}
-	Eventually(t, 10*time.Second, func() bool { return nd.Ready() == nil }, "edge ready")
-	return e
+	return &Edge{Node: nd, URL: "ws://" + nd.Addr().String() + "/v1/ws", AdminURL: "http://" + nd.AdminAddr().String()}
 }
 
 // Token mints an HS256 token with Secret.

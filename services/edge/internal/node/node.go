@@ -87,7 +87,7 @@ type Options struct {
 	// RevocationTTL is how long revocations (published on ctl.revoke,
 	// stored in the REVOCATIONS stream) are kept, refusing the revoked
 	// rooms to older tokens: the node's List and the stream's max age.
-	// Default 24h; at least 1s.
+	// Default 24h (0); else at least 1s.
 	RevocationTTL time.Duration
 	// StatsInterval is how often the node publishes its stats on
 	// ctl.edge.stats for the system monitor. Default 5s.
@@ -185,6 +185,9 @@ func New(opts Options, log zerolog.Logger) (*Node, error) {
 	if err := opts.Stream.Validate(); err != nil {
 		return nil, err
 	}
+	if opts.RevocationTTL != 0 && opts.RevocationTTL < time.Second {
+		return nil, fmt.Errorf("revocation TTL %s: must be at least 1s (0: the default, 24h)", opts.RevocationTTL)
+	}
 	v, err := auth.NewVerifier(opts.Auth)
 	if err != nil {
 		return nil, err
@@ -216,6 +219,9 @@ func (n *Node) Start() (err error) {
 			}
 			if n.stats != nil {
 				n.stats.Stop()
+			}
+			if n.follower != nil {
+				n.follower.Close()
 			}
 			n.stopNATS()
 		}

@@ -2,7 +2,9 @@ package node_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -10,13 +12,15 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 
 	"github.com/eventedge/eventedge/proto/events"
+	"github.com/eventedge/eventedge/proto/revoke"
 	"github.com/eventedge/eventedge/proto/room"
 
-	"github.com/eventedge/eventedge/proto/revoke"
 	"github.com/eventedge/eventedge/services/edge/client"
 	"github.com/eventedge/eventedge/services/edge/deliverycheck"
+	"github.com/eventedge/eventedge/services/edge/internal/auth"
 	"github.com/eventedge/eventedge/services/edge/internal/edgetest"
 	"github.com/eventedge/eventedge/services/edge/internal/node"
 )
@@ -193,12 +197,13 @@ func TestRevocationSurvivesNodeRestart(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	fresh1 := edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, time.Hour)
 	time.Sleep(2100 * time.Millisecond) // node B reads the revocation seconds after fresh1's iat
+	ctx := ctxT(t)
 	for i := range 2000 {
-		if _, err := revoke.Publish(ctxT(t), js, revoke.Message{UserID: "filler" + strconv.Itoa(i)}); err != nil {
+		if _, err := revoke.Publish(ctx, js, revoke.Message{UserID: "filler" + strconv.Itoa(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := revoke.Publish(ctxT(t), js, revoke.Message{UserID: "u2"}); err != nil {
+	if _, err := revoke.Publish(ctx, js, revoke.Message{UserID: "u2"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -225,40 +230,103 @@ func TestRevocationSurvivesNodeRestart(t *testing.T) {
 }
 
 // TestRevocationMissedWhileCutOffFromNATS: a revocation published while
-// the node cannot reach NATS is applied when it reconnects: the session of
-// the old token is closed with 4003, while the user's session whose token
-// was minted after the revocation stays open.
+// the node cannot reach NATS is applied when it reconnects (revocation.Hits):
+// to the session that held its old token before the revocation, and to one
+// opened meanwhile with an old token (the node could not refuse it), both
+// closed with 4003; the user's session opened meanwhile with a token minted
+// after the revocation stays open, as does another user's.
 func TestRevocationMissedWhileCutOffFromNATS(t *testing.T) {
 	n := edgetest.StartNATS(t)
 	nc, _ := n.Connect(t)
 	proxy := edgetest.StartProxy(t, n.Server.Addr().String())
 	e := edgetest.StartEdge(t, n, func(o *node.Options) { o.NATSURL = "nats://" + proxy.Addr() })
-	old := edgetest.Dial(t, e, edgetest.Token(t, "u1", nil, nil, time.Hour))
+	oldToken := edgetest.Token(t, "u1", nil, nil, time.Hour)
+	old := edgetest.Dial(t, e, oldToken)
 	other := edgetest.Dial(t, e, edgetest.Token(t, "u2", nil, nil, time.Hour))
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond) // the old token's iat is a second before the revocation
 
 	proxy.Block()
 	edgetest.Eventually(t, 10*time.Second, func() bool { return e.Ready() != nil }, "node cut off from NATS")
 	publishRevocation(t, nc, `{"userId":"u1"}`)
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond) // the next token's iat is after the revocation's second
+	oldLate := edgetest.Dial(t, e, oldToken)
 	fresh := edgetest.Dial(t, e, edgetest.Token(t, "u1", nil, nil, time.Hour))
 	if _, err := old.Ping(ctxT(t)); err != nil {
 		t.Fatalf("the old session closed before the node could know: %v", err)
 	}
 
 	proxy.Unblock()
-	select {
-	case <-old.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatal("the old token's session is still open after the node reconnected")
-	}
-	var ce *client.CloseError
-	if !errors.As(old.Err(), &ce) || ce.Code != 4003 {
-		t.Fatalf("old session closed with %v, want 4003", old.Err())
+	for name, c := range map[string]*client.Conn{"held before the revocation": old, "opened meanwhile with the old token": oldLate} {
+		select {
+		case <-c.Done():
+		case <-time.After(30 * time.Second):
+			t.Fatalf("session %s still open after the node reconnected", name)
+		}
+		var ce *client.CloseError
+		if !errors.As(c.Err(), &ce) || ce.Code != 4003 {
+			t.Fatalf("session %s closed with %v, want 4003", name, c.Err())
+		}
 	}
 	for name, c := range map[string]*client.Conn{"u1's newer token": fresh, "another user": other} {
 		if _, err := c.Ping(ctxT(t)); err != nil {
 			t.Fatalf("%s: session closed by the late revocation: %v", name, err)
+		}
+	}
+}
+
+// TestNoAuthenticationBeforeRevocationsAreRead: until the node has read
+// the stored revocations it refuses WebSocket upgrades (503, Retry-After,
+// eventedge_handshakes_rejected_total{reason="starting"}) and admin
+// requests (503 unavailable), and /readyz says why. Here the REVOCATIONS
+// stream exists with a storage the node cannot update it to; once it is
+// removed, the node creates it, reads it and lets clients in.
+func TestNoAuthenticationBeforeRevocationsAreRead(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	_, js := n.Connect(t)
+	if _, err := revoke.EnsureStream(ctxT(t), js, revoke.StreamConfig{MemoryStorage: true}); err != nil {
+		t.Fatal(err)
+	}
+	e := edgetest.LaunchEdge(t, n, nil)
+	edgetest.Eventually(t, 10*time.Second, func() bool {
+		status, body := edgetest.Get(t, e.AdminURL+"/readyz")
+		return status == http.StatusServiceUnavailable && strings.Contains(body, "revocations: ensure stream REVOCATIONS")
+	}, "readyz naming the revocations")
+
+	wantRefused(t, e, nil, http.StatusServiceUnavailable)
+	if r := rejected(t, e, "starting"); r != 1 {
+		t.Fatalf("starting rejections %v; want 1", r)
+	}
+	status, h, body := adminCall(t, "GET", e.AdminURL+"/v1/admin/connections", adminToken(t), "")
+	if status != http.StatusServiceUnavailable || h.Get("Retry-After") != "1" {
+		t.Fatalf("admin before the revocations: %d %v %s; want 503 with Retry-After", status, h, body)
+	}
+	apiError(t, body, "unavailable")
+
+	if err := js.DeleteStream(ctxT(t), revoke.StreamName); err != nil {
+		t.Fatal(err)
+	}
+	edgetest.Eventually(t, 10*time.Second, func() bool { return e.Ready() == nil }, "ready once the stream could be created")
+	edgetest.Dial(t, e, edgetest.Token(t, "u1", nil, nil, time.Hour))
+	var l struct {
+		Connections []json.RawMessage `json:"connections"`
+	}
+	status, _, body = adminCall(t, "GET", e.AdminURL+"/v1/admin/connections", adminToken(t), "")
+	if status != http.StatusOK || json.Unmarshal(body, &l) != nil {
+		t.Fatalf("admin once ready: %d %s", status, body)
+	}
+}
+
+// TestRevocationTTLValidated: a revocation TTL under a second (the
+// REVOCATIONS stream's least max age) is refused by node.New, with what
+// was wrong, rather than leaving the node not ready for ever.
+func TestRevocationTTLValidated(t *testing.T) {
+	for _, ttl := range []time.Duration{-time.Hour, 500 * time.Millisecond} {
+		_, err := node.New(node.Options{
+			Name: "edge-test", Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", NATSURL: "nats://127.0.0.1:1",
+			Auth: auth.Options{HMACSecret: []byte(edgetest.Secret)}, RevocationTTL: ttl,
+		}, zerolog.Nop())
+		if err == nil || !strings.Contains(err.Error(), "revocation TTL "+ttl.String()+": must be at least 1s") {
+			t.Fatalf("RevocationTTL %s: %v, want a refusal naming it", ttl, err)
 		}
 	}
 }

@@ -49,16 +49,21 @@ type Apply func(m revoke.Message, rooms []room.Room, at time.Time, replay bool)
 
 // Follower reads the REVOCATIONS stream from its start with an ordered
 // consumer, adds each revocation to a List and calls Apply. It is ready
-// (Ready returns nil) once it has read every revocation the stream held
-// when it started. After a disconnection from NATS the ordered consumer
-// resumes after the last revocation read, so those published in between
-// are applied then; a stream deleted and created again is read again from
-// its start (applying a revocation twice changes nothing).
+// (Ready returns nil, and the List is marked loaded) once it has read
+// every revocation the stream held when it started, or those of them that
+// have not aged out since. After a disconnection from NATS the ordered
+// consumer resumes after the last revocation read, so those published in
+// between are applied then (until they are, the node stays ready: see
+// Hits for the connections made meanwhile); a stream deleted and created
+// again is read again from its start (applying a revocation twice changes
+// nothing).
 //
 // Goroutines: Follow starts run, which owns the consumer and ends in
-// Close. The jetstream library's consume goroutine calls handle; run waits
-// for it to finish (ConsumeContext.Closed) before it starts a new
-// consumer or returns, so handle never runs twice at once.
+// Close. The jetstream library's consume goroutine calls handle for the
+// generation (one consumer) that started it. run stops a generation's
+// consumer before it starts the next one or returns, but the library may
+// finish a call of handle after that: each generation keeps its own
+// progress, and the List and Apply are safe for concurrent use.
 type Follower struct {
 	// static after Follow
 	js    jetstream.JetStream
@@ -72,9 +77,15 @@ type Follower struct {
 	once  sync.Once
 
 	caughtUp atomic.Bool
-	lastSeq  atomic.Uint64 // stream sequence of the last message handled by this generation
+	gen      atomic.Pointer[generation] // the current one; nil before the first
 	lastErr  atomic.Pointer[error]
 	invalid  atomic.Uint64 // invalid messages skipped, for the tests and logs
+}
+
+// generation is one ordered consumer's reading of the stream.
+type generation struct {
+	target  uint64        // the stream's last sequence when it started: caught up there
+	lastSeq atomic.Uint64 // stream sequence of the last message handled
 }
 
 // Follow starts following the REVOCATIONS stream on js into list.
@@ -98,7 +109,10 @@ func (f *Follower) Ready() error {
 	if err := f.lastErr.Load(); err != nil {
 		return fmt.Errorf("revocations: %w", *err)
 	}
-	return fmt.Errorf("revocations: reading stream %s (at sequence %d)", revoke.StreamName, f.lastSeq.Load())
+	if g := f.gen.Load(); g != nil {
+		return fmt.Errorf("revocations: reading stream %s (at sequence %d of %d)", revoke.StreamName, g.lastSeq.Load(), g.target)
+	}
+	return fmt.Errorf("revocations: reading stream %s", revoke.StreamName)
 }
 
 // Invalid returns how many invalid messages the follower skipped.
@@ -168,19 +182,30 @@ func (f *Follower) follow() (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("consumer on %s: %w", revoke.StreamName, err)
 	}
-	f.lastSeq.Store(0)
+	g := &generation{target: info.State.LastSeq}
+	f.gen.Store(g)
 	if info.State.Msgs == 0 {
-		f.markCaughtUp("empty stream")
+		f.markCaughtUp("empty stream", g)
 	}
-	cc, err := cons.Consume(f.handle, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	cc, err := cons.Consume(func(msg jetstream.Msg) { f.handle(g, msg) }, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		f.log.Debug().Err(err).Msg("revocation consumer")
 	}))
 	if err != nil {
 		return time.Time{}, fmt.Errorf("consume %s: %w", revoke.StreamName, err)
 	}
+	// stop stops the consumer. Stop can wait for the ordered consumer's
+	// reset loop (it retries while NATS is away), so the wait is bounded:
+	// at shutdown, or before a new generation, a consumer still stopping
+	// is left to finish by itself.
 	stop := func() {
-		cc.Stop()
-		<-cc.Closed()
+		go cc.Stop()
+		t := time.NewTimer(stopWait)
+		defer t.Stop()
+		select {
+		case <-cc.Closed():
+		case <-t.C:
+			f.log.Warn().Dur("waited", stopWait).Msg("revocation consumer still stopping; going on")
+		}
 	}
 	t := time.NewTicker(f.opts.CheckInterval)
 	defer t.Stop()
@@ -191,7 +216,7 @@ func (f *Follower) follow() (time.Time, error) {
 			return created, nil
 		case <-t.C:
 		}
-		now, err := f.check(cons)
+		now, err := f.check(g)
 		if err != nil {
 			f.log.Debug().Err(err).Msg("revocation stream check")
 			continue // NATS away: the ordered consumer resumes by itself
@@ -205,9 +230,9 @@ func (f *Follower) follow() (time.Time, error) {
 
 // check looks the stream up, creating it again when it is gone, and
 // returns its creation time. It also marks the follower caught up when
-// the consumer has nothing pending and everything delivered was handled
-// (the revocations the stream held at the start may have aged out).
-func (f *Follower) check(cons jetstream.Consumer) (time.Time, error) {
+// every revocation up to g's target has aged out of the stream before it
+// was delivered (the stream's first sequence is past the target).
+func (f *Follower) check(g *generation) (time.Time, error) {
 	ctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
 	defer cancel()
 	st, err := f.js.Stream(ctx, revoke.StreamName)
@@ -217,16 +242,16 @@ func (f *Follower) check(cons jetstream.Consumer) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	if !f.caughtUp.Load() {
-		if ci, err := cons.Info(ctx); err == nil && ci.NumPending == 0 && ci.Delivered.Stream <= f.lastSeq.Load() {
-			f.markCaughtUp("nothing pending")
-		}
+	info := st.CachedInfo()
+	if !f.caughtUp.Load() && (info.State.FirstSeq > g.target || info.State.Msgs == 0) {
+		f.markCaughtUp("the rest aged out", g)
 	}
-	return st.CachedInfo().Created, nil
+	return info.Created, nil
 }
 
-// handle applies one stored revocation. Called by the consume goroutine.
-func (f *Follower) handle(msg jetstream.Msg) {
+// handle applies one stored revocation read by generation g. Called by
+// the consume goroutine.
+func (f *Follower) handle(g *generation, msg jetstream.Msg) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		f.log.Warn().Err(err).Msg("revocation without metadata")
@@ -243,15 +268,20 @@ func (f *Follower) handle(msg jetstream.Msg) {
 			f.apply(m, rooms, meta.Timestamp, replay)
 		}
 	}
-	f.lastSeq.Store(meta.Sequence.Stream)
-	if meta.NumPending == 0 {
-		f.markCaughtUp("read to the end")
+	g.lastSeq.Store(meta.Sequence.Stream)
+	if meta.Sequence.Stream >= g.target || meta.NumPending == 0 {
+		f.markCaughtUp("read to the end", g)
 	}
 }
 
-func (f *Follower) markCaughtUp(why string) {
+// markCaughtUp makes the follower ready and its List loaded, once.
+func (f *Follower) markCaughtUp(why string, g *generation) {
 	if !f.caughtUp.Swap(true) {
 		f.lastErr.Store(nil)
-		f.log.Info().Str("why", why).Uint64("seq", f.lastSeq.Load()).Msg("revocations loaded")
+		f.list.SetLoaded()
+		f.log.Info().Str("why", why).Uint64("seq", g.lastSeq.Load()).Msg("revocations loaded")
 	}
 }
+
+// stopWait bounds the wait for a consumer to stop.
+const stopWait = 5 * time.Second

@@ -13,6 +13,7 @@ package revocation
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventedge/eventedge/proto/room"
@@ -22,6 +23,8 @@ import (
 type List struct {
 	ttl time.Duration
 	now func() time.Time
+
+	loaded atomic.Bool // set by the Follower once it has read the stream's revocations
 
 	mu    sync.Mutex
 	users map[string]time.Time            // user-wide revocations: when
@@ -68,6 +71,15 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
+// Loaded reports whether the list holds every stored revocation (the
+// Follower has read the stream up to where it was when the node started).
+// Until then the node lets no one authenticate: a revoked token would get
+// in.
+func (l *List) Loaded() bool { return l.loaded.Load() }
+
+// SetLoaded marks the list loaded (see Loaded).
+func (l *List) SetLoaded() { l.loaded.Store(true) }
+
 // User reports whether a token of user issued at issuedAt was revoked as a
 // whole. A token without iat (zero issuedAt) counts as issued before.
 func (l *List) User(user string, issuedAt time.Time) bool {
@@ -82,6 +94,17 @@ func (l *List) User(user string, issuedAt time.Time) bool {
 // minted in the second of the revocation (the issuer's fresh token) is
 // not revoked; a token without iat (zero) always is.
 func Before(iat, at time.Time) bool { return iat.Before(at.Truncate(time.Second)) }
+
+// Hits reports whether a revocation made at at applies to an open
+// connection whose current token was issued at iat and accepted at
+// acceptedAt: every connection that held its token when the revocation
+// was made (accepted before at), as a revocation has always closed them,
+// and one accepted later (while the node did not know the revocation yet:
+// it was cut off from NATS) only when its token predates the revocation by
+// Before's rule, the rule a new authentication goes by. So a connection
+// made with the issuer's new token is spared, and one that is hit and
+// reconnects with the same token is let in only if Before would let it in.
+func Hits(iat, acceptedAt, at time.Time) bool { return acceptedAt.Before(at) || Before(iat, at) }
 
 // Room reports whether r was revoked for a token of user issued at issuedAt
 // (or the user's access as a whole).

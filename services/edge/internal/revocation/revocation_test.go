@@ -18,29 +18,56 @@ import (
 // TestListKeepsTheLaterRevocation: a user or room revoked twice keeps the
 // later time, whatever the order the revocations are added in; one older
 // than the TTL is not kept; a token from the revocation's second counts as
-// after it.
+// after it, one from the second before as before it.
 func TestListKeepsTheLaterRevocation(t *testing.T) {
 	l := revocation.New(time.Hour)
-	now := time.Now().Truncate(time.Second)
+	sec := time.Now().Truncate(time.Second)
+	at := sec.Add(-10*time.Minute + 400*time.Millisecond) // not on a whole second
 	p1 := room.Project("p1")
-	l.Add("u1", []room.Room{p1}, now.Add(-10*time.Minute))
-	l.Add("u1", []room.Room{p1}, now.Add(-20*time.Minute)) // older, read later: ignored
-	if !l.Room("u1", p1, now.Add(-11*time.Minute)) {
-		t.Fatal("a token from before the later revocation is not refused")
+	l.Add("u1", []room.Room{p1}, at)
+	l.Add("u1", []room.Room{p1}, at.Add(-10*time.Minute)) // older, read later: ignored
+	if !l.Room("u1", p1, sec.Add(-10*time.Minute-time.Second)) {
+		t.Fatal("a token from the second before the later revocation is not refused")
 	}
-	if l.Room("u1", p1, now.Add(-10*time.Minute)) {
+	if l.Room("u1", p1, sec.Add(-10*time.Minute)) {
 		t.Fatal("a token from the revocation's second is refused")
 	}
 	if l.Room("u1", room.Project("p2"), time.Time{}) || l.User("u1", time.Time{}) {
 		t.Fatal("a room revocation spread to another room or the whole user")
 	}
-	l.Add("u2", nil, now.Add(-2*time.Hour)) // beyond the TTL
+	l.Add("u2", nil, sec.Add(-2*time.Hour)) // beyond the TTL
 	if l.User("u2", time.Time{}) {
 		t.Fatal("a revocation older than the TTL was kept")
 	}
-	l.Add("u3", nil, now)
-	if !l.User("u3", time.Time{}) || !l.Room("u3", p1, now.Add(-time.Second)) {
+	l.Add("u3", nil, sec)
+	if !l.User("u3", time.Time{}) || !l.Room("u3", p1, sec.Add(-time.Second)) {
 		t.Fatal("a user revocation does not refuse a token without iat, or its rooms")
+	}
+	if l.Loaded() {
+		t.Fatal("a new list is loaded before anything marked it")
+	}
+}
+
+// TestHits: a revocation hits every connection that held its token when
+// it was made, and a later one only if its token predates it by Before.
+func TestHits(t *testing.T) {
+	at := time.Now().Truncate(time.Second).Add(400 * time.Millisecond)
+	sec := at.Truncate(time.Second)
+	for _, tc := range []struct {
+		name            string
+		iat, acceptedAt time.Time
+		want            bool
+	}{
+		{"held before, old token", sec.Add(-time.Hour), at.Add(-time.Minute), true},
+		{"held before, token of the revocation's second", sec, at.Add(-100 * time.Millisecond), true},
+		{"opened after, old token", sec.Add(-time.Second), at.Add(time.Minute), true},
+		{"opened after, token without iat", time.Time{}, at.Add(time.Minute), true},
+		{"opened after, token of the revocation's second", sec, at.Add(time.Minute), false},
+		{"opened after, newer token", sec.Add(time.Second), at.Add(time.Minute), false},
+	} {
+		if got := revocation.Hits(tc.iat, tc.acceptedAt, at); got != tc.want {
+			t.Errorf("%s: Hits = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 
@@ -91,6 +118,9 @@ func TestFollowerSkipsInvalidAndRereadsARecreatedStream(t *testing.T) {
 	}, zerolog.New(zerolog.NewTestWriter(t)))
 	t.Cleanup(f.Close)
 	edgetest.Eventually(t, 10*time.Second, func() bool { return f.Ready() == nil }, "follower ready on an empty stream")
+	if !list.Loaded() {
+		t.Fatal("follower ready, list not marked loaded")
+	}
 
 	st, err := js.Stream(ctxT(t), revoke.StreamName)
 	if err != nil {
@@ -138,7 +168,7 @@ func TestFollowerSkipsInvalidAndRereadsARecreatedStream(t *testing.T) {
 		t.Fatalf("publish on the recreated stream: %+v, %v", ack, err)
 	}
 	edgetest.Eventually(t, 10*time.Second, func() bool { return got.count("u2") == 1 }, "the recreated stream's first revocation applied")
-	if f.Ready() != nil {
-		t.Fatalf("not ready after the recreation: %v", f.Ready())
+	if !list.User("u1", stored.Time.Add(-time.Second)) {
+		t.Fatal("the revocation read from the deleted stream was forgotten")
 	}
 }

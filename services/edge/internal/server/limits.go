@@ -22,6 +22,9 @@ const (
 	// rejectSubprotocol: the client offered only subprotocols the node
 	// does not speak (400).
 	rejectSubprotocol = "subprotocol"
+	// rejectStarting: the node has not read the stored revocations yet
+	// (revocation.List.Loaded), so it cannot tell a revoked token.
+	rejectStarting = "starting"
 )
 
 // closeRateWindow is the time constant of the close-rate EWMA: closes older

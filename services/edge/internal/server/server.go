@@ -231,6 +231,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			s.wg.Done()
 		}
 	}()
+	if rv := s.env.Revocations; rv != nil && !rv.Loaded() {
+		s.refuse(w, r, &refusal{http.StatusServiceUnavailable, rejectStarting,
+			"edge node is starting (stored revocations not read yet); retry", 1})
+		return
+	}
 
 	// The wire format, by subprotocol: refused before anything is counted
 	// against a limit when the client asks only for ones the node lacks.

@@ -45,6 +45,7 @@ func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string
 		}
 		s.userSlot = claims.Subject
 	}
+	s.acceptedAt.Store(time.Now().UnixNano())
 	s.claims.Store(claims)
 	s.armExpiry(claims)
 	if prev != nil {

@@ -85,9 +85,12 @@ type Session struct {
 	// nil: none.
 	flusher *Flusher
 
-	claims   atomic.Pointer[auth.Claims] // nil until authenticated
-	deviceID atomic.Pointer[string]
-	cmdLimit *rate.Limiter // commands from the client; owned by the reader
+	claims atomic.Pointer[auth.Claims] // nil until authenticated
+	// acceptedAt is when the current token was accepted (first
+	// authentication or refresh), in Unix nanoseconds; stored before claims.
+	acceptedAt atomic.Int64
+	deviceID   atomic.Pointer[string]
+	cmdLimit   *rate.Limiter // commands from the client; owned by the reader
 
 	// subsMu guards subs: the reader's commands and revocations (from the
 	// node's NATS subscription) both change them.
@@ -163,6 +166,15 @@ func (s *Session) ID() string { return s.info.ID }
 // Claims returns the current claims, nil before authentication. It
 // implements hub.Sink.
 func (s *Session) Claims() *auth.Claims { return s.claims.Load() }
+
+// TokenAcceptedAt returns when the session accepted its current token
+// (zero before the first authentication).
+func (s *Session) TokenAcceptedAt() time.Time {
+	if ns := s.acceptedAt.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
 
 // Close asks the session to end with reason; Run returns once it has. Safe
 // to call from any goroutine, any number of times: the first reason wins.
