@@ -69,7 +69,7 @@ type Options struct {
 	// Verifier checks the bearer tokens.
 	Verifier *auth.Verifier
 	// Revocations, when set, refuses admin tokens of a revoked user (401),
-	// and every request (503) until it is loaded.
+	// and every request with a valid token (503) until it is loaded.
 	// Default nil: not checked.
 	Revocations *revocation.List
 	Sessions    Sessions

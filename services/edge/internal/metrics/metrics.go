@@ -193,7 +193,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.NATSConnected, m.NATSReconnects, m.EventsIn, m.EventsInvalid, m.EventsDropped, m.Deliveries,
 		m.FramesOut, m.FramesHandedOff, m.BytesOut, m.MessagesIn, m.DeliveryLatency)
 	m.HandshakesRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "eventedge_handshakes_rejected_total", Help: "WebSocket handshakes refused, by reason: node_full (503), ip_limit and user_limit (429; user_limit also counts 4029 closes right after the auth message), draining (503), origin (403), subprotocol (400: only unknown WebSocket subprotocols offered).",
+		Name: "eventedge_handshakes_rejected_total", Help: "WebSocket handshakes refused, by reason: node_full (503), ip_limit and user_limit (429; user_limit also counts 4029 closes right after the auth message), draining (503), origin (403), subprotocol (400: only unknown WebSocket subprotocols offered), starting (503: the stored revocations not read yet).",
 	}, []string{"reason"})
 	for _, r := range []string{"node_full", "ip_limit", "user_limit", "draining", "origin", "subprotocol", "starting"} {
 		m.HandshakesRejected.WithLabelValues(r) // present at 0, for rate() and alerts

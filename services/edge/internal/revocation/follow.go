@@ -53,8 +53,8 @@ type Apply func(m revoke.Message, rooms []room.Room, at time.Time, replay bool)
 // every revocation the stream held when it started, or those of them that
 // have not aged out since. After a disconnection from NATS the ordered
 // consumer resumes after the last revocation read, so those published in
-// between are applied then (until they are, the node stays ready: see
-// Hits for the connections made meanwhile); a stream deleted and created
+// between are applied then (until they are, the node lets clients in:
+// see Hits for the connections made meanwhile); a stream deleted and created
 // again is read again from its start (applying a revocation twice changes
 // nothing).
 //
@@ -269,16 +269,19 @@ func (f *Follower) handle(g *generation, msg jetstream.Msg) {
 		}
 	}
 	g.lastSeq.Store(meta.Sequence.Stream)
-	if meta.Sequence.Stream >= g.target || meta.NumPending == 0 {
+	// Only the current generation's progress counts: an old consumer that
+	// is still stopping may read a recreated stream from its old position.
+	if f.gen.Load() == g && (meta.Sequence.Stream >= g.target || meta.NumPending == 0) {
 		f.markCaughtUp("read to the end", g)
 	}
 }
 
-// markCaughtUp makes the follower ready and its List loaded, once.
+// markCaughtUp makes the follower's List loaded and the follower ready,
+// once, in that order: a node that reports ready lets clients in.
 func (f *Follower) markCaughtUp(why string, g *generation) {
+	f.list.SetLoaded()
 	if !f.caughtUp.Swap(true) {
 		f.lastErr.Store(nil)
-		f.list.SetLoaded()
 		f.log.Info().Str("why", why).Uint64("seq", g.lastSeq.Load()).Msg("revocations loaded")
 	}
 }

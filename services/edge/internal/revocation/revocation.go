@@ -103,7 +103,9 @@ func Before(iat, at time.Time) bool { return iat.Before(at.Truncate(time.Second)
 // it was cut off from NATS) only when its token predates the revocation by
 // Before's rule, the rule a new authentication goes by. So a connection
 // made with the issuer's new token is spared, and one that is hit and
-// reconnects with the same token is let in only if Before would let it in.
+// reconnects, or subscribes to the revoked room again, with the same token
+// is let in only if Before would let it in (a token from the revocation's
+// second: the same-second grace of Before).
 func Hits(iat, acceptedAt, at time.Time) bool { return acceptedAt.Before(at) || Before(iat, at) }
 
 // Room reports whether r was revoked for a token of user issued at issuedAt

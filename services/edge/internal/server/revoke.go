@@ -19,7 +19,7 @@ func (s *Server) Revoke(user string, rooms []room.Room, at time.Time) int {
 	s.mu.Lock()
 	var hit []*session.Session
 	for sess := range s.sessions {
-		if c := sess.Claims(); c != nil && c.Subject == user && revocation.Hits(c.IssuedAt, sess.TokenAcceptedAt(), at) {
+		if c, acceptedAt := sess.Token(); c != nil && c.Subject == user && revocation.Hits(c.IssuedAt, acceptedAt, at) {
 			hit = append(hit, sess)
 		}
 	}

@@ -210,9 +210,10 @@ func (l httpErrorLog) Write(p []byte) (int, error) {
 // browser client).
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
-// serveWS checks, in order: draining (503), node full (503), client IP at
-// its limit (429), user at its limit when the token came in the header
-// (429), origin (403, by Accept); then runs the session.
+// serveWS checks, in order: draining (503), the stored revocations read
+// (503 starting), the subprotocol (400), node full (503), client IP at its
+// limit (429), user at its limit when the token came in the header (429),
+// origin (403, by Accept); then runs the session.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	closing := s.closing

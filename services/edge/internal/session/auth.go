@@ -45,8 +45,15 @@ func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string
 		}
 		s.userSlot = claims.Subject
 	}
-	s.acceptedAt.Store(time.Now().UnixNano())
-	s.claims.Store(claims)
+	s.setClaims(claims)
+	// Checked again now that the token is the session's: a revocation
+	// added to the list after the check above and applied (Server.Revoke)
+	// before setClaims found the old token or none, and missed this one.
+	if s.env.Revocations != nil && s.env.Revocations.User(claims.Subject, claims.IssuedAt) {
+		s.env.Metrics.AuthFailures.WithLabelValues("revoked").Inc()
+		s.Close(protocol.Forbidden("access revoked: get a new token"))
+		return
+	}
 	s.armExpiry(claims)
 	if prev != nil {
 		s.send(s.info.Mode.Refreshed(id, claims.ExpiresAt))

@@ -24,7 +24,7 @@ func benchSessions(tb testing.TB, n int) []*Session {
 	out := make([]*Session, n)
 	for i := range out {
 		s := New(env, nil, Info{ID: fmt.Sprint("s", i)})
-		s.claims.Store(&auth.Claims{Subject: fmt.Sprint("u", i), Permissions: []string{auth.PermTasksRead}})
+		s.setClaims(&auth.Claims{Subject: fmt.Sprint("u", i), Permissions: []string{auth.PermTasksRead}})
 		s.writer = writerDone // no goroutine, no connection: the benchmark takes the queue
 		out[i] = s
 	}

@@ -100,7 +100,7 @@ func newPairs(t *testing.T, env *Env, n int) []pair {
 		c.SetReadLimit(1 << 20)
 		a := <-conns
 		s := New(env, a.c, Info{ID: fmt.Sprint("s", i), Cork: a.w.cork})
-		s.claims.Store(&auth.Claims{Subject: fmt.Sprint("u", i)})
+		s.setClaims(&auth.Claims{Subject: fmt.Sprint("u", i)})
 		out[i] = pair{s: s, client: c, tcp: a.w.tcp}
 		t.Cleanup(func() { c.CloseNow(); s.conn.CloseNow() })
 	}

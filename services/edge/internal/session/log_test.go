@@ -21,7 +21,7 @@ func TestLogEvent(t *testing.T) {
 	s := New(env, nil, Info{ID: "s-1", RemoteAddr: "127.0.0.1:5000"})
 
 	s.logEvent(env.Log.Info()).Msg("before auth")
-	s.claims.Store(&auth.Claims{Subject: "u-7"})
+	s.setClaims(&auth.Claims{Subject: "u-7"})
 	s.logEvent(env.Log.Info()).Msg("after auth")
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 2 {

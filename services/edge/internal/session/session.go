@@ -85,12 +85,9 @@ type Session struct {
 	// nil: none.
 	flusher *Flusher
 
-	claims atomic.Pointer[auth.Claims] // nil until authenticated
-	// acceptedAt is when the current token was accepted (first
-	// authentication or refresh), in Unix nanoseconds; stored before claims.
-	acceptedAt atomic.Int64
-	deviceID   atomic.Pointer[string]
-	cmdLimit   *rate.Limiter // commands from the client; owned by the reader
+	tok      atomic.Pointer[token] // nil until authenticated
+	deviceID atomic.Pointer[string]
+	cmdLimit *rate.Limiter // commands from the client; owned by the reader
 
 	// subsMu guards subs: the reader's commands and revocations (from the
 	// node's NATS subscription) both change them.
@@ -165,15 +162,33 @@ func (s *Session) ID() string { return s.info.ID }
 
 // Claims returns the current claims, nil before authentication. It
 // implements hub.Sink.
-func (s *Session) Claims() *auth.Claims { return s.claims.Load() }
-
-// TokenAcceptedAt returns when the session accepted its current token
-// (zero before the first authentication).
-func (s *Session) TokenAcceptedAt() time.Time {
-	if ns := s.acceptedAt.Load(); ns != 0 {
-		return time.Unix(0, ns)
+func (s *Session) Claims() *auth.Claims {
+	if t := s.tok.Load(); t != nil {
+		return t.claims
 	}
-	return time.Time{}
+	return nil
+}
+
+// Token returns the claims of the session's current token and when the
+// session accepted it (first authentication or refresh), as one pair; nil
+// and zero before the first authentication.
+func (s *Session) Token() (*auth.Claims, time.Time) {
+	if t := s.tok.Load(); t != nil {
+		return t.claims, t.acceptedAt
+	}
+	return nil, time.Time{}
+}
+
+// token is a session's current token: its claims and when it was
+// accepted. Immutable; replaced whole on a refresh.
+type token struct {
+	claims     *auth.Claims
+	acceptedAt time.Time
+}
+
+// setClaims makes c the session's current token, accepted now.
+func (s *Session) setClaims(c *auth.Claims) {
+	s.tok.Store(&token{claims: c, acceptedAt: time.Now()})
 }
 
 // Close asks the session to end with reason; Run returns once it has. Safe

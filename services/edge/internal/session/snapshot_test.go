@@ -22,7 +22,7 @@ import (
 func snapshotSession(opts Options) *Session {
 	env := &Env{Metrics: metrics.New(prometheus.NewRegistry()), Log: zerolog.Nop(), Options: opts}
 	s := New(env, nil, Info{ID: "s1", RemoteAddr: "192.0.2.1:4000", UserAgent: "test/1", Mode: protocol.JSON})
-	s.claims.Store(&auth.Claims{Subject: "u1", Permissions: []string{auth.PermTasksRead}, Projects: []string{"p1"}, ExpiresAt: time.Now().Add(time.Hour)})
+	s.setClaims(&auth.Claims{Subject: "u1", Permissions: []string{auth.PermTasksRead}, Projects: []string{"p1"}, ExpiresAt: time.Now().Add(time.Hour)})
 	s.writer = writerDone
 	return s
 }
