@@ -223,6 +223,9 @@ func (n *Node) Start() (err error) {
 			if n.follower != nil {
 				n.follower.Close()
 			}
+			for _, f := range n.flushers {
+				f.Close()
+			}
 			n.stopNATS()
 		}
 	}()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -329,5 +330,29 @@ func TestRevocationTTLValidated(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "revocation TTL "+ttl.String()+": must be at least 1s") {
 			t.Fatalf("RevocationTTL %s: %v, want a refusal naming it", ttl, err)
 		}
+	}
+}
+
+// TestStartFailureStopsWhatStarted: a node whose public address is taken
+// fails to start with an error naming the listen, and stops what it had
+// started (the NATS connection, hub, flushers, revocation follower): the
+// package's goleak check (TestMain) fails the package if any of their
+// goroutines is left.
+func TestStartFailureStopsWhatStarted(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	nd, err := node.New(node.Options{
+		Name: "edge-test", Addr: taken.Addr().String(), AdminAddr: "127.0.0.1:0", NATSURL: n.URL(),
+		Auth: auth.Options{HMACSecret: []byte(edgetest.Secret)},
+	}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nd.Start(); err == nil || !strings.Contains(err.Error(), "listen "+taken.Addr().String()) {
+		t.Fatalf("Start with the address taken: %v, want a listen error", err)
 	}
 }
