@@ -24,6 +24,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -147,6 +149,35 @@ type CloseError struct {
 
 func (e *CloseError) Error() string { return fmt.Sprintf("closed %d: %s", int(e.Code), e.Reason) }
 
+// HandshakeError is an upgrade the server answered without switching
+// protocols: 503 when the node is full, starting or draining, 429 at a
+// per-address or per-user limit, 403 for a foreign origin, 400 for an
+// unknown subprotocol (protocol.md §6, handshake answers).
+type HandshakeError struct {
+	URL    string
+	Status int // the HTTP status
+	// RetryAfter is the Retry-After header's delay (whole seconds, up to an
+	// hour); 0 when the answer had none.
+	RetryAfter time.Duration
+	Err        error // coder/websocket's error
+}
+
+func (e *HandshakeError) Error() string {
+	return fmt.Sprintf("dial %s: HTTP %d: %v", e.URL, e.Status, e.Err)
+}
+
+func (e *HandshakeError) Unwrap() error { return e.Err }
+
+// retryAfterHeader parses a Retry-After header of whole seconds (what the
+// edge sends; an HTTP date is not used by it and counts as none).
+func retryAfterHeader(v string) time.Duration {
+	secs, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || secs < 0 || secs > 3600 {
+		return 0
+	}
+	return time.Duration(secs) * time.Second
+}
+
 // ErrClosed is returned by commands on a closed Conn.
 var ErrClosed = errors.New("connection closed")
 
@@ -200,7 +231,7 @@ func Dial(ctx context.Context, url string, opts Options) (*Conn, error) {
 	ws, resp, err := websocket.Dial(ctx, url, dopts)
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("dial %s: HTTP %d: %w", url, resp.StatusCode, err)
+			return nil, &HandshakeError{URL: url, Status: resp.StatusCode, RetryAfter: retryAfterHeader(resp.Header.Get("Retry-After")), Err: err}
 		}
 		return nil, fmt.Errorf("dial %s: %w", url, err)
 	}

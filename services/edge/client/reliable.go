@@ -81,7 +81,9 @@ type Config struct {
 	Header        http.Header
 	HTTPClient    *http.Client
 	// BaseDelay and MaxDelay bound the exponential backoff with full
-	// jitter between attempts. Defaults 250ms and 30s.
+	// jitter between attempts. Defaults 250ms and 30s. A 1013 close's
+	// retry-after, and with a single URL a refused upgrade's Retry-After
+	// header when longer, take the backoff's place.
 	BaseDelay, MaxDelay time.Duration
 	// AckInterval is how often each room's position is acknowledged.
 	// Default 250ms; negative disables acks.
@@ -259,6 +261,13 @@ func (c *Client) Run(ctx context.Context) error {
 			if d, ok := retryAfter(ce.Reason); ok {
 				delay = d
 			}
+		}
+		// A node that refused the upgrade with Retry-After (full, starting,
+		// at a limit) is not asked again before then; with several URLs
+		// the next attempt goes to another node, at the usual backoff.
+		var he *HandshakeError
+		if errors.As(err, &he) && len(c.cfg.URLs) == 1 && he.RetryAfter > delay {
+			delay = he.RetryAfter
 		}
 		attempt++
 		next := c.cfg.URLs[(i+1)%len(c.cfg.URLs)]

@@ -210,3 +210,14 @@ func TestClientDropsRepeatedSeqs(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestRetryAfterHeader(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"1": time.Second, " 7 ": 7 * time.Second, "3600": time.Hour, "0": 0,
+		"": 0, "3601": 0, "-1": 0, "1.5": 0, "abc": 0, "Wed, 21 Oct 2015 07:28:00 GMT": 0,
+	} {
+		if got := retryAfterHeader(in); got != want {
+			t.Errorf("retryAfterHeader(%q) = %s; want %s", in, got, want)
+		}
+	}
+}

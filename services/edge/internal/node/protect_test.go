@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -456,4 +457,65 @@ func maxTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// TestClientHonoursRetryAfterOfARefusedUpgrade: the Go client sees a
+// refused upgrade as a *client.HandshakeError with the status and the
+// Retry-After header. With one URL (a load balancer) it waits the
+// Retry-After before asking again; with several it tries the next node at
+// its usual backoff, and connects there.
+func TestClientHonoursRetryAfterOfARefusedUpgrade(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	full := edgetest.StartEdge(t, n, func(o *node.Options) {
+		o.Name = "edge-full"
+		o.Server.MaxConns = 1
+		o.Session.AuthTimeout = time.Minute
+	})
+	other := edgetest.StartEdge(t, n, func(o *node.Options) { o.Name = "edge-other" })
+	openUnauthenticated(t, full, nil)
+	tok := edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, time.Hour)
+
+	refused := func(s client.StateChange) *client.HandshakeError {
+		t.Helper()
+		var he *client.HandshakeError
+		if !errors.As(s.Err, &he) || he.Status != http.StatusServiceUnavailable || he.RetryAfter < time.Second {
+			t.Fatalf("reconnecting after %v; want a HandshakeError 503 with a Retry-After of 1 s or more", s.Err)
+		}
+		return he
+	}
+	for _, tc := range []struct {
+		name string
+		urls []string
+	}{
+		{"one URL", []string{full.URL}},
+		{"two URLs", []string{full.URL, other.URL}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			states := make(chan client.StateChange, 64)
+			c := client.NewClient(client.Config{URLs: tc.urls, Token: tok, BaseDelay: 100 * time.Millisecond, OnState: connected(states)})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- c.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("client run: %v", err)
+				}
+			}()
+			s := waitState(t, states, client.StateReconnecting)
+			he := refused(s)
+			if len(tc.urls) == 1 {
+				if s.RetryIn != he.RetryAfter {
+					t.Fatalf("retry in %s; want the Retry-After, %s", s.RetryIn, he.RetryAfter)
+				}
+				return
+			}
+			if s.RetryIn >= he.RetryAfter {
+				t.Fatalf("retry in %s with another node to try; want the backoff, under 100ms", s.RetryIn)
+			}
+			if got := waitState(t, states, client.StateConnected); got.Node != "edge-other" {
+				t.Fatalf("connected to %s; want edge-other", got.Node)
+			}
+		})
+	}
 }
