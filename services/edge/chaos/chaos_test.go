@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventedge/eventedge/proto/events"
 	"github.com/eventedge/eventedge/proto/room"
 	"github.com/eventedge/eventedge/services/internal/netproxy"
 )
@@ -93,7 +94,7 @@ var scenarios = []scenario{
 		}
 	}},
 	{name: "kill-nats-leader", short: true, fault: func(t *testing.T, s *system) {
-		leader := streamLeader(t, s.pub.js)
+		leader := streamLeader(t, s.pub.js, events.StreamName)
 		var nd *natsNode
 		for _, n := range s.nats {
 			if n.name == leader {
@@ -108,7 +109,7 @@ var scenarios = []scenario{
 		time.Sleep(3 * time.Second)
 		nd.proc.Restart()
 		nd.waitHealthy(t)
-		waitReplicaCurrent(t, s.pub.js, leader)
+		waitReplicaCurrent(t, s.pub.js, events.StreamName, leader)
 	}},
 	{name: "partition-edge", fault: func(t *testing.T, s *system) {
 		e := s.edges[0]
@@ -192,7 +193,7 @@ func runScenario(t *testing.T, sc scenario, p params) verdict {
 	}
 	s.edges = startEdges(t, s.nats, 3)
 	js := connectJS(t, strings.Join(urls, ","))
-	streamLeader(t, js) // the edges made the stream: three replicas, led
+	streamLeader(t, js, events.StreamName) // the edges made the stream: three replicas, led
 
 	rooms := []room.Room{room.Project("c0"), room.Project("c1"), room.Project("c2"), room.Project("c3")}
 	names := make([]string, len(rooms))

@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/eventedge/eventedge/proto/events"
 	"github.com/eventedge/eventedge/services/internal/netproxy"
 	"github.com/eventedge/eventedge/services/internal/proctest"
 )
@@ -181,15 +180,16 @@ func connectJS(t *testing.T, urls string) jetstream.JetStream {
 	return js
 }
 
-// streamLeader returns the name of the NATS node leading the EVENTS
-// stream, asking until one answers.
-func streamLeader(t *testing.T, js jetstream.JetStream) string {
+// streamLeader returns the name of the NATS node leading the stream
+// named name, asking until one answers; the stream must have three
+// replicas.
+func streamLeader(t *testing.T, js jetstream.JetStream, name string) string {
 	t.Helper()
 	var leader string
-	waitFor(t, 30*time.Second, "EVENTS stream leader", func() bool {
+	waitFor(t, 30*time.Second, name+" stream leader", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		s, err := js.Stream(ctx, events.StreamName)
+		s, err := js.Stream(ctx, name)
 		if err != nil {
 			return false
 		}
@@ -198,7 +198,7 @@ func streamLeader(t *testing.T, js jetstream.JetStream) string {
 			return false
 		}
 		if info.Config.Replicas != 3 {
-			t.Fatalf("EVENTS stream has %d replicas, want 3", info.Config.Replicas)
+			t.Fatalf("%s stream has %d replicas, want 3", name, info.Config.Replicas)
 		}
 		leader = info.Cluster.Leader
 		return true
@@ -206,14 +206,14 @@ func streamLeader(t *testing.T, js jetstream.JetStream) string {
 	return leader
 }
 
-// waitReplicaCurrent waits until the node named name is a current
-// replica (or the leader) of the EVENTS stream again.
-func waitReplicaCurrent(t *testing.T, js jetstream.JetStream, name string) {
+// waitReplicaCurrent waits until the NATS node named name is a current
+// replica (or the leader) of the stream named stream again.
+func waitReplicaCurrent(t *testing.T, js jetstream.JetStream, stream, name string) {
 	t.Helper()
-	waitFor(t, 60*time.Second, name+" a current replica of the EVENTS stream", func() bool {
+	waitFor(t, 60*time.Second, name+" a current replica of the "+stream+" stream", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		s, err := js.Stream(ctx, events.StreamName)
+		s, err := js.Stream(ctx, stream)
 		if err != nil {
 			return false
 		}

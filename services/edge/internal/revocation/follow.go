@@ -188,7 +188,7 @@ func (f *Follower) follow() (time.Time, error) {
 		f.markCaughtUp("empty stream", g)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) { f.handle(g, msg) }, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		f.log.Debug().Err(err).Msg("revocation consumer")
+		f.log.Warn().Err(err).Msg("revocation consumer (it recreates itself)")
 	}))
 	if err != nil {
 		return time.Time{}, fmt.Errorf("consume %s: %w", revoke.StreamName, err)
