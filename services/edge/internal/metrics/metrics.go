@@ -48,13 +48,14 @@ type Metrics struct {
 	Acks              prometheus.Counter     // ack messages received
 	PositionWrites    *prometheus.CounterVec // device positions written to the KV bucket, by result
 
-	Coalesced   prometheus.Counter     // progress events superseded by a newer one before they were sent
-	Throttled   prometheus.Counter     // progress events held back by a rate limit or the high-water mark
-	ClientDrops *prometheus.CounterVec // events not sent to a client, by priority and reason
-	QueueDepth  prometheus.Histogram   // messages queued when the writer takes a frame
-	QueueBytes  prometheus.Histogram   // bytes queued when the writer takes a frame
-	FanoutRun   prometheus.Histogram   // live events of one room fanned out together
-	Revocations prometheus.Counter     // revocations received on ctl.revoke
+	Coalesced         prometheus.Counter     // progress events superseded by a newer one before they were sent
+	Throttled         prometheus.Counter     // progress events held back by a rate limit or the high-water mark
+	ClientDrops       *prometheus.CounterVec // events not sent to a client, by priority and reason
+	QueueDepth        prometheus.Histogram   // messages queued when the writer takes a frame
+	QueueBytes        prometheus.Histogram   // bytes queued when the writer takes a frame
+	FanoutRun         prometheus.Histogram   // live events of one room fanned out together
+	Revocations       prometheus.Counter     // revocations applied from the REVOCATIONS stream
+	RevocationsLoaded prometheus.Gauge       // 1 once the stored revocations are read
 
 	HandshakesRejected *prometheus.CounterVec // by reason: node_full, ip_limit, user_limit, draining, origin, subprotocol
 	ConnectionFill     prometheus.Gauge       // connections / max connections
@@ -182,9 +183,12 @@ func New(reg prometheus.Registerer) *Metrics {
 		Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 	})
 	m.Revocations = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "eventedge_revocations_total", Help: "Revocations received on ctl.revoke.",
+		Name: "eventedge_revocations_total", Help: "Valid revocations applied from the REVOCATIONS stream (ctl.revoke), those read at start or after a reconnection included.",
 	})
-	reg.MustRegister(m.Coalesced, m.Throttled, m.ClientDrops, m.QueueDepth, m.QueueBytes, m.FanoutRun, m.Revocations)
+	m.RevocationsLoaded = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "eventedge_revocations_loaded", Help: "1 once the node has read the revocations the REVOCATIONS stream held when it started; until then it refuses WebSocket upgrades (503, reason starting) and admin requests, and /readyz says why.",
+	})
+	reg.MustRegister(m.Coalesced, m.Throttled, m.ClientDrops, m.QueueDepth, m.QueueBytes, m.FanoutRun, m.Revocations, m.RevocationsLoaded)
 	reg.MustRegister(m.GapRepairs, m.GapRepairFailures, m.Replayed, m.Resumes, m.Resets, m.Acks, m.PositionWrites)
 	for _, p := range []string{"json", "protobuf"} {
 		m.ConnectionsByProtocol.WithLabelValues(p) // present at 0

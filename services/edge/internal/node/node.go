@@ -293,6 +293,7 @@ func (n *Node) Start() (err error) {
 	n.follower = revocation.Follow(n.broker.JS, n.revoked, n.onRevoke, revocation.FollowOptions{
 		Stream:        revoke.StreamConfig{MaxAge: n.opts.RevocationTTL, Replicas: n.opts.Stream.Replicas, MemoryStorage: n.opts.Stream.MemoryStorage},
 		CheckInterval: n.opts.StreamCheckInterval,
+		OnLoaded:      func() { n.m.RevocationsLoaded.Set(1) },
 	}, n.log)
 
 	// No TCP keepalive on client connections: the session's WebSocket

@@ -279,7 +279,8 @@ func TestRevocationMissedWhileCutOffFromNATS(t *testing.T) {
 // TestNoAuthenticationBeforeRevocationsAreRead: until the node has read
 // the stored revocations it refuses WebSocket upgrades (503, Retry-After,
 // eventedge_handshakes_rejected_total{reason="starting"}) and admin
-// requests (503 unavailable), and /readyz says why. Here the REVOCATIONS
+// requests (503 unavailable), /readyz says why and
+// eventedge_revocations_loaded is 0. Here the REVOCATIONS
 // stream exists with a storage the node cannot update it to; once it is
 // removed, the node creates it, reads it and lets clients in.
 func TestNoAuthenticationBeforeRevocationsAreRead(t *testing.T) {
@@ -298,6 +299,9 @@ func TestNoAuthenticationBeforeRevocationsAreRead(t *testing.T) {
 	if r := rejected(t, e, "starting"); r != 1 {
 		t.Fatalf("starting rejections %v; want 1", r)
 	}
+	if v := e.Metric(t, "eventedge_revocations_loaded"); v != 0 {
+		t.Fatalf("eventedge_revocations_loaded %v before the stream is read; want 0", v)
+	}
 	status, h, body := adminCall(t, "GET", e.AdminURL+"/v1/admin/connections", adminToken(t), "")
 	if status != http.StatusServiceUnavailable || h.Get("Retry-After") != "1" {
 		t.Fatalf("admin before the revocations: %d %v %s; want 503 with Retry-After", status, h, body)
@@ -308,6 +312,9 @@ func TestNoAuthenticationBeforeRevocationsAreRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	edgetest.Eventually(t, 10*time.Second, func() bool { return e.Ready() == nil }, "ready once the stream could be created")
+	if v := e.Metric(t, "eventedge_revocations_loaded"); v != 1 {
+		t.Fatalf("eventedge_revocations_loaded %v once ready; want 1", v)
+	}
 	edgetest.Dial(t, e, edgetest.Token(t, "u1", nil, nil, time.Hour))
 	var l struct {
 		Connections []json.RawMessage `json:"connections"`

@@ -28,6 +28,9 @@ type FollowOptions struct {
 	// RetryInterval is the pause after a failure to ensure the stream or
 	// to start reading it. Default 500ms.
 	RetryInterval time.Duration
+	// OnLoaded, when set, is called once, when the follower has read the
+	// stored revocations (and marked its List loaded). Default none.
+	OnLoaded func()
 }
 
 // WithDefaults returns o with every zero field set to its default.
@@ -282,6 +285,9 @@ func (f *Follower) markCaughtUp(why string, g *generation) {
 	f.list.SetLoaded()
 	if !f.caughtUp.Swap(true) {
 		f.lastErr.Store(nil)
+		if f.opts.OnLoaded != nil {
+			f.opts.OnLoaded()
+		}
 		f.log.Info().Str("why", why).Uint64("seq", g.lastSeq.Load()).Msg("revocations loaded")
 	}
 }
