@@ -134,7 +134,8 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 // EnsureStreamExists creates the EVENTS stream with cfg when it does not
 // exist, and leaves an existing one as it is: for services that publish but
 // do not own the stream's settings (EnsureStreams would overwrite them). It
-// reports whether it created the stream.
+// reports whether it created the stream. An invalid cfg is an error even
+// when the stream exists.
 func EnsureStreamExists(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (bool, error) {
 	return jsstream.EnsureExists(ctx, js, cfg)
 }

@@ -182,7 +182,8 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 // EnsureStreamExists creates the REVOCATIONS stream with cfg when it does
 // not exist and leaves an existing one as it is: for services that publish
 // revocations but do not own the stream's settings. It reports whether it
-// created the stream.
+// created the stream. An invalid cfg is an error even when the stream
+// exists.
 func EnsureStreamExists(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (bool, error) {
 	return jsstream.EnsureExists(ctx, js, cfg)
 }

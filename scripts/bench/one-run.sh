@@ -25,6 +25,12 @@ shift $(( $# < 5 ? $# : 5 ))
 for b in "$ebin" "$lbin" "$root/bin/nats-server"; do
 	[ -x "$b" ] || { echo "one-run.sh: $b: not an executable (make load-bins)" >&2; exit 2; }
 done
+for port in 24222 28080 29090; do
+	if (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
+		echo "one-run.sh: 127.0.0.1:$port is in use (a run left behind?): the run would measure that process" >&2
+		exit 2
+	fi
+done
 mkdir -p "$out"
 secret=one-run-secret-0123456789abcdef-xyz
 work=$(mktemp -d)
@@ -32,7 +38,9 @@ taskset -c 1 "$root/bin/nats-server" -js -sd "$work/nats" -a 127.0.0.1 -p 24222 
 nats=$!
 edge=
 trap 'kill $edge $nats 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/24222) 2>/dev/null && break; sleep 0.2; done
+up=
+for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/24222) 2>/dev/null && up=1 && break; sleep 0.2; done
+[ -n "$up" ] && kill -0 $nats 2>/dev/null || { echo "one-run.sh: NATS did not start; see $out/$tag.nats.log" >&2; exit 1; }
 # shellcheck disable=SC2086 # EFLAGS is a list of flags
 taskset -c 0 env GOMAXPROCS=1 EDGE_JWT_SECRET=$secret "$ebin" --addr 127.0.0.1:28080 --admin-addr 127.0.0.1:29090 \
 	--nats-url nats://127.0.0.1:24222 --node-name bench --data-dir "$work/edge" --log-level warn --drain-duration 0s \
@@ -40,10 +48,11 @@ taskset -c 0 env GOMAXPROCS=1 EDGE_JWT_SECRET=$secret "$ebin" --addr 127.0.0.1:2
 edge=$!
 ready=
 for _ in $(seq 100); do curl -sf http://127.0.0.1:29090/readyz >/dev/null && ready=1 && break; sleep 0.2; done
-[ -n "$ready" ] || { echo "one-run.sh: the edge did not get ready; see $out/$tag.edge.log" >&2; exit 1; }
+[ -n "$ready" ] && kill -0 $edge 2>/dev/null || { echo "one-run.sh: the edge did not get ready; see $out/$tag.edge.log" >&2; exit 1; }
 prof=
 if [ -n "${EPROF:-}" ]; then
-	(sleep "${EPDELAY:-0.3}"; curl -s -o "$out/$tag.edge.prof" "http://127.0.0.1:29090/debug/pprof/profile?seconds=$EPROF") &
+	(sleep "${EPDELAY:-0.3}"; curl -sf -o "$out/$tag.edge.prof" "http://127.0.0.1:29090/debug/pprof/profile?seconds=$EPROF" ||
+		echo "one-run.sh: no profile (is EFLAGS=--admin-pprof set?)" >&2) &
 	prof=$!
 fi
 LOADGEN_JWT_SECRET=$secret timeout 300 taskset -c 1 "$lbin" --preset "$preset" \

@@ -40,9 +40,10 @@
 //
 //	go test -run TestChaos -timeout 30m ./chaos -args -chaos.long -chaos.report /tmp/chaos.md
 //
-// TestRevocationThroughLeaderFailover (also in the short form) kills the
-// NATS node leading the REVOCATIONS stream, publishes a revocation, and
-// checks every edge applies it, and an edge restarted afterwards too.
+// TestRevocationThroughLeaderFailover (run by `go test ./chaos` and so
+// by make test; make chaos runs TestChaos only) kills the NATS node
+// leading the REVOCATIONS stream, publishes a revocation, and checks that
+// every edge applies it, and an edge restarted afterwards too.
 //
 // Every process listens on a 127.0.0.1 port; nothing leaves loopback.
 package chaos

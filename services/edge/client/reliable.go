@@ -83,7 +83,8 @@ type Config struct {
 	// BaseDelay and MaxDelay bound the exponential backoff with full
 	// jitter between attempts. Defaults 250ms and 30s. A 1013 close's
 	// retry-after, and with a single URL a refused upgrade's Retry-After
-	// header when longer, take the backoff's place.
+	// header when longer, take the backoff's place; neither is capped by
+	// MaxDelay (both are at most an hour).
 	BaseDelay, MaxDelay time.Duration
 	// AckInterval is how often each room's position is acknowledged.
 	// Default 250ms; negative disables acks.

@@ -19,7 +19,8 @@ import (
 type FollowOptions struct {
 	// Stream is the REVOCATIONS stream's configuration, which the
 	// follower ensures (creates, or updates to it) each time it starts
-	// reading. Its MaxAge should be the List's TTL.
+	// reading. Its MaxAge should be the List's TTL. Default: the zero
+	// value, revoke's defaults (24h, one replica, file storage).
 	Stream revoke.StreamConfig
 	// CheckInterval is how often the stream is looked up: one deleted is
 	// created again, and one recreated is read again from its start.
@@ -47,7 +48,9 @@ func (o FollowOptions) WithDefaults() FollowOptions {
 // Apply is called for every valid revocation read from the stream, in
 // stream order, with the time the stream stored it; replayed and live
 // revocations alike. It is called after the revocation was added to the
-// List, from the consumer's goroutine, one at a time.
+// List, from the consumer's goroutine: one at a time, except that a
+// consumer still stopping (see Follower) may finish a call while the next
+// one starts. It must be safe for concurrent use.
 type Apply func(m revoke.Message, rooms []room.Room, at time.Time, replay bool)
 
 // Follower reads the REVOCATIONS stream from its start with an ordered
@@ -82,7 +85,7 @@ type Follower struct {
 	caughtUp atomic.Bool
 	gen      atomic.Pointer[generation] // the current one; nil before the first
 	lastErr  atomic.Pointer[error]
-	invalid  atomic.Uint64 // invalid messages skipped, for the tests and logs
+	invalid  atomic.Uint64 // invalid messages skipped
 }
 
 // generation is one ordered consumer's reading of the stream.
@@ -118,11 +121,13 @@ func (f *Follower) Ready() error {
 	return fmt.Errorf("revocations: reading stream %s", revoke.StreamName)
 }
 
-// Invalid returns how many invalid messages the follower skipped.
+// Invalid returns how many invalid messages the follower skipped (each is
+// logged when skipped).
 func (f *Follower) Invalid() uint64 { return f.invalid.Load() }
 
-// Close stops following and waits for the consumer to stop. Safe to call
-// more than once.
+// Close stops following and waits for the consumer to stop, at most 5 s
+// (stopWait): a consumer that takes longer, because its reset is waiting
+// on NATS, is left to stop by itself. Safe to call more than once.
 func (f *Follower) Close() {
 	f.once.Do(f.stop)
 	<-f.done
@@ -187,6 +192,7 @@ func (f *Follower) follow() (time.Time, error) {
 	}
 	g := &generation{target: info.State.LastSeq}
 	f.gen.Store(g)
+	f.lastErr.Store(nil) // reading now: Ready reports the progress, not an old error
 	if info.State.Msgs == 0 {
 		f.markCaughtUp("empty stream", g)
 	}
@@ -212,6 +218,7 @@ func (f *Follower) follow() (time.Time, error) {
 	}
 	t := time.NewTicker(f.opts.CheckInterval)
 	defer t.Stop()
+	failed := 0 // checks failed in a row
 	for {
 		select {
 		case <-f.ctx.Done():
@@ -221,9 +228,18 @@ func (f *Follower) follow() (time.Time, error) {
 		}
 		now, err := f.check(g)
 		if err != nil {
-			f.log.Debug().Err(err).Msg("revocation stream check")
-			continue // NATS away: the ordered consumer resumes by itself
+			// NATS away: the ordered consumer resumes by itself. A check
+			// that keeps failing (no right to look the stream up) would
+			// hide a recreated stream: said at warn from the third.
+			failed++
+			ev := f.log.Debug()
+			if failed >= 3 {
+				ev = f.log.Warn()
+			}
+			ev.Err(err).Int("failures", failed).Msg("revocation stream check failed")
+			continue
 		}
+		failed = 0
 		if !now.Equal(created) {
 			stop()
 			return created, fmt.Errorf("%w (was %s, now %s)", errRecreated, created.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
@@ -282,7 +298,7 @@ func (f *Follower) handle(g *generation, msg jetstream.Msg) {
 // markCaughtUp makes the follower's List loaded and the follower ready,
 // once, in that order: a node that reports ready lets clients in.
 func (f *Follower) markCaughtUp(why string, g *generation) {
-	f.list.SetLoaded()
+	f.list.setLoaded()
 	if !f.caughtUp.Swap(true) {
 		f.lastErr.Store(nil)
 		if f.opts.OnLoaded != nil {

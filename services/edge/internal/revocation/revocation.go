@@ -77,8 +77,8 @@ func later(a, b time.Time) time.Time {
 // in.
 func (l *List) Loaded() bool { return l.loaded.Load() }
 
-// SetLoaded marks the list loaded (see Loaded).
-func (l *List) SetLoaded() { l.loaded.Store(true) }
+// setLoaded marks the list loaded (see Loaded); the Follower calls it.
+func (l *List) setLoaded() { l.loaded.Store(true) }
 
 // User reports whether a token of user issued at issuedAt was revoked as a
 // whole. A token without iat (zero issuedAt) counts as issued before.

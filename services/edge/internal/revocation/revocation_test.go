@@ -26,6 +26,11 @@ func TestListKeepsTheLaterRevocation(t *testing.T) {
 	p1 := room.Project("p1")
 	l.Add("u1", []room.Room{p1}, at)
 	l.Add("u1", []room.Room{p1}, at.Add(-10*time.Minute)) // older, read later: ignored
+	l.Add("u4", nil, at.Add(-10*time.Minute))
+	l.Add("u4", nil, at) // newer, read later: taken
+	if !l.User("u4", sec.Add(-10*time.Minute-time.Second)) || l.User("u4", sec.Add(-10*time.Minute)) {
+		t.Fatal("a user revoked again does not go by the later revocation")
+	}
 	if !l.Room("u1", p1, sec.Add(-10*time.Minute-time.Second)) {
 		t.Fatal("a token from the second before the later revocation is not refused")
 	}

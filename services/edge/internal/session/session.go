@@ -35,7 +35,8 @@ type Env struct {
 	// LowBudget is the node's budget for low-priority events, shared by
 	// every session; nil: unlimited.
 	LowBudget *rate.Limiter
-	// Revocations refuses rooms (or users) revoked on NATS; nil: none.
+	// Revocations refuses rooms (or users) revoked (the REVOCATIONS
+	// stream, read by the node's follower); nil: none.
 	Revocations *revocation.List
 	// Policy adds per-room required permissions; nil: none.
 	Policy *policy.Policy
