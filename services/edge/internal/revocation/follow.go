@@ -60,7 +60,9 @@ type Apply func(m revoke.Message, rooms []room.Room, at time.Time, replay bool)
 // have not aged out since. After a disconnection from NATS the ordered
 // consumer resumes after the last revocation read, so those published in
 // between are applied then (until they are, the node lets clients in:
-// see Hits for the connections made meanwhile); a stream deleted and created
+// see Hits for the connections made meanwhile). A consumer that stalls
+// (errStalled) is replaced by one starting after the last revocation
+// handled. A stream deleted and created
 // again is read again from its start (applying a revocation twice changes
 // nothing).
 //
@@ -141,15 +143,21 @@ func (f *Follower) fail(err error) {
 // Close.
 func (f *Follower) run() {
 	defer close(f.done)
+	from := uint64(0) // where the next generation starts: 0, the stream's start
 	for {
-		created, err := f.follow()
+		created, next, err := f.follow(from)
 		if err == nil || f.ctx.Err() != nil {
 			return // closed
 		}
 		f.fail(err)
-		if !created.IsZero() {
+		switch {
+		case errors.Is(err, errStalled):
+			from = next
+			f.log.Warn().Err(err).Uint64("from", from).Msg("reading revocations with a new consumer")
+		case !created.IsZero():
+			from = 0
 			f.log.Warn().Err(err).Msg("reading revocations again from the stream's start")
-		} else {
+		default:
 			f.log.Warn().Err(err).Msg("cannot read revocations; retrying")
 		}
 		if !f.sleep(f.opts.RetryInterval) {
@@ -174,23 +182,42 @@ func (f *Follower) sleep(d time.Duration) bool {
 // again.
 var errRecreated = errors.New("stream was recreated")
 
-// follow is one generation: ensure the stream, read it from its start,
-// and watch it until it is recreated (error, with its creation time) or
-// the follower closes (nil).
-func (f *Follower) follow() (time.Time, error) {
+// errStalled ends a generation whose consumer delivers nothing while the
+// stream holds revocations it has not handled: the ordered consumer did
+// not recover (seen after a NATS node holding it was killed in a
+// cluster). The next generation starts after the last one handled.
+var errStalled = errors.New("revocation consumer stalled")
+
+// stallChecks is how many checks in a row (CheckInterval apart) may find
+// stored revocations not handled, and no progress, before the consumer is
+// replaced.
+const stallChecks = 3
+
+// follow is one generation: ensure the stream, read it from sequence
+// from (0: its start), and watch it until it is recreated (errRecreated,
+// with the creation time it had), its consumer stalls (errStalled, with
+// the sequence to go on from) or the follower closes (nil).
+func (f *Follower) follow(from uint64) (time.Time, uint64, error) {
 	ctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
 	defer cancel()
 	st, err := revoke.EnsureStream(ctx, f.js, f.opts.Stream)
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, from, err
 	}
 	info := st.CachedInfo()
 	created := info.Created
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if from > 0 {
+		cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from}
+	}
+	cons, err := st.OrderedConsumer(ctx, cfg)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("consumer on %s: %w", revoke.StreamName, err)
+		return time.Time{}, from, fmt.Errorf("consumer on %s: %w", revoke.StreamName, err)
 	}
 	g := &generation{target: info.State.LastSeq}
+	if from > 0 {
+		g.lastSeq.Store(from - 1) // handled by an earlier generation
+	}
 	f.gen.Store(g)
 	f.lastErr.Store(nil) // reading now: Ready reports the progress, not an old error
 	if info.State.Msgs == 0 {
@@ -200,7 +227,7 @@ func (f *Follower) follow() (time.Time, error) {
 		f.log.Warn().Err(err).Msg("revocation consumer (it recreates itself)")
 	}))
 	if err != nil {
-		return time.Time{}, fmt.Errorf("consume %s: %w", revoke.StreamName, err)
+		return time.Time{}, from, fmt.Errorf("consume %s: %w", revoke.StreamName, err)
 	}
 	// stop stops the consumer. Stop can wait for the ordered consumer's
 	// reset loop (it retries while NATS is away), so the wait is bounded:
@@ -219,14 +246,15 @@ func (f *Follower) follow() (time.Time, error) {
 	t := time.NewTicker(f.opts.CheckInterval)
 	defer t.Stop()
 	failed := 0 // checks failed in a row
+	stalls, seen := 0, g.lastSeq.Load()
 	for {
 		select {
 		case <-f.ctx.Done():
 			stop()
-			return created, nil
+			return created, from, nil
 		case <-t.C:
 		}
-		now, err := f.check(g)
+		now, pending, err := f.check(g)
 		if err != nil {
 			// NATS away: the ordered consumer resumes by itself. A check
 			// that keeps failing (no right to look the stream up) would
@@ -242,16 +270,28 @@ func (f *Follower) follow() (time.Time, error) {
 		failed = 0
 		if !now.Equal(created) {
 			stop()
-			return created, fmt.Errorf("%w (was %s, now %s)", errRecreated, created.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
+			return created, 0, fmt.Errorf("%w (was %s, now %s)", errRecreated, created.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
+		}
+		done := g.lastSeq.Load()
+		if pending && done == seen {
+			stalls++
+		} else {
+			stalls = 0
+		}
+		seen = done
+		if stalls >= stallChecks {
+			stop()
+			return created, done + 1, fmt.Errorf("%w: no revocation handled in %d checks, the stream holds some after sequence %d", errStalled, stalls, done)
 		}
 	}
 }
 
 // check looks the stream up, creating it again when it is gone, and
-// returns its creation time. It also marks the follower caught up when
-// every revocation up to g's target has aged out of the stream before it
-// was delivered (the stream's first sequence is past the target).
-func (f *Follower) check(g *generation) (time.Time, error) {
+// returns its creation time, and whether it stores a revocation after the
+// last one g handled. It also marks the follower caught up when every
+// revocation up to g's target has aged out of the stream before it was
+// delivered (the stream's first sequence is past the target).
+func (f *Follower) check(g *generation) (time.Time, bool, error) {
 	ctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
 	defer cancel()
 	st, err := f.js.Stream(ctx, revoke.StreamName)
@@ -259,13 +299,20 @@ func (f *Follower) check(g *generation) (time.Time, error) {
 		st, err = revoke.EnsureStream(ctx, f.js, f.opts.Stream)
 	}
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, false, err
 	}
 	info := st.CachedInfo()
 	if !f.caughtUp.Load() && (info.State.FirstSeq > g.target || info.State.Msgs == 0) {
 		f.markCaughtUp("the rest aged out", g)
 	}
-	return info.Created, nil
+	pending := false
+	if done := g.lastSeq.Load(); info.State.Msgs > 0 && info.State.LastSeq > done {
+		// The last sequence stays after its message is removed: pending only
+		// if the last stored revocation is after the last one handled.
+		m, err := st.GetLastMsgForSubject(ctx, revoke.Subject)
+		pending = err == nil && m.Sequence > done
+	}
+	return info.Created, pending, nil
 }
 
 // handle applies one stored revocation read by generation g. Called by

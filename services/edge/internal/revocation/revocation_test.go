@@ -177,3 +177,50 @@ func TestFollowerSkipsInvalidAndRereadsARecreatedStream(t *testing.T) {
 		t.Fatal("the revocation read from the deleted stream was forgotten")
 	}
 }
+
+// TestFollowerReplacesAStalledConsumer: a consumer that delivers nothing
+// while the stream holds a revocation it has not handled (here: paused on
+// the server, which the library does not notice; in a cluster: one that
+// did not recover when the NATS node holding it died) is replaced by a
+// new one that starts after the last revocation handled: the revocation
+// is applied, and the earlier one is not applied twice.
+func TestFollowerReplacesAStalledConsumer(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	_, js := n.Connect(t)
+	list := revocation.New(time.Hour)
+	var got applied
+	f := revocation.Follow(js, list, got.apply, revocation.FollowOptions{
+		Stream:        revoke.StreamConfig{MaxAge: time.Hour},
+		CheckInterval: 100 * time.Millisecond,
+		RetryInterval: 50 * time.Millisecond,
+	}, zerolog.New(zerolog.NewTestWriter(t)))
+	t.Cleanup(f.Close)
+	edgetest.Eventually(t, 10*time.Second, func() bool { return f.Ready() == nil }, "follower ready")
+	if _, err := revoke.Publish(ctxT(t), js, revoke.Message{UserID: "u1"}); err != nil {
+		t.Fatal(err)
+	}
+	edgetest.Eventually(t, 10*time.Second, func() bool { return got.count("u1") == 1 }, "u1 applied")
+
+	st, err := js.Stream(ctxT(t), revoke.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	lister := st.ConsumerNames(ctxT(t))
+	for name := range lister.Name() {
+		names = append(names, name)
+	}
+	if err := lister.Err(); err != nil || len(names) != 1 {
+		t.Fatalf("consumers on the stream: %v, %v; want the follower's one", names, err)
+	}
+	if _, err := st.PauseConsumer(ctxT(t), names[0], time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := revoke.Publish(ctxT(t), js, revoke.Message{UserID: "u2"}); err != nil {
+		t.Fatal(err)
+	}
+	edgetest.Eventually(t, 10*time.Second, func() bool { return got.count("u2") == 1 }, "u2 applied despite the paused consumer")
+	if got.count("u1") != 1 {
+		t.Fatalf("u1 applied %d times; the new consumer must start after it", got.count("u1"))
+	}
+}
