@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/eventedge/eventedge/proto/revoke"
@@ -107,15 +108,12 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// TestFollowerSkipsInvalidAndRereadsARecreatedStream: the follower creates
-// the stream, applies stored revocations with the stream's timestamp,
-// skips an invalid message and goes on, and after the stream is deleted it
-// creates it again and applies what is published there.
-func TestFollowerSkipsInvalidAndRereadsARecreatedStream(t *testing.T) {
-	n := edgetest.StartNATS(t)
-	nc, js := n.Connect(t)
+// follow starts a follower on js with fast checks (stopped when the test
+// ends) and waits until it is ready, on an empty stream.
+func follow(t *testing.T, js jetstream.JetStream) (*revocation.List, *applied, *revocation.Follower) {
+	t.Helper()
 	list := revocation.New(time.Hour)
-	var got applied
+	got := &applied{}
 	f := revocation.Follow(js, list, got.apply, revocation.FollowOptions{
 		Stream:        revoke.StreamConfig{MaxAge: time.Hour},
 		CheckInterval: 100 * time.Millisecond,
@@ -123,6 +121,17 @@ func TestFollowerSkipsInvalidAndRereadsARecreatedStream(t *testing.T) {
 	}, zerolog.New(zerolog.NewTestWriter(t)))
 	t.Cleanup(f.Close)
 	edgetest.Eventually(t, 10*time.Second, func() bool { return f.Ready() == nil }, "follower ready on an empty stream")
+	return list, got, f
+}
+
+// TestFollowerSkipsInvalidAndRereadsARecreatedStream: the follower creates
+// the stream, applies stored revocations with the stream's timestamp,
+// skips an invalid message and goes on, and after the stream is deleted it
+// creates it again and applies what is published there.
+func TestFollowerSkipsInvalidAndRereadsARecreatedStream(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	nc, js := n.Connect(t)
+	list, got, f := follow(t, js)
 	if !list.Loaded() {
 		t.Fatal("follower ready, list not marked loaded")
 	}
@@ -187,15 +196,7 @@ func TestFollowerSkipsInvalidAndRereadsARecreatedStream(t *testing.T) {
 func TestFollowerReplacesAStalledConsumer(t *testing.T) {
 	n := edgetest.StartNATS(t)
 	_, js := n.Connect(t)
-	list := revocation.New(time.Hour)
-	var got applied
-	f := revocation.Follow(js, list, got.apply, revocation.FollowOptions{
-		Stream:        revoke.StreamConfig{MaxAge: time.Hour},
-		CheckInterval: 100 * time.Millisecond,
-		RetryInterval: 50 * time.Millisecond,
-	}, zerolog.New(zerolog.NewTestWriter(t)))
-	t.Cleanup(f.Close)
-	edgetest.Eventually(t, 10*time.Second, func() bool { return f.Ready() == nil }, "follower ready")
+	_, got, _ := follow(t, js)
 	if _, err := revoke.Publish(ctxT(t), js, revoke.Message{UserID: "u1"}); err != nil {
 		t.Fatal(err)
 	}
