@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -84,23 +86,62 @@ func requireEngine(t *testing.T) {
 	}
 }
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1.
+// freePorts returns n distinct TCP ports on 127.0.0.1 that were free a
+// moment ago, picked at random outside the kernel's ephemeral range
+// (ip_local_port_range): a port from that range, as "127.0.0.1:0" gives,
+// can be taken as the source port of an outgoing connection between the
+// check and the container's bind, and the container then fails to start.
+// The same rule as services/internal/proctest.FreeAddrs, which Go's
+// internal rule keeps this module from importing. When the host leaves no
+// room outside its ephemeral range, the kernel picks.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
+	lo, hi := fixedPorts()
 	var ports []int
 	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	defer func() {
+		for _, l := range ls {
+			l.Close()
 		}
-		ls = append(ls, l)
+	}()
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 200*n {
+			t.Fatalf("no %d free ports after %d tries (range %d-%d; 0-0: the kernel's)", n, tries, lo, hi)
+		}
+		addr := "127.0.0.1:0"
+		if lo != 0 {
+			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.IntN(hi-lo+1)))
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue // taken: try another
+		}
+		ls = append(ls, l) // held until all n are chosen, so they differ
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	for _, l := range ls {
-		l.Close()
-	}
 	return ports
+}
+
+// fixedPorts returns the ports between 20000 and the start of the
+// ephemeral range, or those above its end (at least 1,000 of them); 0, 0
+// when neither is that large or the range cannot be read.
+func fixedPorts() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	var elo, ehi int
+	if _, err := fmt.Sscan(string(b), &elo, &ehi); err != nil {
+		return 0, 0
+	}
+	const floor, minPorts = 20000, 1000
+	switch {
+	case elo-1-floor >= minPorts:
+		return floor, elo - 1
+	case 65535-ehi >= minPorts:
+		return ehi + 1, 65535
+	}
+	return 0, 0
 }
 
 // checkFor polls f every 250ms until it returns nil or d has passed, and
@@ -299,4 +340,26 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestFreePortsOutsideEphemeralRange: the ports are distinct, free to
+// listen on, and (where the host leaves room) outside the kernel's
+// ephemeral range.
+func TestFreePortsOutsideEphemeralRange(t *testing.T) {
+	lo, hi := fixedPorts()
+	seen := map[int]bool{}
+	for _, p := range freePorts(t, 40) {
+		if lo != 0 && (p < lo || p > hi) {
+			t.Fatalf("port %d outside the fixed range %d-%d", p, lo, hi)
+		}
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			t.Fatalf("listen on %d, handed out as free: %v", p, err)
+		}
+		l.Close()
+	}
 }

@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,14 +19,62 @@ import (
 	"github.com/eventedge/eventedge/services/edge/client"
 )
 
-func freeAddr(t *testing.T) string {
+// freeAddrs returns n distinct 127.0.0.1 addresses whose ports were free a
+// moment ago, picked at random outside the kernel's ephemeral range
+// (ip_local_port_range): a port from that range, as "127.0.0.1:0" gives,
+// can be taken as the source port of an outgoing connection between the
+// check and the process's bind, and the process then fails to start. The
+// same rule as services/internal/proctest.FreeAddrs, which Go's internal
+// rule keeps this module from importing. When the host leaves no room
+// outside its ephemeral range, the kernel picks.
+func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lo, hi := fixedPorts()
+	var addrs []string
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for tries := 0; len(addrs) < n; tries++ {
+		if tries == 200*n {
+			t.Fatalf("no %d free ports after %d tries (range %d-%d; 0-0: the kernel's)", n, tries, lo, hi)
+		}
+		addr := "127.0.0.1:0"
+		if lo != 0 {
+			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.IntN(hi-lo+1)))
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue // taken: try another
+		}
+		ls = append(ls, l) // held until all n are chosen, so they differ
+		addrs = append(addrs, l.Addr().String())
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
+}
+
+// fixedPorts returns the ports between 20000 and the start of the
+// ephemeral range, or those above its end (at least 1,000 of them); 0, 0
+// when neither is that large or the range cannot be read.
+func fixedPorts() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	var elo, ehi int
+	if _, err := fmt.Sscan(string(b), &elo, &ehi); err != nil {
+		return 0, 0
+	}
+	const floor, minPorts = 20000, 1000
+	switch {
+	case elo-1-floor >= minPorts:
+		return floor, elo - 1
+	case 65535-ehi >= minPorts:
+		return ehi + 1, 65535
+	}
+	return 0, 0
 }
 
 // TestSystemEndToEnd runs the real binaries under the supervisor — edge
@@ -44,8 +95,8 @@ func TestSystemEndToEnd(t *testing.T) {
 			t.Fatalf("build %s: %v\n%s", svc, err, out)
 		}
 	}
-	edgeAddr, edgeAdmin, natsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	apiAddr, apiAdmin, workerAdmin := freeAddr(t), freeAddr(t), freeAddr(t)
+	a := freeAddrs(t, 6)
+	edgeAddr, edgeAdmin, natsAddr, apiAddr, apiAdmin, workerAdmin := a[0], a[1], a[2], a[3], a[4], a[5]
 	natsURL := "nats://" + natsAddr
 	var out syncBuffer
 	sup := &Supervisor{Out: &out, StopTimeout: 20 * time.Second}
@@ -182,5 +233,32 @@ func TestSystemEndToEnd(t *testing.T) {
 	}
 	if m := next("task_deleted"); !strings.Contains(string(m.Event.Data), task.ID) {
 		t.Fatalf("task_deleted: %s", m.Raw)
+	}
+}
+
+// TestFreeAddrsOutsideEphemeralRange: the addresses are loopback, distinct,
+// free to listen on, and (where the host leaves room) outside the kernel's
+// ephemeral range.
+func TestFreeAddrsOutsideEphemeralRange(t *testing.T) {
+	lo, hi := fixedPorts()
+	seen := map[string]bool{}
+	for _, a := range freeAddrs(t, 40) {
+		host, p, err := net.SplitHostPort(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		port, _ := strconv.Atoi(p)
+		if host != "127.0.0.1" || (lo != 0 && (port < lo || port > hi)) {
+			t.Fatalf("address %s, want 127.0.0.1 and a port in %d-%d", a, lo, hi)
+		}
+		if seen[a] {
+			t.Fatalf("%s handed out twice", a)
+		}
+		seen[a] = true
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			t.Fatalf("listen on %s, handed out as free: %v", a, err)
+		}
+		l.Close()
 	}
 }
