@@ -15,7 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -25,17 +25,39 @@ import (
 // Store reads the EVENTS stream. Safe for concurrent use.
 type Store struct {
 	js jetstream.JetStream
+
+	mu sync.Mutex
+	st jetstream.Stream // guarded by mu: the stream's handle, nil until first fetched
 }
 
 // New returns a Store reading through js.
 func New(js jetstream.JetStream) *Store { return &Store{js: js} }
 
+// stream returns the EVENTS stream's handle. It is fetched once (a stream
+// info request) and kept: its message gets address the stream by name, so
+// they reach a recreated stream too, and everything that needs the
+// stream's current state asks for it (Check). Before, every Last, Range
+// and Check paid one more info request, and a node's rooms re-checked
+// after a reconnect or thousands of clients resuming after a drain paid it
+// thousands of times. A failed fetch is not kept: the next call tries
+// again.
 func (s *Store) stream(ctx context.Context) (jetstream.Stream, error) {
+	s.mu.Lock()
+	st := s.st
+	s.mu.Unlock()
+	if st != nil {
+		return st, nil
+	}
 	st, err := s.js.Stream(ctx, events.StreamName)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", events.StreamName, err)
 	}
-	return st, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st == nil {
+		s.st = st
+	}
+	return s.st, nil
 }
 
 // Last returns the sequence of the last stored event on subject, 0 when
@@ -151,14 +173,4 @@ func (s *Store) Check(ctx context.Context, subject string, since uint64) (Positi
 		}
 	}
 	return pos, nil
-}
-
-// Created returns when the stream was created: a change means it was
-// recreated and every sequence before is meaningless.
-func (s *Store) Created(ctx context.Context) (time.Time, error) {
-	st, err := s.stream(ctx)
-	if err != nil {
-		return time.Time{}, err
-	}
-	return st.CachedInfo().Created, nil
 }

@@ -266,11 +266,14 @@ func TestCheckAfterStreamFirstMoved(t *testing.T) {
 	}
 }
 
-func TestCreated(t *testing.T) {
-	s, js, _ := setup(t)
-	created, err := s.Created(ctxT(t))
-	if err != nil || created.IsZero() {
-		t.Fatalf("Created: %v, %v", created, err)
+// TestWithoutStream: reads without the stream fail, and once it is
+// created again they reach the new one (the Store keeps the stream's
+// handle, which addresses it by name).
+func TestWithoutStream(t *testing.T) {
+	s, js, pub := setup(t)
+	pub(roomA)
+	if _, err := s.Last(ctxT(t), roomA.Subject()); err != nil {
+		t.Fatal(err)
 	}
 	if err := js.DeleteStream(ctxT(t), events.StreamName); err != nil {
 		t.Fatal(err)
@@ -280,5 +283,55 @@ func TestCreated(t *testing.T) {
 	}
 	if _, err := s.Check(ctxT(t), roomA.Subject(), 1); err == nil {
 		t.Fatal("Check without a stream: no error")
+	}
+	if err := s.Range(ctxT(t), roomA.Subject(), 0, 1, func(*jetstream.RawStreamMsg) error { return nil }); err == nil {
+		t.Fatal("Range without a stream: no error")
+	}
+	if _, err := events.EnsureStreams(ctxT(t), js, events.StreamConfig{MaxMsgsPerSubject: perSubject}); err != nil {
+		t.Fatal(err)
+	}
+	a1 := pub(roomA)
+	if last, err := s.Last(ctxT(t), roomA.Subject()); err != nil || last != a1 {
+		t.Fatalf("Last on the recreated stream: %d, %v; want %d", last, err, a1)
+	}
+	if pos, err := s.Check(ctxT(t), roomA.Subject(), 5); err != nil || pos.Gap != history.Recreated {
+		t.Fatalf("Check(since 5) on the recreated stream: %+v, %v; want %s", pos, err, history.Recreated)
+	}
+}
+
+// TestRequestsPerRead counts the requests the Store sends to NATS: Last
+// one, Check two (the filtered stream info and the subject's last), Range
+// one per event read — no stream info request besides the first read's.
+// Resumes after a drain and the re-check of every room after a reconnect
+// make these reads by the thousand.
+func TestRequestsPerRead(t *testing.T) {
+	s, js, pub := setup(t)
+	a0 := pub(roomA)
+	pub(roomB)
+	a1, a2, a3 := pub(roomA), pub(roomA), pub(roomA)
+	if _, err := s.Last(ctxT(t), roomA.Subject()); err != nil { // the first read fetches the stream's handle
+		t.Fatal(err)
+	}
+	count := func(what string, want uint64, read func() error) {
+		t.Helper()
+		before := js.Conn().Stats().OutMsgs // nothing else sends on this connection meanwhile
+		if err := read(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got := js.Conn().Stats().OutMsgs - before; got != want {
+			t.Errorf("%s: %d requests, want %d", what, got, want)
+		}
+	}
+	count("Last", 1, func() error { _, err := s.Last(ctxT(t), roomA.Subject()); return err })
+	count("Check", 2, func() error { _, err := s.Check(ctxT(t), roomA.Subject(), a0); return err })
+	var got []uint64
+	count("Range over 3 events", 3, func() error {
+		return s.Range(ctxT(t), roomA.Subject(), a0, a3, func(m *jetstream.RawStreamMsg) error {
+			got = append(got, m.Sequence)
+			return nil
+		})
+	})
+	if want := []uint64{a1, a2, a3}; !slices.Equal(got, want) {
+		t.Fatalf("Range = %v, want %v", got, want)
 	}
 }
