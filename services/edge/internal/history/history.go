@@ -34,13 +34,13 @@ type Store struct {
 func New(js jetstream.JetStream) *Store { return &Store{js: js} }
 
 // stream returns the EVENTS stream's handle. It is fetched once (a stream
-// info request) and kept: its message gets address the stream by name, so
-// they reach a recreated stream too, and everything that needs the
-// stream's current state asks for it (Check). Before, every Last, Range
-// and Check paid one more info request, and a node's rooms re-checked
-// after a reconnect or thousands of clients resuming after a drain paid it
-// thousands of times. A failed fetch is not kept: the next call tries
-// again.
+// info request) and kept, so that the thousands of reads of resumes after a
+// drain, or of every room re-checked after a reconnect, do not pay an info
+// request each. Its message gets address the stream by name and reach a
+// recreated stream too. Check asks for the stream's current state, which
+// also refreshes the handle's copy of the config: the gets follow the
+// allow-direct setting as last read (the package doc says why it is off).
+// A failed fetch is not kept: the next call tries again.
 func (s *Store) stream(ctx context.Context) (jetstream.Stream, error) {
 	s.mu.Lock()
 	st := s.st
