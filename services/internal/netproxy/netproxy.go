@@ -3,8 +3,9 @@
 // and NATS. Cut drops every connection through it (the peers see their TCP
 // connection end without a protocol close), CutSome a few of them, Block
 // drops them all and refuses new ones until Unblock (a network partition
-// as the peers see it), and Kill stops it for good, like a process killed
-// with -9.
+// as the peers see it), Pause holds every byte in flight without closing
+// anything until Resume (a stalled peer or link), and Kill stops it for
+// good, like a process killed with -9.
 //
 // Ownership: the accept goroutine is started by Start and ends when the
 // listener closes (Kill, or the end of the test); each proxied connection
@@ -13,7 +14,6 @@
 package netproxy
 
 import (
-	"io"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -29,6 +29,7 @@ type Proxy struct {
 	mu      sync.Mutex
 	pairs   map[net.Conn]net.Conn // guarded by mu: accepted side → target side
 	blocked bool                  // guarded by mu: new connections are refused
+	paused  chan struct{}         // guarded by mu: non-nil while paused, closed by Resume
 	killed  bool                  // guarded by mu
 	wg      sync.WaitGroup        // accept loop and copiers
 }
@@ -86,15 +87,52 @@ func (p *Proxy) accept() {
 }
 
 // pipe copies src to dst until either ends, then closes both and forgets
-// the pair keyed by key.
+// the pair keyed by key. While the proxy is paused, what it read waits.
 func (p *Proxy) pipe(dst, src, key net.Conn) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			paused := p.paused
+			p.mu.Unlock()
+			if paused != nil {
+				<-paused
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
 	p.mu.Lock()
 	delete(p.pairs, key)
 	p.mu.Unlock()
+}
+
+// Pause holds every byte read from either side of every connection,
+// without closing anything, until Resume.
+func (p *Proxy) Pause() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.paused == nil {
+		p.paused = make(chan struct{})
+	}
+}
+
+// Resume forwards again what Pause held, and everything after.
+func (p *Proxy) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.paused != nil {
+		close(p.paused)
+		p.paused = nil
+	}
 }
 
 // Conns is the number of connections through the proxy.
@@ -154,6 +192,7 @@ func (p *Proxy) Unblock() {
 
 // Kill closes the listener and every connection.
 func (p *Proxy) Kill() {
+	p.Resume() // a paused copier would hold the cleanup's wait
 	p.mu.Lock()
 	p.killed = true
 	p.mu.Unlock()

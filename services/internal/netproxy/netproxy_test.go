@@ -160,3 +160,30 @@ func TestProxyKill(t *testing.T) {
 		t.Fatal("the proxy still accepts after Kill")
 	}
 }
+
+func TestProxyPauseHoldsUntilResume(t *testing.T) {
+	p := Start(t, echo(t))
+	c := dial(t, p)
+	if err := roundTrip(t, c); err != nil {
+		t.Fatal(err)
+	}
+	p.Pause()
+	if _, err := c.Write([]byte("held\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	var ne net.Error
+	if n, err := c.Read(make([]byte, 16)); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read while paused: %d bytes, %v; want a timeout", n, err)
+	}
+	if p.Conns() != 1 {
+		t.Fatalf("paused proxy holds %d connections, want 1", p.Conns())
+	}
+	p.Resume()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || line != "held\n" {
+		t.Fatalf("after Resume: %q, %v; want the held line", line, err)
+	}
+	p.Pause() // Kill at the test's end resumes: nothing is left waiting
+}

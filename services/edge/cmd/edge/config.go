@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
 	"github.com/eventedge/eventedge/services/edge/internal/broker"
+	"github.com/eventedge/eventedge/services/edge/internal/history"
 	"github.com/eventedge/eventedge/services/edge/internal/node"
 	"github.com/eventedge/eventedge/services/edge/internal/nodestats"
 	"github.com/eventedge/eventedge/services/edge/internal/policy"
@@ -48,7 +49,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		readHeaderTimeout                                        time.Duration
 		pingTimeout, shutdownTimeout, streamMaxAge, streamDup    time.Duration
 		readLimit, queueBytes                                    int64
-		queueMessages, maxSubs, streamReplicas                   int
+		queueMessages, maxSubs, streamReplicas, historyReads     int
 		streamPerSubject                                         int64
 		drainDuration, statsInterval                             time.Duration
 		maxConns, maxConnsPerUser, maxConnsPerIP                 int
@@ -140,6 +141,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	i64(&streamPerSubject, "stream-max-msgs-per-subject", "EDGE_STREAM_MAX_MSGS_PER_SUBJECT", events.DefaultMaxMsgsPerSubject, "EVENTS stream: events kept per room")
 	dur(&streamDup, "stream-duplicates", "EDGE_STREAM_DUPLICATES", events.DefaultDuplicates, "EVENTS stream: duplicate-publish window")
 	integer(&streamReplicas, "stream-replicas", "EDGE_STREAM_REPLICAS", events.DefaultReplicas, "EVENTS stream: replicas (1, 3 or 5)")
+	integer(&historyReads, "history-reads", "EDGE_HISTORY_READS", history.DefaultMaxInFlight, "EVENTS stream: requests (replays, repairs, room checks) this node has in flight at once, 1-10000; more wait their turn (keep the sum over all nodes well below the NATS JetStream API queue, 10,000 by default)")
 
 	for name, env := range envOf {
 		v := getenv(env)
@@ -288,6 +290,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		NATSURL:   natsURL,
 		Embedded:  emb,
 		Stream:    stream,
+		History:   history.Options{MaxInFlight: historyReads},
 		Auth:      a,
 		Server: server.Options{
 			AllowedOrigins:    allowed,
@@ -328,6 +331,9 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	}
 	if revocationTTL < time.Second {
 		return nil, fmt.Errorf("--revocation-ttl (EDGE_REVOCATION_TTL): %s must be at least 1s (the REVOCATIONS stream's max age; use at least the longest token lifetime)", revocationTTL)
+	}
+	if historyReads < 1 || historyReads > 10000 {
+		return nil, fmt.Errorf("--history-reads (EDGE_HISTORY_READS): %d must be between 1 and 10000", historyReads)
 	}
 	if socketSendBuffer < 0 || socketSendBuffer > 64<<20 {
 		return nil, fmt.Errorf("--socket-send-buffer (EDGE_SOCKET_SEND_BUFFER): %d must be between 0 and 67108864", socketSendBuffer)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
 	"github.com/eventedge/eventedge/services/edge/internal/broker"
+	"github.com/eventedge/eventedge/services/edge/internal/history"
 	"github.com/eventedge/eventedge/services/edge/internal/node"
 	"github.com/eventedge/eventedge/services/edge/internal/nodestats"
 	"github.com/eventedge/eventedge/services/edge/internal/server"
@@ -340,6 +341,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "ping timeout negative", args: []string{"-ping-timeout", "-1ms"}, want: []string{"--ping-timeout", "must be positive"}},
 		{name: "shutdown timeout negative", env: env{"EDGE_SHUTDOWN_TIMEOUT": "-1s"}, want: []string{"--shutdown-timeout", "must be positive"}},
 		{name: "stream max age negative", env: env{"EDGE_STREAM_MAX_AGE": "-1h"}, want: []string{"--stream-max-age", "must be positive"}},
+		{name: "history reads zero", args: []string{"--history-reads=0"}, want: []string{"--history-reads (EDGE_HISTORY_READS): 0 must be between 1 and 10000"}},
+		{name: "history reads too many", env: env{"EDGE_HISTORY_READS": "10001"}, want: []string{"--history-reads (EDGE_HISTORY_READS): 10001 must be between 1 and 10000"}},
 		{name: "revocation ttl below 1s", args: []string{"--revocation-ttl=500ms"}, want: []string{"--revocation-ttl (EDGE_REVOCATION_TTL): 500ms must be at least 1s"}},
 		{name: "expiring notice zero", env: env{"EDGE_EXPIRING_NOTICE": "0s"}, want: []string{"--expiring-notice (EDGE_EXPIRING_NOTICE) must be positive"}},
 		{name: "leeway negative", env: env{"EDGE_JWT_LEEWAY": "-1s"}, want: []string{"--jwt-leeway (EDGE_JWT_LEEWAY)", "between 0s and 1m"}},
@@ -434,17 +437,17 @@ func TestParseConfigPolicyAndNotice(t *testing.T) {
 	secret := map[string]string{"EDGE_JWT_SECRET": strings.Repeat("s", 32)}
 	getenv := func(k string) string { return secret[k] }
 	c, err := parseConfig([]string{"--room-policy", good, "--expiring-notice", "30s", "--socket-send-buffer", "65536",
-		"--compression", "on", "--compression-threshold", "256", "--admin-pprof", "--read-header-timeout", "3s"}, getenv)
+		"--compression", "on", "--compression-threshold", "256", "--admin-pprof", "--read-header-timeout", "3s", "--history-reads", "16"}, getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.node.Policy == nil || c.node.Session.ExpiringNotice != 30*time.Second || c.node.SocketSendBuffer != 65536 ||
 		!c.node.Server.Compression || c.node.Server.CompressionThreshold != 256 || !c.node.AdminPprof ||
-		c.node.Server.ReadHeaderTimeout != 3*time.Second {
+		c.node.Server.ReadHeaderTimeout != 3*time.Second || c.node.History.MaxInFlight != 16 {
 		t.Fatalf("options %+v", c.node)
 	}
-	if c, err := parseConfig(nil, getenv); err != nil || c.node.Server.Compression || c.node.AdminPprof {
-		t.Fatalf("defaults: compression %v, pprof %v, %v; want both off", c.node.Server.Compression, c.node.AdminPprof, err)
+	if c, err := parseConfig(nil, getenv); err != nil || c.node.Server.Compression || c.node.AdminPprof || c.node.History.MaxInFlight != history.DefaultMaxInFlight {
+		t.Fatalf("defaults: compression %v, pprof %v, history reads %d, %v; want both off and %d", c.node.Server.Compression, c.node.AdminPprof, c.node.History.MaxInFlight, err, history.DefaultMaxInFlight)
 	}
 	for _, tc := range []struct {
 		args []string

@@ -9,6 +9,12 @@
 // gets, which any replica may answer: a replica behind the leader would
 // answer "not found" for an event just stored, and the replay or repair
 // would skip it for good.
+//
+// A Store keeps at most Options.MaxInFlight requests in flight; the others
+// wait their turn. A drained node's thousands of clients resuming on the
+// other nodes, or every room re-checked after a reconnect, would otherwise
+// send the stream's leader as many requests at once, and a NATS server's
+// JetStream API queue drops every pending request when it overflows.
 package history
 
 import (
@@ -22,16 +28,47 @@ import (
 	"github.com/eventedge/eventedge/proto/events"
 )
 
+// DefaultMaxInFlight is Options.MaxInFlight's default.
+const DefaultMaxInFlight = 64
+
+// Options configures a Store. Zero fields take their defaults.
+type Options struct {
+	// MaxInFlight is how many requests the Store has in flight at once
+	// (one message get, the stream's info); more wait for a turn until
+	// their context ends. A NATS server's JetStream API queue holds
+	// 10,000 requests by default and drops every pending one when it
+	// overflows: keep the nodes' sum well below that. Default
+	// DefaultMaxInFlight.
+	MaxInFlight int
+}
+
 // Store reads the EVENTS stream. Safe for concurrent use.
 type Store struct {
-	js jetstream.JetStream
+	js    jetstream.JetStream
+	turns chan struct{} // a token per request in flight
 
 	mu sync.Mutex
 	st jetstream.Stream // guarded by mu: the stream's handle, nil until first fetched
 }
 
 // New returns a Store reading through js.
-func New(js jetstream.JetStream) *Store { return &Store{js: js} }
+func New(js jetstream.JetStream, opts Options) *Store {
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
+	}
+	return &Store{js: js, turns: make(chan struct{}, opts.MaxInFlight)}
+}
+
+// do makes the request f once a turn is free, or returns ctx's error.
+func (s *Store) do(ctx context.Context, f func() error) error {
+	select {
+	case s.turns <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.turns }()
+	return f()
+}
 
 // stream returns the EVENTS stream's handle. It is fetched once (a stream
 // info request) and kept, so that the thousands of reads of resumes after a
@@ -48,7 +85,10 @@ func (s *Store) stream(ctx context.Context) (jetstream.Stream, error) {
 	if st != nil {
 		return st, nil
 	}
-	st, err := s.js.Stream(ctx, events.StreamName)
+	err := s.do(ctx, func() (err error) {
+		st, err = s.js.Stream(ctx, events.StreamName)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", events.StreamName, err)
 	}
@@ -67,7 +107,11 @@ func (s *Store) Last(ctx context.Context, subject string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	m, err := st.GetLastMsgForSubject(ctx, subject)
+	var m *jetstream.RawStreamMsg
+	err = s.do(ctx, func() (err error) {
+		m, err = st.GetLastMsgForSubject(ctx, subject)
+		return err
+	})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}
@@ -89,7 +133,11 @@ func (s *Store) Range(ctx context.Context, subject string, after, upTo uint64, f
 	}
 	next := after + 1
 	for next <= upTo {
-		m, err := st.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subject))
+		var m *jetstream.RawStreamMsg
+		err := s.do(ctx, func() (err error) {
+			m, err = st.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subject))
+			return err
+		})
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil
 		}
@@ -148,7 +196,11 @@ func (s *Store) Check(ctx context.Context, subject string, since uint64) (Positi
 	if err != nil {
 		return Position{}, err
 	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
+	var info *jetstream.StreamInfo
+	err = s.do(ctx, func() (err error) {
+		info, err = st.Info(ctx, jetstream.WithSubjectFilter(subject))
+		return err
+	})
 	if err != nil {
 		return Position{}, fmt.Errorf("stream info for %s: %w", subject, err)
 	}
@@ -164,7 +216,11 @@ func (s *Store) Check(ctx context.Context, subject string, since uint64) (Positi
 	case since+1 < info.State.FirstSeq:
 		pos.Gap = Truncated
 	case info.Config.MaxMsgsPerSubject > 0 && int64(info.State.Subjects[subject]) >= info.Config.MaxMsgsPerSubject:
-		first, err := st.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subject))
+		var first *jetstream.RawStreamMsg
+		err := s.do(ctx, func() (err error) {
+			first, err = st.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subject))
+			return err
+		})
 		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return Position{}, fmt.Errorf("first of %s: %w", subject, err)
 		}

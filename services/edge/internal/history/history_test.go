@@ -3,15 +3,20 @@ package history_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
 	"github.com/eventedge/eventedge/proto/events"
 	"github.com/eventedge/eventedge/proto/room"
+
+	"github.com/eventedge/eventedge/services/internal/netproxy"
 
 	"github.com/eventedge/eventedge/services/edge/internal/edgetest"
 	"github.com/eventedge/eventedge/services/edge/internal/history"
@@ -44,7 +49,7 @@ func setup(t *testing.T) (*history.Store, jetstream.JetStream, func(room.Room) u
 		t.Helper()
 		return edgetest.Publish(t, js, events.TaskDeleted(r, "u1", "t1")).Sequence
 	}
-	return history.New(js), js, pub
+	return history.New(js, history.Options{}), js, pub
 }
 
 var (
@@ -267,9 +272,29 @@ func TestCheckAfterStreamFirstMoved(t *testing.T) {
 }
 
 // TestWithoutStream: reads without the stream fail, and once it is
-// created again they reach the new one (the Store keeps the stream's
-// handle, which addresses it by name).
+// created (again) they reach it: a failed fetch of the stream's handle is
+// not kept, and a kept handle addresses the stream by name.
 func TestWithoutStream(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	nc, err := nats.Connect(n.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	bare, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	early := history.New(bare, history.Options{}) // before the stream exists
+	if _, err := early.Last(ctxT(t), roomA.Subject()); err == nil {
+		t.Fatal("Last before the stream exists: no error")
+	}
+	_, created := n.ConnectWith(t, events.StreamConfig{MaxMsgsPerSubject: perSubject})
+	first := edgetest.Publish(t, created, events.TaskDeleted(roomA, "u1", "t1")).Sequence
+	if last, err := early.Last(ctxT(t), roomA.Subject()); err != nil || last != first {
+		t.Fatalf("Last once the stream exists: %d, %v; want %d", last, err, first)
+	}
+
 	s, js, pub := setup(t)
 	pub(roomA)
 	if _, err := s.Last(ctxT(t), roomA.Subject()); err != nil {
@@ -333,5 +358,68 @@ func TestRequestsPerRead(t *testing.T) {
 	})
 	if want := []uint64{a1, a2, a3}; !slices.Equal(got, want) {
 		t.Fatalf("Range = %v, want %v", got, want)
+	}
+}
+
+// TestRequestsInFlightBounded: with MaxInFlight 2, twenty concurrent reads
+// put two requests on the wire while the link to NATS is stalled, and the
+// other eighteen wait their turn; all twenty complete once it flows again.
+// A waiting read gives up when its context ends.
+func TestRequestsInFlightBounded(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	_, js := n.ConnectWith(t, events.StreamConfig{MaxMsgsPerSubject: perSubject})
+	a1 := edgetest.Publish(t, js, events.TaskDeleted(roomA, "u1", "t1")).Sequence
+
+	link := netproxy.Start(t, strings.TrimPrefix(n.URL(), "nats://"))
+	nc, err := nats.Connect("nats://" + link.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	viaLink, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := history.New(viaLink, history.Options{MaxInFlight: 2})
+	if _, err := s.Last(ctxT(t), roomA.Subject()); err != nil { // the handle, fetched
+		t.Fatal(err)
+	}
+
+	link.Pause()
+	sent := nc.Stats().OutMsgs
+	const reads = 20
+	errs := make(chan error, reads)
+	for range reads {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			last, err := s.Last(ctx, roomA.Subject())
+			if err == nil && last != a1 {
+				err = fmt.Errorf("last %d, want %d", last, a1)
+			}
+			errs <- err
+		}()
+	}
+	edgetest.Eventually(t, 10*time.Second, func() bool { return nc.Stats().OutMsgs-sent >= 2 }, "two requests sent")
+	// Without the bound the other 18 would be on the wire within
+	// microseconds; give them ample time to show.
+	time.Sleep(300 * time.Millisecond)
+	if got := nc.Stats().OutMsgs - sent; got != 2 {
+		t.Fatalf("%d requests sent while the link stalls, want 2 (MaxInFlight)", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := s.Last(ctx, roomA.Subject()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a read waiting for a turn past its deadline: %v, want %v", err, context.DeadlineExceeded)
+	}
+
+	link.Resume()
+	for range reads {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := nc.Stats().OutMsgs - sent; got != reads {
+		t.Fatalf("%d requests sent in all, want %d", got, reads)
 	}
 }

@@ -96,7 +96,7 @@ func newHubWith(tb testing.TB, policyYAML string) (*Hub, jetstream.JetStream) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h := New(nc, history.New(js), Options{Policy: pol}, zerolog.Nop(), metrics.New(prometheus.NewRegistry()))
+	h := New(nc, history.New(js, history.Options{}), Options{Policy: pol}, zerolog.Nop(), metrics.New(prometheus.NewRegistry()))
 	tb.Cleanup(h.Close)
 	return h, js
 }

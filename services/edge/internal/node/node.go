@@ -79,6 +79,9 @@ type Options struct {
 	Session session.Options
 	// Hub configures the fan-out.
 	Hub hub.Options
+	// History configures the node's reads of the EVENTS stream (replays,
+	// repairs, room checks): how many requests it has in flight at once.
+	History history.Options
 	// Positions configures the store of acknowledged device positions.
 	Positions positions.Options
 	// Policy is the room policy (from the file given by --room-policy).
@@ -185,6 +188,9 @@ func New(opts Options, log zerolog.Logger) (*Node, error) {
 	if err := opts.Stream.Validate(); err != nil {
 		return nil, err
 	}
+	if opts.History.MaxInFlight < 0 {
+		return nil, fmt.Errorf("history reads in flight %d: must be positive (0: the default, %d)", opts.History.MaxInFlight, history.DefaultMaxInFlight)
+	}
 	if opts.RevocationTTL != 0 && opts.RevocationTTL < time.Second {
 		return nil, fmt.Errorf("revocation TTL %s: must be at least 1s (0: the default, 24h)", opts.RevocationTTL)
 	}
@@ -264,7 +270,7 @@ func (n *Node) Start() (err error) {
 	}
 	hubOpts := n.opts.Hub
 	hubOpts.Policy = n.opts.Policy
-	n.hub = hub.New(n.broker.NC, history.New(n.broker.JS), hubOpts, n.log, n.m)
+	n.hub = hub.New(n.broker.NC, history.New(n.broker.JS, n.opts.History), hubOpts, n.log, n.m)
 	n.hubReady.Store(n.hub)
 	n.positions = positions.Open(n.broker.JS, n.opts.Positions, n.log, n.m)
 	n.revoked = revocation.New(n.opts.RevocationTTL)

@@ -23,6 +23,7 @@ import (
 	"github.com/eventedge/eventedge/services/edge/deliverycheck"
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
 	"github.com/eventedge/eventedge/services/edge/internal/edgetest"
+	"github.com/eventedge/eventedge/services/edge/internal/history"
 	"github.com/eventedge/eventedge/services/edge/internal/node"
 )
 
@@ -339,6 +340,18 @@ func TestRevocationTTLValidated(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "revocation TTL "+ttl.String()+": must be at least 1s") {
 			t.Fatalf("RevocationTTL %s: %v, want a refusal naming it", ttl, err)
 		}
+	}
+}
+
+// TestHistoryReadsValidated: a negative bound on the stream reads in
+// flight is refused, naming it.
+func TestHistoryReadsValidated(t *testing.T) {
+	_, err := node.New(node.Options{
+		Name: "edge-test", Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", NATSURL: "nats://127.0.0.1:1",
+		Auth: auth.Options{HMACSecret: []byte(edgetest.Secret)}, History: history.Options{MaxInFlight: -1},
+	}, zerolog.Nop())
+	if err == nil || !strings.Contains(err.Error(), "history reads in flight -1: must be positive") {
+		t.Fatalf("History.MaxInFlight -1: %v, want a refusal naming it", err)
 	}
 }
 
