@@ -141,7 +141,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	i64(&streamPerSubject, "stream-max-msgs-per-subject", "EDGE_STREAM_MAX_MSGS_PER_SUBJECT", events.DefaultMaxMsgsPerSubject, "EVENTS stream: events kept per room")
 	dur(&streamDup, "stream-duplicates", "EDGE_STREAM_DUPLICATES", events.DefaultDuplicates, "EVENTS stream: duplicate-publish window")
 	integer(&streamReplicas, "stream-replicas", "EDGE_STREAM_REPLICAS", events.DefaultReplicas, "EVENTS stream: replicas (1, 3 or 5)")
-	integer(&historyReads, "history-reads", "EDGE_HISTORY_READS", history.DefaultMaxInFlight, "EVENTS stream: requests (replays, repairs, room checks) this node has in flight at once, 1-10000; more wait their turn (keep the sum over all nodes well below the NATS JetStream API queue, 10,000 by default)")
+	integer(&historyReads, "history-reads", "EDGE_HISTORY_READS", history.DefaultMaxInFlight, "EVENTS stream: requests of resuming subscriptions (replays) this node has in flight at once, 1-10000; more wait their turn (keep the sum over all nodes well below the NATS JetStream API queue, 10,000 by default)")
 
 	for name, env := range envOf {
 		v := getenv(env)

@@ -12,9 +12,10 @@
 //
 // A Store keeps at most Options.MaxInFlight requests in flight; the others
 // wait their turn. A drained node's thousands of clients resuming on the
-// other nodes, or every room re-checked after a reconnect, would otherwise
-// send the stream's leader as many requests at once, and a NATS server's
-// JetStream API queue drops every pending request when it overflows.
+// other nodes would otherwise send the stream's leader as many requests at
+// once, and a NATS server's JetStream API queue drops every pending
+// request when it overflows. Reads that other work waits on go through the
+// Store's Priority view instead, which does not queue.
 package history
 
 import (
@@ -34,8 +35,8 @@ const DefaultMaxInFlight = 64
 // Options configures a Store. Zero fields take their defaults.
 type Options struct {
 	// MaxInFlight is how many requests the Store has in flight at once
-	// (one message get, the stream's info); more wait for a turn until
-	// their context ends. A NATS server's JetStream API queue holds
+	// (a message get, the stream's info), not counting its Priority
+	// view's; more wait for a turn until their context ends. A NATS server's JetStream API queue holds
 	// 10,000 requests by default and drops every pending one when it
 	// overflows: keep the nodes' sum well below that. Default
 	// DefaultMaxInFlight.
@@ -44,9 +45,12 @@ type Options struct {
 
 // Store reads the EVENTS stream. Safe for concurrent use.
 type Store struct {
-	js    jetstream.JetStream
-	turns chan struct{} // a token per request in flight
+	js     jetstream.JetStream
+	turns  chan struct{} // a token per request in flight; nil: no bound (Priority)
+	handle *handle       // shared with the Priority view
+}
 
+type handle struct {
 	mu sync.Mutex
 	st jetstream.Stream // guarded by mu: the stream's handle, nil until first fetched
 }
@@ -56,11 +60,23 @@ func New(js jetstream.JetStream, opts Options) *Store {
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = DefaultMaxInFlight
 	}
-	return &Store{js: js, turns: make(chan struct{}, opts.MaxInFlight)}
+	return &Store{js: js, turns: make(chan struct{}, opts.MaxInFlight), handle: &handle{}}
+}
+
+// Priority returns a view of s whose requests neither wait for a turn nor
+// take one: for reads that other work waits on, such as a room's live
+// path (its gap repairs and re-checks, and the position read when the
+// room is created). Its callers bound their concurrency themselves (the
+// hub: a read per shard goroutine, and one per room being created).
+func (s *Store) Priority() *Store {
+	return &Store{js: s.js, handle: s.handle}
 }
 
 // do makes the request f once a turn is free, or returns ctx's error.
 func (s *Store) do(ctx context.Context, f func() error) error {
+	if s.turns == nil {
+		return f()
+	}
 	select {
 	case s.turns <- struct{}{}:
 	case <-ctx.Done():
@@ -79,9 +95,10 @@ func (s *Store) do(ctx context.Context, f func() error) error {
 // allow-direct setting as last read (the package doc says why it is off).
 // A failed fetch is not kept: the next call tries again.
 func (s *Store) stream(ctx context.Context) (jetstream.Stream, error) {
-	s.mu.Lock()
-	st := s.st
-	s.mu.Unlock()
+	h := s.handle
+	h.mu.Lock()
+	st := h.st
+	h.mu.Unlock()
 	if st != nil {
 		return st, nil
 	}
@@ -92,12 +109,12 @@ func (s *Store) stream(ctx context.Context) (jetstream.Stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", events.StreamName, err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.st == nil {
-		s.st = st
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.st == nil {
+		h.st = st
 	}
-	return s.st, nil
+	return h.st, nil
 }
 
 // Last returns the sequence of the last stored event on subject, 0 when

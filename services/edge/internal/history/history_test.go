@@ -364,7 +364,8 @@ func TestRequestsPerRead(t *testing.T) {
 // TestRequestsInFlightBounded: with MaxInFlight 2, twenty concurrent reads
 // put two requests on the wire while the link to NATS is stalled, and the
 // other eighteen wait their turn; all twenty complete once it flows again.
-// A waiting read gives up when its context ends.
+// A waiting read gives up when its context ends; a read through the
+// Priority view does not wait.
 func TestRequestsInFlightBounded(t *testing.T) {
 	n := edgetest.StartNATS(t)
 	_, js := n.ConnectWith(t, events.StreamConfig{MaxMsgsPerSubject: perSubject})
@@ -413,13 +414,27 @@ func TestRequestsInFlightBounded(t *testing.T) {
 		t.Fatalf("a read waiting for a turn past its deadline: %v, want %v", err, context.DeadlineExceeded)
 	}
 
+	// The Priority view does not wait for a turn.
+	prio := make(chan error, 1)
+	go func() {
+		last, err := s.Priority().Last(ctxT(t), roomA.Subject())
+		if err == nil && last != a1 {
+			err = fmt.Errorf("priority last %d, want %d", last, a1)
+		}
+		prio <- err
+	}()
+	edgetest.Eventually(t, 10*time.Second, func() bool { return nc.Stats().OutMsgs-sent == 3 }, "the priority read sent past the queue")
+
 	link.Resume()
+	if err := <-prio; err != nil {
+		t.Fatal(err)
+	}
 	for range reads {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := nc.Stats().OutMsgs - sent; got != reads {
-		t.Fatalf("%d requests sent in all, want %d", got, reads)
+	if got := nc.Stats().OutMsgs - sent; got != reads+1 {
+		t.Fatalf("%d requests sent in all, want %d", got, reads+1)
 	}
 }

@@ -14,7 +14,7 @@ import (
 // subscription is live, or with ctx's error (the session ended or left).
 func (h *Hub) CatchUp(ctx context.Context, sub *Subscription) error {
 	since := sub.Position()
-	pos, err := h.hist.Check(ctx, sub.room.Subject(), since)
+	pos, err := h.replays.Check(ctx, sub.room.Subject(), since)
 	if err != nil {
 		return err
 	}
@@ -33,7 +33,7 @@ func (h *Hub) CatchUp(ctx context.Context, sub *Subscription) error {
 			return err
 		}
 		// Held live events overflowed: read on from the stream.
-		if upTo, err = h.hist.Last(ctx, sub.room.Subject()); err != nil {
+		if upTo, err = h.replays.Last(ctx, sub.room.Subject()); err != nil {
 			return err
 		}
 	}
@@ -41,7 +41,7 @@ func (h *Hub) CatchUp(ctx context.Context, sub *Subscription) error {
 
 func (h *Hub) replay(ctx context.Context, sub *Subscription, upTo uint64) error {
 	n := 0
-	err := h.hist.Range(ctx, sub.room.Subject(), sub.Position(), upTo, func(m *jetstream.RawStreamMsg) error {
+	err := h.replays.Range(ctx, sub.room.Subject(), sub.Position(), upTo, func(m *jetstream.RawStreamMsg) error {
 		out, err := encode(sub.name, m.Sequence, m.Data, m.Header.Get(events.HeaderContentType))
 		if err != nil {
 			h.m.EventsInvalid.Inc()

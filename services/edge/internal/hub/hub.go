@@ -176,15 +176,19 @@ type roomState struct {
 // Hub is the node's room registry and fan-out. Safe for concurrent use.
 type Hub struct {
 	// static after construction
-	nc     *nats.Conn
-	hist   *history.Store
-	opts   Options
-	log    zerolog.Logger
-	m      *metrics.Metrics
-	seed   maphash.Seed
-	shards []chan *nats.Msg
-	quit   chan struct{}
-	wg     sync.WaitGroup // shard goroutines, owned by New/Close
+	nc *nats.Conn
+	// hist reads the stream for the live path (a room's position when it
+	// is created, gap repairs, re-checks), which every event of a shard
+	// waits on: its Priority view, not queued behind resumes. replays
+	// reads it for resumes (CatchUp), bounded in flight.
+	hist, replays *history.Store
+	opts          Options
+	log           zerolog.Logger
+	m             *metrics.Metrics
+	seed          maphash.Seed
+	shards        []chan *nats.Msg
+	quit          chan struct{}
+	wg            sync.WaitGroup // shard goroutines, owned by New/Close
 
 	mu     sync.RWMutex
 	rooms  map[string]*roomState // by live subject; guarded by mu
@@ -201,14 +205,15 @@ var (
 func New(nc *nats.Conn, hist *history.Store, opts Options, log zerolog.Logger, m *metrics.Metrics) *Hub {
 	opts = opts.withDefaults()
 	h := &Hub{
-		nc:    nc,
-		hist:  hist,
-		opts:  opts,
-		log:   log,
-		m:     m,
-		seed:  maphash.MakeSeed(),
-		quit:  make(chan struct{}),
-		rooms: make(map[string]*roomState),
+		nc:      nc,
+		hist:    hist.Priority(),
+		replays: hist,
+		opts:    opts,
+		log:     log,
+		m:       m,
+		seed:    maphash.MakeSeed(),
+		quit:    make(chan struct{}),
+		rooms:   make(map[string]*roomState),
 	}
 	h.shards = make([]chan *nats.Msg, opts.Shards)
 	for i := range h.shards {
