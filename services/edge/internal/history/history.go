@@ -25,6 +25,7 @@ import (
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventedge/eventedge/proto/events"
 )
@@ -41,13 +42,16 @@ type Options struct {
 	// overflows: keep the nodes' sum well below that. Default
 	// DefaultMaxInFlight.
 	MaxInFlight int
+	// Waiting, when set, counts the requests waiting for a turn.
+	Waiting prometheus.Gauge
 }
 
 // Store reads the EVENTS stream. Safe for concurrent use.
 type Store struct {
-	js     jetstream.JetStream
-	turns  chan struct{} // a token per request in flight; nil: no bound (Priority)
-	handle *handle       // shared with the Priority view
+	js      jetstream.JetStream
+	turns   chan struct{}    // a token per request in flight; nil: no bound (Priority)
+	waiting prometheus.Gauge // nil: not counted
+	handle  *handle          // shared with the Priority view
 }
 
 type handle struct {
@@ -60,7 +64,7 @@ func New(js jetstream.JetStream, opts Options) *Store {
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = DefaultMaxInFlight
 	}
-	return &Store{js: js, turns: make(chan struct{}, opts.MaxInFlight), handle: &handle{}}
+	return &Store{js: js, turns: make(chan struct{}, opts.MaxInFlight), waiting: opts.Waiting, handle: &handle{}}
 }
 
 // Priority returns a view of s whose requests neither wait for a turn nor
@@ -79,11 +83,27 @@ func (s *Store) do(ctx context.Context, f func() error) error {
 	}
 	select {
 	case s.turns <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	default:
+		if err := s.wait(ctx); err != nil {
+			return err
+		}
 	}
 	defer func() { <-s.turns }()
 	return f()
+}
+
+// wait takes a turn once one is free, counted as waiting meanwhile.
+func (s *Store) wait(ctx context.Context) error {
+	if s.waiting != nil {
+		s.waiting.Inc()
+		defer s.waiting.Dec()
+	}
+	select {
+	case s.turns <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // stream returns the EVENTS stream's handle. It is fetched once (a stream

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
 	"github.com/eventedge/eventedge/proto/events"
@@ -381,7 +383,8 @@ func TestRequestsInFlightBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := history.New(viaLink, history.Options{MaxInFlight: 2})
+	waiting := prometheus.NewGauge(prometheus.GaugeOpts{Name: "waiting"})
+	s := history.New(viaLink, history.Options{MaxInFlight: 2, Waiting: waiting})
 	if _, err := s.Last(ctxT(t), roomA.Subject()); err != nil { // the handle, fetched
 		t.Fatal(err)
 	}
@@ -408,6 +411,7 @@ func TestRequestsInFlightBounded(t *testing.T) {
 	if got := nc.Stats().OutMsgs - sent; got != 2 {
 		t.Fatalf("%d requests sent while the link stalls, want 2 (MaxInFlight)", got)
 	}
+	edgetest.Eventually(t, 10*time.Second, func() bool { return testutil.ToFloat64(waiting) == reads-2 }, "18 reads counted as waiting")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := s.Last(ctx, roomA.Subject()); !errors.Is(err, context.DeadlineExceeded) {
@@ -433,6 +437,9 @@ func TestRequestsInFlightBounded(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+	if w := testutil.ToFloat64(waiting); w != 0 {
+		t.Fatalf("%v reads counted as waiting after all completed", w)
 	}
 	if got := nc.Stats().OutMsgs - sent; got != reads+1 {
 		t.Fatalf("%d requests sent in all, want %d", got, reads+1)

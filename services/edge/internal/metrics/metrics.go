@@ -56,6 +56,7 @@ type Metrics struct {
 	FanoutRun         prometheus.Histogram   // live events of one room fanned out together
 	Revocations       prometheus.Counter     // revocations applied from the REVOCATIONS stream
 	RevocationsLoaded prometheus.Gauge       // 1 once the stored revocations are read
+	HistoryWaiting    prometheus.Gauge       // resume reads of the stream waiting for a turn (history.Options.MaxInFlight)
 
 	HandshakesRejected *prometheus.CounterVec // by reason: node_full, ip_limit, user_limit, draining, origin, subprotocol
 	ConnectionFill     prometheus.Gauge       // connections / max connections
@@ -188,7 +189,11 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.RevocationsLoaded = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "eventedge_revocations_loaded", Help: "1 once the node has read the revocations the REVOCATIONS stream held when it started; until then it refuses WebSocket upgrades (503, reason starting) and admin requests, and /readyz says why.",
 	})
-	reg.MustRegister(m.Coalesced, m.Throttled, m.ClientDrops, m.QueueDepth, m.QueueBytes, m.FanoutRun, m.Revocations, m.RevocationsLoaded)
+	m.HistoryWaiting = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "eventedge_history_reads_waiting",
+		Help: "Requests of resuming subscriptions waiting for a turn to read the EVENTS stream (--history-reads in flight at once).",
+	})
+	reg.MustRegister(m.Coalesced, m.Throttled, m.ClientDrops, m.QueueDepth, m.QueueBytes, m.FanoutRun, m.Revocations, m.RevocationsLoaded, m.HistoryWaiting)
 	reg.MustRegister(m.GapRepairs, m.GapRepairFailures, m.Replayed, m.Resumes, m.Resets, m.Acks, m.PositionWrites)
 	for _, p := range []string{"json", "protobuf"} {
 		m.ConnectionsByProtocol.WithLabelValues(p) // present at 0

@@ -269,8 +269,10 @@ func (n *Node) Start() (err error) {
 		n.opts.Policy = policy.None()
 	}
 	hubOpts := n.opts.Hub
+	historyOpts := n.opts.History
+	historyOpts.Waiting = n.m.HistoryWaiting
 	hubOpts.Policy = n.opts.Policy
-	n.hub = hub.New(n.broker.NC, history.New(n.broker.JS, n.opts.History), hubOpts, n.log, n.m)
+	n.hub = hub.New(n.broker.NC, history.New(n.broker.JS, historyOpts), hubOpts, n.log, n.m)
 	n.hubReady.Store(n.hub)
 	n.positions = positions.Open(n.broker.JS, n.opts.Positions, n.log, n.m)
 	n.revoked = revocation.New(n.opts.RevocationTTL)
