@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/eventedge/eventedge/proto/room"
+
 	"github.com/eventedge/eventedge/services/edge/internal/policy"
 )
 
@@ -101,11 +103,21 @@ func (s *Subscription) Snapshot() SubscriptionSnapshot {
 // room named name when name is not empty (none when the node does not have
 // it). Safe for concurrent use.
 func (h *Hub) RoomSnapshots(name string) []RoomSnapshot {
+	if name != "" { // one room: looked up, not found by walking them all
+		r, err := room.Parse(name)
+		if err != nil {
+			return nil
+		}
+		h.mu.RLock()
+		rs := h.rooms[r.LiveSubject()]
+		h.mu.RUnlock()
+		if rs == nil || rs.name != name {
+			return nil
+		}
+		return []RoomSnapshot{rs.describe()}
+	}
 	var out []RoomSnapshot
 	for _, rs := range h.snapshot() {
-		if name != "" && rs.name != name {
-			continue
-		}
 		out = append(out, rs.describe())
 	}
 	slices.SortFunc(out, func(a, b RoomSnapshot) int { return cmp.Compare(a.Name, b.Name) })

@@ -67,8 +67,13 @@ func TestRoomSnapshots(t *testing.T) {
 	if !slices.EqualFunc(r.Filters, wantFilters, groupEqual) {
 		t.Errorf("filter groups = %+v, want %+v", r.Filters, wantFilters)
 	}
-	if got := h.RoomSnapshots("project:p2"); len(got) != 0 {
-		t.Errorf("RoomSnapshots(project:p2) = %+v, want none", got)
+	for _, name := range []string{"project:p2", "no such room", "user:p1"} {
+		if got := h.RoomSnapshots(name); len(got) != 0 {
+			t.Errorf("RoomSnapshots(%q) = %+v, want none", name, got)
+		}
+	}
+	if got := h.RoomSnapshots("project:p1"); len(got) != 1 || got[0].Name != "project:p1" || got[0].Subscribers != r.Subscribers {
+		t.Errorf("RoomSnapshots(project:p1) = %+v, want the room alone, as listed", got)
 	}
 
 	// A gap: the room's live subscription misses three events (it is
