@@ -149,6 +149,15 @@ type record struct {
 			Latency            *struct{ Count uint64 }
 			Closed             map[string]int
 		} `json:"groups"`
+		Resume *struct {
+			Since    uint64  `json:"since"`
+			Gap      int     `json:"gap"`
+			Complete int     `json:"complete"`
+			Wall     float64 `json:"wall"`
+			Replay   *struct {
+				Count uint64 `json:"count"`
+			} `json:"replay"`
+		} `json:"resume"`
 		Churn *struct {
 			Target, Connects, Disconnects, Failed int
 			Failures                              map[string]int
@@ -410,6 +419,41 @@ func testChurn(t *testing.T, protocol string) {
 	d := rec.Results.Delivery
 	if !d.clean() || d.Published != 40 || d.Expected != 20*40 || d.Delivered != d.Expected {
 		t.Errorf("steady delivery: %+v", d)
+	}
+}
+
+// TestResume: every client resumes after the marker and receives the
+// 10-event gap replayed, once each, in order; the edge counts the resumes
+// and the replays.
+func TestResume(t *testing.T) {
+	for _, protocol := range []string{"json", "protobuf"} {
+		t.Run(protocol, func(t *testing.T) { testResume(t, protocol) })
+	}
+}
+
+func testResume(t *testing.T, protocol string) {
+	e := startEdge(t)
+	table, rec := runLoadgen(t, e, "--scenario", "resume", "--clients", "20", "--rate", "100", "--duration", "100ms",
+		"--dialers", "5", "--protocol", protocol)
+	if !rec.Results.OK {
+		t.Errorf("run not ok")
+	}
+	rs := rec.Results.Resume
+	if rs == nil {
+		t.Fatal("no resume section")
+	}
+	if rs.Since == 0 || rs.Gap != 10 || rs.Complete != 20 || rs.Wall <= 0 || rs.Replay == nil || rs.Replay.Count != 20 {
+		t.Errorf("resume: %+v", rs)
+	}
+	d := rec.Results.Delivery
+	if !d.clean() || d.Published != 10 || d.Expected != 20*10 || d.Delivered != d.Expected {
+		t.Errorf("delivery: %+v", d)
+	}
+	if m := rec.Results.Metrics; m == nil || m.End["eventedge_resumes_total"] != 20 || m.End["eventedge_replayed_events_total"] != 200 {
+		t.Errorf("edge metrics: %+v", m)
+	}
+	if !strings.Contains(table, "10 events after seq") {
+		t.Errorf("table without the resume row:\n%s", table)
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 type Config struct {
 	// URL is the edge's WebSocket endpoint. Default ws://127.0.0.1:8080/v1/ws.
 	URL string `json:"url"`
-	// NATSURL is where broadcast, rooms, slow and churn publish (JetStream). Default
+	// NATSURL is where broadcast, rooms, slow, churn and resume publish (JetStream). Default
 	// nats://127.0.0.1:4222.
 	NATSURL string `json:"natsUrl"`
 	// JWTSecret signs the clients' HS256 tokens (the edge's EDGE_JWT_SECRET,
@@ -28,16 +28,18 @@ type Config struct {
 	// …; see Preset), empty when none. Informational: the other fields
 	// hold the effective values.
 	Preset string `json:"preset,omitempty"`
-	// Scenario is broadcast, rooms, idle, connect, slow or churn. Required.
+	// Scenario is broadcast, rooms, idle, connect, slow, churn or resume.
+	// Required.
 	Scenario string `json:"scenario"`
 	// Clients is the number of WebSocket clients. Default 100.
 	Clients int `json:"clients"`
 	// Rate is events per second published (broadcast, rooms, slow,
-	// churn). Default 10.
+	// churn; resume: the gap, before the clients connect). Default 10.
 	Rate float64 `json:"rate"`
 	// Duration is how long events are published (broadcast, rooms, slow,
-	// churn; churn connects its churning clients meanwhile) or clients are
-	// held before memory is sampled (idle). Default 10s.
+	// churn, resume; churn connects its churning clients meanwhile, resume
+	// connects its clients after) or clients are held before memory is
+	// sampled (idle). Default 10s.
 	Duration time.Duration `json:"duration"`
 	// Dialers is how many clients connect at once. Default 50.
 	Dialers int `json:"dialers"`
@@ -125,7 +127,7 @@ const (
 )
 
 // Scenarios are the scenario names.
-var Scenarios = []string{"broadcast", "rooms", "idle", "connect", "slow", "churn"}
+var Scenarios = []string{"broadcast", "rooms", "idle", "connect", "slow", "churn", "resume"}
 
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {

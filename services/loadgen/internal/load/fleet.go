@@ -71,6 +71,7 @@ func (r *runner) dialAll(ctx context.Context, n int, rm string, lean bool, onCon
 type clientSpec struct {
 	rooms, perms, projects []string
 	lean                   bool
+	since                  *uint64 // lean only: resume every room after it
 }
 
 // dialAllSpec is dialAll with each client's rooms and token given by spec.
@@ -160,7 +161,7 @@ func (r *runner) dialSpec(ctx context.Context, i int, sp clientSpec) (conn, []ui
 	}
 	if sp.lean {
 		c, pos, err := dialLean(ctx, r.cfg.URL, r.http[i%len(r.http)], tok, sp.rooms,
-			leanOptions{compress: r.cfg.Compression, binary: r.cfg.Protocol == ProtocolProtobuf})
+			leanOptions{compress: r.cfg.Compression, binary: r.cfg.Protocol == ProtocolProtobuf, since: sp.since})
 		if err != nil {
 			return nil, nil, err
 		}

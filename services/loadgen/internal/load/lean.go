@@ -91,10 +91,13 @@ type leanOptions struct {
 	// binary frames and reads ServerMessages with ScanBinary. A server
 	// that does not echo the subprotocol is refused. Default: JSON.
 	binary bool
+	// since, when set, resumes every room after it: the subscribes carry
+	// it, and the edge replays the room's stored events after it.
+	since *uint64
 }
 
 // dialLean connects to url through hc, authenticates with tok and
-// subscribes to rooms in order (each without since), returning the
+// subscribes to rooms in order (with o.since, if set), returning the
 // replies' seqs. Errors are shaped as the Go client's, so classify names
 // them alike: HTTP status of a refused upgrade, *client.CloseError,
 // *client.ReplyError.
@@ -127,7 +130,7 @@ func dialLean(ctx context.Context, url string, hc *http.Client, tok string, room
 	// auth and every subscribe in one frame (the protocol takes several
 	// messages per frame, handled in order): one round trip, not one per
 	// message. The replies come after the welcome, in the same order.
-	first, err := firstFrame(tok, rooms, o.binary)
+	first, err := firstFrame(tok, rooms, o.since, o.binary)
 	if err != nil {
 		return fail("dial", err)
 	}
@@ -191,19 +194,24 @@ func dialLean(ctx context.Context, url string, hc *http.Client, tok string, room
 	return c, pos, nil
 }
 
-// firstFrame is the frame of the auth and the subscribes (ids 1, 2, …).
-func firstFrame(tok string, rooms []string, binary bool) ([]byte, error) {
+// firstFrame is the frame of the auth and the subscribes (ids 1, 2, …),
+// each after since when it is set.
+func firstFrame(tok string, rooms []string, since *uint64, binary bool) ([]byte, error) {
 	if !binary {
 		b := append([]byte(`{"op":"auth","clientVersion":"loadgen","token":`), strconv.Quote(tok)...)
 		b = append(b, '}')
 		for k, rm := range rooms {
-			b = fmt.Appendf(b, "\n{\"op\":\"subscribe\",\"id\":%d,\"room\":%q}", k+1, rm)
+			b = fmt.Appendf(b, "\n{\"op\":\"subscribe\",\"id\":%d,\"room\":%q", k+1, rm)
+			if since != nil {
+				b = fmt.Appendf(b, ",\"since\":%d", *since)
+			}
+			b = append(b, '}')
 		}
 		return b, nil
 	}
 	msgs := []*pb.ClientMessage{{Op: &pb.ClientMessage_Auth{Auth: &pb.Auth{ClientVersion: "loadgen", Token: tok}}}}
 	for k, rm := range rooms {
-		msgs = append(msgs, &pb.ClientMessage{Op: &pb.ClientMessage_Subscribe{Subscribe: &pb.Subscribe{Id: proto.Uint64(uint64(k + 1)), Room: rm}}})
+		msgs = append(msgs, &pb.ClientMessage{Op: &pb.ClientMessage_Subscribe{Subscribe: &pb.Subscribe{Id: proto.Uint64(uint64(k + 1)), Room: rm, Since: since}}})
 	}
 	var b []byte
 	for _, m := range msgs {

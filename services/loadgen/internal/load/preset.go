@@ -18,18 +18,21 @@ import (
 //	L3        broadcast, 5,000 clients, 100 events/s for 10s: overload (500k deliveries/s offered)
 //	L4        idle, 10,000 clients held 20s: memory per connection
 //	L5        connect, 5,000 clients: the connect storm
+//	resume    resume, 5,000 clients each resuming after a 20-event gap: a mass resume, as when a node drains
 var presets = map[string]map[string]string{
 	"L1": {"scenario": "broadcast", "clients": "5000", "rate": "10", "duration": "20s"},
 	"L3": {"scenario": "broadcast", "clients": "5000", "rate": "100", "duration": "10s", "drain": "10s"},
 	"L4": {"scenario": "idle", "clients": "10000", "duration": "20s"},
 	"L5": {"scenario": "connect", "clients": "5000"},
+	// 20 events published at 200/s before the clients come back.
+	"resume": {"scenario": "resume", "clients": "5000", "rate": "200", "duration": "100ms"},
 }
 
 // presetCommon is what every preset sets.
 var presetCommon = map[string]string{"source-addrs": "8", "dialers": "200", "payload-bytes": "200"}
 
 // PresetNames lists the presets, L2 as its pattern.
-func PresetNames() []string { return []string{"L1", "L2-<rate>", "L3", "L4", "L5"} }
+func PresetNames() []string { return []string{"L1", "L2-<rate>", "L3", "L4", "L5", "resume"} }
 
 // Preset returns the flag values of the named preset (flag name without
 // dashes → value), or an error naming the presets.

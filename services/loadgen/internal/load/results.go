@@ -54,6 +54,7 @@ type Results struct {
 	// on its own ("fast", "slow").
 	Groups  map[string]*GroupResults `json:"groups,omitempty"`
 	Churn   *ChurnResults            `json:"churn,omitempty"`
+	Resume  *ResumeResults           `json:"resume,omitempty"`
 	Edge    *EdgeResults             `json:"edge,omitempty"`
 	Loadgen *LoadgenResults          `json:"loadgen,omitempty"`
 	Metrics *MetricsResults          `json:"metrics,omitempty"`
@@ -161,6 +162,18 @@ type GroupResults struct {
 	// Closed counts the group's connections the server ended during the
 	// run, by reason ("read: close 4008" is a slow consumer).
 	Closed map[string]int `json:"closed,omitempty"`
+}
+
+// ResumeResults is the resume scenario's replay of the gap.
+type ResumeResults struct {
+	Since uint64 `json:"since"` // the position every client resumed after
+	Gap   int    `json:"gap"`   // events published after it: replayed to each client
+	// Complete counts the clients that received the whole gap.
+	Complete int `json:"complete"`
+	// Wall is the first dial to the last client holding the whole gap.
+	Wall Duration `json:"wall"`
+	// Replay is each complete client's subscribe reply → last replayed event.
+	Replay *LatencyResults `json:"replay"`
 }
 
 // ChurnResults is the churning clients of the churn scenario (the steady
@@ -327,6 +340,8 @@ func WriteTable(w io.Writer, rec *Record) error {
 		params += fmt.Sprintf(", rate %g/s for %s, %s, slow %g reading every %s", p.Rate, p.Duration, payload, p.SlowFraction, p.SlowReadDelay)
 	case "churn":
 		params += fmt.Sprintf(", rate %g/s for %s, %s, churn %g/s living %s", p.Rate, p.Duration, payload, p.ChurnRate, p.ChurnLife)
+	case "resume":
+		params += fmt.Sprintf(", gap published at %g/s for %s, %s", p.Rate, p.Duration, payload)
 	case "idle":
 		params += fmt.Sprintf(", held %s", p.Duration)
 	}
@@ -407,6 +422,12 @@ func WriteTable(w io.Writer, rec *Record) error {
 		}
 		if d := c.Delivery; d != nil {
 			row("  churn check", "delivered %d, duplicated %d, out of order %d, unexpected %d", d.Delivered, d.Duplicated, d.OutOfOrder, d.Unexpected)
+		}
+	}
+	if rs := r.Resume; rs != nil {
+		row("resume", "%d events after seq %d replayed to %d clients in %.3fs (first dial to last client complete)", rs.Gap, rs.Since, rs.Complete, time.Duration(rs.Wall).Seconds())
+		if l := rs.Replay; l != nil && l.Count > 0 {
+			row("  replay per client (ms)", "p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  (subscribe reply to last event)", l.P50Ms, l.P90Ms, l.P99Ms, l.MaxMs)
 		}
 	}
 	if l := r.Latency; l != nil {

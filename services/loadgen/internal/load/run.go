@@ -30,6 +30,9 @@ var metricSeries = []string{
 	"eventedge_events_in_total",
 	"eventedge_events_dropped_total",
 	"eventedge_client_drops_total",
+	"eventedge_resumes_total",
+	"eventedge_replayed_events_total",
+	"eventedge_history_reads_waiting",
 	// The edge's own delivery latency (event timestamp → frame written),
 	// summed over its paths: with the clients' latency, it tells the
 	// edge's share from the load generator's (see EdgeLatencyMeanMs).
@@ -148,6 +151,8 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Record, error) {
 		res, err = r.slow(ctx)
 	case "churn":
 		res, err = r.churn(ctx)
+	case "resume":
+		res, err = r.resume(ctx)
 	default: // Validate refused it
 		err = fmt.Errorf("scenario %q: unknown", cfg.Scenario)
 	}
