@@ -51,6 +51,7 @@ type Store struct {
 	js      jetstream.JetStream
 	turns   chan struct{}    // a token per request in flight; nil: no bound (Priority)
 	waiting prometheus.Gauge // nil: not counted
+	cache   *cache           // nil: Range reads every event (Priority)
 	handle  *handle          // shared with the Priority view
 }
 
@@ -64,13 +65,13 @@ func New(js jetstream.JetStream, opts Options) *Store {
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = DefaultMaxInFlight
 	}
-	return &Store{js: js, turns: make(chan struct{}, opts.MaxInFlight), waiting: opts.Waiting, handle: &handle{}}
+	return &Store{js: js, turns: make(chan struct{}, opts.MaxInFlight), waiting: opts.Waiting, cache: newCache(), handle: &handle{}}
 }
 
 // Priority returns a view of s whose requests neither wait for a turn nor
-// take one: for reads that other work waits on, such as a room's live
-// path (its gap repairs and re-checks, and the position read when the
-// room is created). Its callers bound their concurrency themselves (the
+// take one, and whose Range reads every event from the stream (no cache):
+// for reads that other work waits on, such as a room's live path (its gap
+// repairs and re-checks, and the position read when the room is created). Its callers bound their concurrency themselves (the
 // hub: a read per shard goroutine, and one per room being created).
 func (s *Store) Priority() *Store {
 	return &Store{js: s.js, handle: s.handle}
@@ -159,7 +160,9 @@ func (s *Store) Last(ctx context.Context, subject string) (uint64, error) {
 }
 
 // Range calls fn, in ascending order, for every stored event on subject
-// with after < seq <= upTo. It stops at the first error fn returns.
+// with after < seq <= upTo. It stops at the first error fn returns. A
+// Store (not its Priority view) keeps the events it reads per subject and
+// serves the next Range of the same events from them (see cache).
 func (s *Store) Range(ctx context.Context, subject string, after, upTo uint64, fn func(*jetstream.RawStreamMsg) error) error {
 	if upTo <= after {
 		return nil
@@ -168,18 +171,14 @@ func (s *Store) Range(ctx context.Context, subject string, after, upTo uint64, f
 	if err != nil {
 		return err
 	}
-	next := after + 1
-	for next <= upTo {
-		var m *jetstream.RawStreamMsg
-		err := s.do(ctx, func() (err error) {
-			m, err = st.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subject))
-			return err
-		})
+	var rd reading
+	for p := after; p < upTo; {
+		m, err := s.next(ctx, st, subject, p, &rd)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("read %s at %d: %w", subject, next, err)
+			return fmt.Errorf("read %s after %d: %w", subject, p, err)
 		}
 		if m.Sequence > upTo {
 			return nil
@@ -187,9 +186,68 @@ func (s *Store) Range(ctx context.Context, subject string, after, upTo uint64, f
 		if err := fn(m); err != nil {
 			return err
 		}
-		next = m.Sequence + 1
+		p = m.Sequence
 	}
 	return nil
+}
+
+// reading is what one Range read from the stream outside the cache's
+// chain, from position from on: consecutive events, joined to the chain
+// when they reach it.
+type reading struct {
+	from uint64
+	msgs []*jetstream.RawStreamMsg
+}
+
+// next returns the subject's first stored event after p: from the cache
+// when it holds it, else read from the stream (and kept in the cache).
+func (s *Store) next(ctx context.Context, st jetstream.Stream, subject string, p uint64, rd *reading) (*jetstream.RawStreamMsg, error) {
+	if s.cache == nil {
+		return s.get(ctx, st, subject, p)
+	}
+	m, ch := s.cache.next(subject, p)
+	if m != nil {
+		rd.msgs = rd.msgs[:0]
+		return m, nil
+	}
+	if ch != nil { // p is the chain's end: one reader extends it, the others take its event
+		ch.fetch.Lock()
+		defer ch.fetch.Unlock()
+		if m, _ := s.cache.next(subject, p); m != nil {
+			return m, nil
+		}
+		m, err := s.get(ctx, st, subject, p)
+		if err != nil {
+			return nil, err
+		}
+		s.cache.extend(subject, ch, p, m)
+		return m, nil
+	}
+	// p is before the chain: read, and join the chain once the reads reach it.
+	m, err := s.get(ctx, st, subject, p)
+	if err != nil {
+		return nil, err
+	}
+	if len(rd.msgs) == 0 {
+		rd.from = p
+	}
+	if len(rd.msgs) < cacheChainMsgs {
+		rd.msgs = append(rd.msgs, m)
+		if s.cache.join(subject, rd.from, rd.msgs) {
+			rd.msgs = nil
+		}
+	}
+	return m, nil
+}
+
+// get reads the subject's first stored event after p from the stream.
+func (s *Store) get(ctx context.Context, st jetstream.Stream, subject string, p uint64) (*jetstream.RawStreamMsg, error) {
+	var m *jetstream.RawStreamMsg
+	err := s.do(ctx, func() (err error) {
+		m, err = st.GetMsg(ctx, p+1, jetstream.WithGetMsgSubject(subject))
+		return err
+	})
+	return m, err
 }
 
 // Gap says why a client's position cannot be resumed from.
@@ -240,6 +298,9 @@ func (s *Store) Check(ctx context.Context, subject string, since uint64) (Positi
 	})
 	if err != nil {
 		return Position{}, fmt.Errorf("stream info for %s: %w", subject, err)
+	}
+	if s.cache != nil {
+		s.cache.streamCreated(info.Created)
 	}
 	last, err := s.Last(ctx, subject)
 	if err != nil {

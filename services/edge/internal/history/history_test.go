@@ -445,3 +445,163 @@ func TestRequestsInFlightBounded(t *testing.T) {
 		t.Fatalf("%d requests sent in all, want %d", got, reads+1)
 	}
 }
+
+// rangeSeqs runs s.Range and returns the sequences it called fn with.
+func rangeSeqs(t *testing.T, s *history.Store, subject string, after, upTo uint64) []uint64 {
+	t.Helper()
+	var got []uint64
+	if err := s.Range(ctxT(t), subject, after, upTo, func(m *jetstream.RawStreamMsg) error {
+		got = append(got, m.Sequence)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// TestRangeReadsEachEventOnce: the Store keeps the events a Range read, so
+// that the resumes of one room read each from the stream once — a second
+// read of the same events sends nothing; a read from an older position
+// reads only the older events, after which the newest events are known
+// from every position read so far; a read from a position newer than the
+// kept events starts over from it. The Priority view reads every event.
+func TestRangeReadsEachEventOnce(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	_, pubJS := n.ConnectWith(t, events.StreamConfig{MaxMsgsPerSubject: 100})
+	pub := func() uint64 { return edgetest.Publish(t, pubJS, events.TaskDeleted(roomA, "u1", "t1")).Sequence }
+	var a []uint64
+	for range 6 {
+		a = append(a, pub())
+		edgetest.Publish(t, pubJS, events.TaskDeleted(roomB, "u1", "t1")) // another room between
+	}
+	nc, err := nats.Connect(n.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := history.New(js, history.Options{})
+	if _, err := s.Last(ctxT(t), roomA.Subject()); err != nil { // the handle, fetched
+		t.Fatal(err)
+	}
+	read := func(what string, view *history.Store, after, upTo uint64, want []uint64, requests uint64) {
+		t.Helper()
+		before := nc.Stats().OutMsgs
+		if got := rangeSeqs(t, view, roomA.Subject(), after, upTo); !slices.Equal(got, want) {
+			t.Fatalf("%s: Range(%d, %d] = %v, want %v", what, after, upTo, got, want)
+		}
+		if got := nc.Stats().OutMsgs - before; got != requests {
+			t.Errorf("%s: %d requests, want %d", what, got, requests)
+		}
+	}
+	read("first", s, a[2], a[5], a[3:6], 3)
+	read("the same again", s, a[2], a[5], a[3:6], 0)
+	read("from inside", s, a[3], a[5], a[4:6], 0)
+	read("from older", s, a[0], a[5], a[1:6], 2)
+	read("from older still", s, 0, a[5], a, 1)
+	read("all again", s, 0, a[5], a, 0)
+	read("up to less", s, 0, a[2], a[:3], 0)
+	read("priority", s.Priority(), a[2], a[5], a[3:6], 3)
+
+	a6, a7 := pub(), pub()
+	read("on from the end", s, a[5], a7, []uint64{a6, a7}, 2)
+	read("all, the new ones kept", s, 0, a7, append(slices.Clone(a), a6, a7), 0)
+	a8 := pub()
+	// At the end: a8 is read, and the stream asked once more (nothing after it yet).
+	read("on from the end, up to past the last", s, a7, a8+5, []uint64{a8}, 2)
+	a9, a10 := pub(), pub()
+	read("from past the end: a new start", s, a9, a10, []uint64{a10}, 1)
+	read("older, read until it joins", s, a[4], a10, []uint64{a[5], a6, a7, a8, a9, a10}, 5)
+	read("older, joined", s, a[4], a10, []uint64{a[5], a6, a7, a8, a9, a10}, 0)
+}
+
+// TestRangeConcurrentReadersShareReads: fifty Ranges of one room from the
+// same position at once read each event from the stream once, and every
+// one gets every event in order.
+func TestRangeConcurrentReadersShareReads(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	_, pubJS := n.ConnectWith(t, events.StreamConfig{MaxMsgsPerSubject: 100})
+	var a []uint64
+	for range 10 {
+		a = append(a, edgetest.Publish(t, pubJS, events.TaskDeleted(roomA, "u1", "t1")).Sequence)
+	}
+	nc, err := nats.Connect(n.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := history.New(js, history.Options{})
+	if _, err := s.Last(ctxT(t), roomA.Subject()); err != nil {
+		t.Fatal(err)
+	}
+	before := nc.Stats().OutMsgs
+	const readers = 50
+	errs := make(chan error, readers)
+	for range readers {
+		go func() {
+			var got []uint64
+			err := s.Range(ctxT(t), roomA.Subject(), a[0], a[9], func(m *jetstream.RawStreamMsg) error {
+				got = append(got, m.Sequence)
+				return nil
+			})
+			if err == nil && !slices.Equal(got, a[1:]) {
+				err = fmt.Errorf("Range = %v, want %v", got, a[1:])
+			}
+			errs <- err
+		}()
+	}
+	for range readers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := nc.Stats().OutMsgs - before; got != 9 {
+		t.Errorf("%d requests for %d readers of 9 events, want 9", got, readers)
+	}
+}
+
+// TestRangeAfterRecreation: once Check has seen the stream recreated, a
+// Range serves the new stream's events, not those kept from the old one
+// under the same sequences.
+func TestRangeAfterRecreation(t *testing.T) {
+	s, js, _ := setup(t)
+	old := edgetest.Publish(t, js, events.TaskDeleted(roomA, "u1", "old")).Sequence
+	edgetest.Publish(t, js, events.TaskDeleted(roomA, "u1", "old"))
+	title := func(after uint64) string {
+		t.Helper()
+		var ids []string
+		if err := s.Range(ctxT(t), roomA.Subject(), after, after+1, func(m *jetstream.RawStreamMsg) error {
+			ids = append(ids, m.Header.Get(jetstream.MsgIDHeader))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(ids, ",")
+	}
+	before := title(old)
+	if before == "" {
+		t.Fatal("no event read")
+	}
+	if err := js.DeleteStream(ctxT(t), events.StreamName); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // a creation time of another second, whatever the clock's resolution
+	if _, err := events.EnsureStreams(ctxT(t), js, events.StreamConfig{MaxMsgsPerSubject: perSubject}); err != nil {
+		t.Fatal(err)
+	}
+	edgetest.Publish(t, js, events.TaskDeleted(roomA, "u1", "new"))
+	edgetest.Publish(t, js, events.TaskDeleted(roomA, "u1", "new"))
+	if _, err := s.Check(ctxT(t), roomA.Subject(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if after := title(old); after == before || after == "" {
+		t.Fatalf("after recreation: event %q, the old stream's was %q", after, before)
+	}
+}

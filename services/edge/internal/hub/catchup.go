@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"sync"
 
 	"github.com/eventedge/eventedge/proto/events"
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,7 +43,7 @@ func (h *Hub) CatchUp(ctx context.Context, sub *Subscription) error {
 func (h *Hub) replay(ctx context.Context, sub *Subscription, upTo uint64) error {
 	n := 0
 	err := h.replays.Range(ctx, sub.room.Subject(), sub.Position(), upTo, func(m *jetstream.RawStreamMsg) error {
-		out, err := encode(sub.name, m.Sequence, m.Data, m.Header.Get(events.HeaderContentType))
+		out, err := h.encoded.get(sub.name, m)
 		if err != nil {
 			h.m.EventsInvalid.Inc()
 			h.log.Warn().Err(err).Str("room", sub.name).Uint64("seq", m.Sequence).Msg("skipped invalid stored event")
@@ -57,4 +58,45 @@ func (h *Hub) replay(ctx context.Context, sub *Subscription, upTo uint64) error 
 	})
 	h.m.Replayed.Add(float64(n))
 	return err
+}
+
+// Encoded-replay limits (see encodedReplays).
+const (
+	encodedReplaysMax   = 4096
+	encodedReplaysBytes = 32 << 20
+)
+
+// encodedReplays keeps the Outbound of each stored event a resume replayed,
+// by the event's *RawStreamMsg: the history Store hands every resume of a
+// room the same message for the same event (its cache), so the event is
+// decoded and encoded once per room for all of them, as a live event is,
+// and not once per client. A message read outside the Store's cache is a
+// new pointer and simply misses. Bounded: past encodedReplaysMax entries
+// or encodedReplaysBytes of events and their encodings it starts empty.
+type encodedReplays struct {
+	mu    sync.Mutex
+	outs  map[*jetstream.RawStreamMsg]*Outbound // guarded by mu
+	bytes int                                   // guarded by mu
+}
+
+// get returns m's Outbound for room, encoding it on first use.
+func (e *encodedReplays) get(roomName string, m *jetstream.RawStreamMsg) (*Outbound, error) {
+	e.mu.Lock()
+	out := e.outs[m]
+	e.mu.Unlock()
+	if out != nil && out.Room == roomName {
+		return out, nil
+	}
+	out, err := encode(roomName, m.Sequence, m.Data, m.Header.Get(events.HeaderContentType))
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.outs == nil || len(e.outs) >= encodedReplaysMax || e.bytes > encodedReplaysBytes {
+		e.outs, e.bytes = make(map[*jetstream.RawStreamMsg]*Outbound), 0
+	}
+	e.outs[m] = out
+	e.bytes += len(m.Data) + len(out.Data)
+	return out, nil
 }

@@ -22,7 +22,10 @@
 //
 // Resume: a subscription that starts after a position catches up with
 // CatchUp, which replays the stored events after it while holding back the
-// live ones, then merges the two by sequence.
+// live ones, then merges the two by sequence. The resumes of one room share
+// their reads of the stream (the history Store's cache) and each replayed
+// event's encoding, so a drained node's clients coming back together cost
+// about one read and one encoding per event, not per client.
 package hub
 
 import (
@@ -189,6 +192,8 @@ type Hub struct {
 	shards        []chan *nats.Msg
 	quit          chan struct{}
 	wg            sync.WaitGroup // shard goroutines, owned by New/Close
+
+	encoded encodedReplays // the Outbounds of replayed events, shared by a room's resumes (its own lock)
 
 	mu     sync.RWMutex
 	rooms  map[string]*roomState // by live subject; guarded by mu

@@ -337,3 +337,45 @@ func BenchmarkFanout1000Mixed(b *testing.B) {
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("net/http.(*conn).closeWriteAndWait"))
 }
+
+// TestReplayEncodesOncePerRoom: subscriptions resuming one room from the
+// same position are handed the same Outbound for each replayed event —
+// read from the stream and encoded once for all of them — and each gets
+// every event after its position, in order.
+func TestReplayEncodesOncePerRoom(t *testing.T) {
+	h, js := newHubWith(t, "defaults:\n  ttl: 0s\n")
+	r := room.Project("p1")
+	var seqs []uint64
+	for i := range 4 {
+		ack, err := events.Publish(context.Background(), js, events.TaskDeleted(r, "u1", fmt.Sprint("t", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, ack.Sequence)
+	}
+	var sinks []*sink
+	for i := range 3 {
+		s := &sink{claims: &auth.Claims{Subject: fmt.Sprint("u", i), Permissions: []string{auth.PermTasksRead}, Projects: []string{"p1"}}, keep: true}
+		sub := NewSubscription(r, s, nil, true)
+		if err := h.Join(context.Background(), sub, seqs[0], nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.CatchUp(context.Background(), sub); err != nil {
+			t.Fatal(err)
+		}
+		sinks = append(sinks, s)
+	}
+	for i, s := range sinks {
+		if len(s.got) != 3 {
+			t.Fatalf("subscription %d replayed %d events, want 3", i, len(s.got))
+		}
+		for k, o := range s.got {
+			if o.Seq != seqs[k+1] {
+				t.Fatalf("subscription %d event %d: seq %d, want %d", i, k, o.Seq, seqs[k+1])
+			}
+			if o != sinks[0].got[k] {
+				t.Fatalf("subscription %d event %d: its own Outbound, encoded again", i, k)
+			}
+		}
+	}
+}
