@@ -45,7 +45,9 @@ type cache struct {
 }
 
 type chain struct {
-	fetch sync.Mutex // held while the event after the chain's end is read from the stream
+	// fetch holds a token while the event after the chain's end is read
+	// from the stream (a lock its waiters can give up on).
+	fetch chan struct{}
 
 	// guarded by cache.mu
 	after uint64
@@ -115,7 +117,7 @@ func (c *cache) addLocked(subject string, p uint64) *chain {
 			break
 		}
 	}
-	ch := &chain{after: p}
+	ch := &chain{after: p, fetch: make(chan struct{}, 1)}
 	c.chains[subject] = ch
 	return ch
 }

@@ -211,8 +211,12 @@ func (s *Store) next(ctx context.Context, st jetstream.Stream, subject string, p
 		return m, nil
 	}
 	if ch != nil { // p is the chain's end: one reader extends it, the others take its event
-		ch.fetch.Lock()
-		defer ch.fetch.Unlock()
+		select {
+		case ch.fetch <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		defer func() { <-ch.fetch }()
 		if m, _ := s.cache.next(subject, p); m != nil {
 			return m, nil
 		}
