@@ -115,7 +115,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (cf
 	fs.StringVar(&cfg.EdgeMetrics, "edge-metrics", "", "edge /metrics URL read at start and end, e.g. http://127.0.0.1:9090/metrics (empty: off)")
 	fs.DurationVar(&cfg.MaxDuration, "max-duration", 5*time.Minute, "hard bound on the whole run")
 	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", 10*time.Second, "bound on one client's connect + auth + subscribe")
-	fs.DurationVar(&cfg.Drain, "drain", 5*time.Second, "broadcast, rooms, slow, churn: how long to wait after the last publish for in-flight events")
+	fs.DurationVar(&cfg.Drain, "drain", 5*time.Second, "broadcast, rooms, slow, churn: how long to wait after the last publish for in-flight events; resume: for every client to hold the whole gap")
 	fs.StringVar(&cfg.Project, "project", "", "project id of the room, or the prefix of the rooms' (<project>-r<j>) (default: a fresh lg-<random> per run)")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow non-loopback URLs (default: loopback only)")
 	fs.StringVar(&cfg.Preset, "preset", "", "a standard workload (issue #8's L1-L5, and resume): "+strings.Join(load.PresetNames(), ", ")+" (sets scenario and parameters; flags given override it)")

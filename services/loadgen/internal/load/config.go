@@ -77,7 +77,8 @@ type Config struct {
 	DialTimeout time.Duration `json:"dialTimeout"`
 	// Drain is how long the publishing scenarios (broadcast, rooms, slow,
 	// churn) wait, after the last publish, for the clients to receive what
-	// is in flight. Default 5s.
+	// is in flight; resume, after the last connect, for every client to
+	// hold the whole gap. Default 5s.
 	Drain time.Duration `json:"drain"`
 	// Project is the project id of the room (project:<id>); rooms uses
 	// <id>-r0 … <id>-r(Rooms-1). Default a

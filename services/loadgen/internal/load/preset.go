@@ -24,8 +24,9 @@ var presets = map[string]map[string]string{
 	"L3": {"scenario": "broadcast", "clients": "5000", "rate": "100", "duration": "10s", "drain": "10s"},
 	"L4": {"scenario": "idle", "clients": "10000", "duration": "20s"},
 	"L5": {"scenario": "connect", "clients": "5000"},
-	// 20 events published at 200/s before the clients come back.
-	"resume": {"scenario": "resume", "clients": "5000", "rate": "200", "duration": "100ms"},
+	// 20 events published at 200/s before the clients come back; up to
+	// 30s for the last client to hold them all.
+	"resume": {"scenario": "resume", "clients": "5000", "rate": "200", "duration": "100ms", "drain": "30s"},
 }
 
 // presetCommon is what every preset sets.
