@@ -42,6 +42,7 @@ type cache struct {
 	chains  map[string]*chain // guarded by mu
 	bytes   int               // guarded by mu: the events' bytes over all chains
 	created time.Time         // guarded by mu: the stream's creation the chains belong to
+	gen     uint64            // guarded by mu: counts the times the cache was emptied
 }
 
 type chain struct {
@@ -57,7 +58,17 @@ type chain struct {
 
 func newCache() *cache { return &cache{chains: make(map[string]*chain)} }
 
-func msgBytes(m *jetstream.RawStreamMsg) int { return len(m.Data) + len(m.Subject) + 64 }
+// msgBytes is about what m holds in memory.
+func msgBytes(m *jetstream.RawStreamMsg) int {
+	n := len(m.Data) + len(m.Subject) + 64
+	for k, vs := range m.Header {
+		n += len(k)
+		for _, v := range vs {
+			n += len(v) + 16
+		}
+	}
+	return n
+}
 
 // streamCreated empties the cache when the stream's creation time differs
 // from the one its chains belong to.
@@ -68,7 +79,45 @@ func (c *cache) streamCreated(t time.Time) {
 		c.created = t
 		c.chains = make(map[string]*chain)
 		c.bytes = 0
+		c.gen++
 	}
+}
+
+// generation returns the number of times the cache was emptied: reads
+// begun in an earlier generation belong to another stream.
+func (c *cache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// peek returns ch's first event after p when ch is still subject's chain
+// and holds it; it changes nothing.
+func (c *cache) peek(subject string, ch *chain, p uint64) *jetstream.RawStreamMsg {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.chains[subject] != ch || p < ch.after {
+		return nil
+	}
+	if i := ch.firstAfterLocked(p); i < len(ch.msgs) {
+		return ch.msgs[i]
+	}
+	return nil
+}
+
+// firstAfterLocked returns the index of ch's first event after p
+// (len(ch.msgs) when none): the chain is in order.
+func (ch *chain) firstAfterLocked(p uint64) int {
+	lo, hi := 0, len(ch.msgs)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if ch.msgs[mid].Sequence <= p {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }
 
 // next returns the subject's first event after p when its chain knows it,
@@ -84,18 +133,8 @@ func (c *cache) next(subject string, p uint64) (*jetstream.RawStreamMsg, *chain)
 	if p < ch.after {
 		return nil, nil
 	}
-	// The first event after p: the chain is in order.
-	lo, hi := 0, len(ch.msgs)
-	for lo < hi {
-		mid := (lo + hi) / 2
-		if ch.msgs[mid].Sequence <= p {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	if lo < len(ch.msgs) {
-		return ch.msgs[lo], nil
+	if i := ch.firstAfterLocked(p); i < len(ch.msgs) {
+		return ch.msgs[i], nil
 	}
 	if end := ch.endLocked(); end == p {
 		return nil, ch
@@ -152,15 +191,15 @@ func (c *cache) extend(subject string, ch *chain, p uint64, m *jetstream.RawStre
 }
 
 // join puts msgs, the subject's consecutive events read from position
-// from on, in front of the subject's chain when they meet it: the last of
-// them is at the chain's start position, or one of them is its first
-// event (those from it on are the chain's already). It reports whether
-// they were joined.
-func (c *cache) join(subject string, from uint64, msgs []*jetstream.RawStreamMsg) bool {
+// from on while the cache was at generation gen, in front of the subject's
+// chain when they meet it: the last of them is at the chain's start
+// position, or is its first event (and is not added twice). It reports
+// whether they were joined.
+func (c *cache) join(subject string, gen, from uint64, msgs []*jetstream.RawStreamMsg) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ch := c.chains[subject]
-	if ch == nil || len(msgs) == 0 || from >= ch.after {
+	if ch == nil || gen != c.gen || len(msgs) == 0 || from >= ch.after {
 		return false
 	}
 	prefix := msgs

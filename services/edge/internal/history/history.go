@@ -192,11 +192,15 @@ func (s *Store) Range(ctx context.Context, subject string, after, upTo uint64, f
 }
 
 // reading is what one Range read from the stream outside the cache's
-// chain, from position from on: consecutive events, joined to the chain
-// when they reach it.
+// chain: consecutive events of the subject from position from on (nothing
+// of the subject between from and the first, nor between two of them),
+// read while the cache was at generation gen; joined to the chain when
+// they reach it.
 type reading struct {
-	from uint64
-	msgs []*jetstream.RawStreamMsg
+	from  uint64
+	gen   uint64
+	msgs  []*jetstream.RawStreamMsg
+	bytes int
 }
 
 // next returns the subject's first stored event after p: from the cache
@@ -207,17 +211,18 @@ func (s *Store) next(ctx context.Context, st jetstream.Stream, subject string, p
 	}
 	m, ch := s.cache.next(subject, p)
 	if m != nil {
-		rd.msgs = rd.msgs[:0]
+		rd.reset()
 		return m, nil
 	}
 	if ch != nil { // p is the chain's end: one reader extends it, the others take its event
+		rd.reset()
 		select {
 		case ch.fetch <- struct{}{}:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 		defer func() { <-ch.fetch }()
-		if m, _ := s.cache.next(subject, p); m != nil {
+		if m := s.cache.peek(subject, ch, p); m != nil { // read by another meanwhile
 			return m, nil
 		}
 		m, err := s.get(ctx, st, subject, p)
@@ -228,21 +233,30 @@ func (s *Store) next(ctx context.Context, st jetstream.Stream, subject string, p
 		return m, nil
 	}
 	// p is before the chain: read, and join the chain once the reads reach it.
+	gen := s.cache.generation()
 	m, err := s.get(ctx, st, subject, p)
 	if err != nil {
 		return nil, err
 	}
-	if len(rd.msgs) == 0 {
-		rd.from = p
+	if n := len(rd.msgs); n > 0 && (rd.msgs[n-1].Sequence != p || rd.gen != gen) {
+		rd.reset() // the reads so far do not run on to this one
 	}
-	if len(rd.msgs) < cacheChainMsgs {
+	if len(rd.msgs) == 0 {
+		rd.from, rd.gen = p, gen
+	}
+	if len(rd.msgs) < cacheChainMsgs && rd.bytes+msgBytes(m) <= cacheChainBytes {
 		rd.msgs = append(rd.msgs, m)
-		if s.cache.join(subject, rd.from, rd.msgs) {
-			rd.msgs = nil
+		rd.bytes += msgBytes(m)
+		if s.cache.join(subject, rd.gen, rd.from, rd.msgs) {
+			rd.reset()
 		}
+	} else {
+		rd.reset() // too long to keep: the chain is not joined from here
 	}
 	return m, nil
 }
+
+func (rd *reading) reset() { rd.msgs, rd.bytes = nil, 0 }
 
 // get reads the subject's first stored event after p from the stream.
 func (s *Store) get(ctx context.Context, st jetstream.Stream, subject string, p uint64) (*jetstream.RawStreamMsg, error) {

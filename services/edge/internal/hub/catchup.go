@@ -72,7 +72,8 @@ const (
 // decoded and encoded once per room for all of them, as a live event is,
 // and not once per client. A message read outside the Store's cache is a
 // new pointer and simply misses. Bounded: past encodedReplaysMax entries
-// or encodedReplaysBytes of events and their encodings it starts empty.
+// or about encodedReplaysBytes of events and their encodings it starts
+// empty.
 type encodedReplays struct {
 	mu    sync.Mutex
 	outs  map[*jetstream.RawStreamMsg]*Outbound // guarded by mu
@@ -97,6 +98,8 @@ func (e *encodedReplays) get(roomName string, m *jetstream.RawStreamMsg) (*Outbo
 		e.outs, e.bytes = make(map[*jetstream.RawStreamMsg]*Outbound), 0
 	}
 	e.outs[m] = out
-	e.bytes += len(m.Data) + len(out.Data)
+	// The stored body, its decoded event (about as large), the client JSON
+	// and the protobuf form.
+	e.bytes += 2*len(m.Data) + len(out.Data) + len(out.raw)
 	return out, nil
 }
