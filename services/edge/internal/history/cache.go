@@ -17,6 +17,11 @@ const (
 	// are dropped beyond them.
 	cacheBytes  = 64 << 20
 	cacheChains = 4096
+	// cacheRunMsgs and cacheRunBytes bound what one Range keeps of its
+	// reads from before the chain, to join them to it: clients resuming
+	// together are mostly a few events apart.
+	cacheRunMsgs  = 64
+	cacheRunBytes = 64 << 10
 )
 
 // cache keeps, per subject, a chain of the stored events a Range read last:
@@ -91,18 +96,21 @@ func (c *cache) generation() uint64 {
 	return c.gen
 }
 
-// peek returns ch's first event after p when ch is still subject's chain
-// and holds it; it changes nothing.
-func (c *cache) peek(subject string, ch *chain, p uint64) *jetstream.RawStreamMsg {
+// peek returns ch's first event after p, if it holds it, and whether ch
+// is still subject's chain; it changes nothing.
+func (c *cache) peek(subject string, ch *chain, p uint64) (*jetstream.RawStreamMsg, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.chains[subject] != ch || p < ch.after {
-		return nil
+	if c.chains[subject] != ch {
+		return nil, false
+	}
+	if p < ch.after {
+		return nil, true
 	}
 	if i := ch.firstAfterLocked(p); i < len(ch.msgs) {
-		return ch.msgs[i]
+		return ch.msgs[i], true
 	}
-	return nil
+	return nil, true
 }
 
 // firstAfterLocked returns the index of ch's first event after p

@@ -209,28 +209,37 @@ func (s *Store) next(ctx context.Context, st jetstream.Stream, subject string, p
 	if s.cache == nil {
 		return s.get(ctx, st, subject, p)
 	}
-	m, ch := s.cache.next(subject, p)
-	if m != nil {
-		rd.reset()
-		return m, nil
-	}
-	if ch != nil { // p is the chain's end: one reader extends it, the others take its event
+	for {
+		m, ch := s.cache.next(subject, p)
+		if m != nil {
+			rd.reset()
+			return m, nil
+		}
+		if ch == nil {
+			break // p is before the chain
+		}
+		// p is the chain's end: one reader extends it, the others take its event.
 		rd.reset()
 		select {
 		case ch.fetch <- struct{}{}:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		defer func() { <-ch.fetch }()
-		if m := s.cache.peek(subject, ch, p); m != nil { // read by another meanwhile
+		m, current := s.cache.peek(subject, ch, p)
+		if !current { // replaced or dropped while we waited: look again
+			<-ch.fetch
+			continue
+		}
+		if m != nil { // read by another meanwhile
+			<-ch.fetch
 			return m, nil
 		}
 		m, err := s.get(ctx, st, subject, p)
-		if err != nil {
-			return nil, err
+		if err == nil {
+			s.cache.extend(subject, ch, p, m)
 		}
-		s.cache.extend(subject, ch, p, m)
-		return m, nil
+		<-ch.fetch
+		return m, err
 	}
 	// p is before the chain: read, and join the chain once the reads reach it.
 	gen := s.cache.generation()
@@ -244,7 +253,7 @@ func (s *Store) next(ctx context.Context, st jetstream.Stream, subject string, p
 	if len(rd.msgs) == 0 {
 		rd.from, rd.gen = p, gen
 	}
-	if len(rd.msgs) < cacheChainMsgs && rd.bytes+msgBytes(m) <= cacheChainBytes {
+	if len(rd.msgs) < cacheRunMsgs && rd.bytes+msgBytes(m) <= cacheRunBytes {
 		rd.msgs = append(rd.msgs, m)
 		rd.bytes += msgBytes(m)
 		if s.cache.join(subject, rd.gen, rd.from, rd.msgs) {
