@@ -54,6 +54,22 @@ func setup(t *testing.T) (*history.Store, jetstream.JetStream, func(room.Room) u
 	return history.New(js, history.Options{}), js, pub
 }
 
+// storeAt connects to NATS at url and returns the connection (to count
+// what it sends) and a Store with opts reading through it.
+func storeAt(t *testing.T, url string, opts history.Options) (*nats.Conn, *history.Store) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, history.New(js, opts)
+}
+
 var (
 	roomA = room.Project("a")
 	roomB = room.Project("b")
@@ -278,16 +294,7 @@ func TestCheckAfterStreamFirstMoved(t *testing.T) {
 // not kept, and a kept handle addresses the stream by name.
 func TestWithoutStream(t *testing.T) {
 	n := edgetest.StartNATS(t)
-	nc, err := nats.Connect(n.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	bare, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	early := history.New(bare, history.Options{}) // before the stream exists
+	_, early := storeAt(t, n.URL(), history.Options{}) // before the stream exists
 	if _, err := early.Last(ctxT(t), roomA.Subject()); err == nil {
 		t.Fatal("Last before the stream exists: no error")
 	}
@@ -374,17 +381,8 @@ func TestRequestsInFlightBounded(t *testing.T) {
 	a1 := edgetest.Publish(t, js, events.TaskDeleted(roomA, "u1", "t1")).Sequence
 
 	link := netproxy.Start(t, strings.TrimPrefix(n.URL(), "nats://"))
-	nc, err := nats.Connect("nats://" + link.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	viaLink, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	waiting := prometheus.NewGauge(prometheus.GaugeOpts{Name: "waiting"})
-	s := history.New(viaLink, history.Options{MaxInFlight: 2, Waiting: waiting})
+	nc, s := storeAt(t, "nats://"+link.Addr(), history.Options{MaxInFlight: 2, Waiting: waiting})
 	if _, err := s.Last(ctxT(t), roomA.Subject()); err != nil { // the handle, fetched
 		t.Fatal(err)
 	}
@@ -474,16 +472,7 @@ func TestRangeReadsEachEventOnce(t *testing.T) {
 		a = append(a, pub())
 		edgetest.Publish(t, pubJS, events.TaskDeleted(roomB, "u1", "t1")) // another room between
 	}
-	nc, err := nats.Connect(n.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := history.New(js, history.Options{})
+	nc, s := storeAt(t, n.URL(), history.Options{})
 	if _, err := s.Last(ctxT(t), roomA.Subject()); err != nil { // the handle, fetched
 		t.Fatal(err)
 	}
@@ -528,16 +517,7 @@ func TestRangeConcurrentReadersShareReads(t *testing.T) {
 	for range 10 {
 		a = append(a, edgetest.Publish(t, pubJS, events.TaskDeleted(roomA, "u1", "t1")).Sequence)
 	}
-	nc, err := nats.Connect(n.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := history.New(js, history.Options{})
+	nc, s := storeAt(t, n.URL(), history.Options{})
 	if _, err := s.Last(ctxT(t), roomA.Subject()); err != nil {
 		t.Fatal(err)
 	}
