@@ -16,6 +16,14 @@
 // once, and a NATS server's JetStream API queue drops every pending
 // request when it overflows. Reads that other work waits on go through the
 // Store's Priority view instead, which does not queue.
+//
+// A Store also keeps, per room, the consecutive events its Range calls
+// read (cache.go), so that the clients of a drained node resuming one room
+// read each event from the stream once between them. The Priority view
+// reads every event from the stream.
+//
+// Ownership: a Store starts no goroutine; its state (the stream's handle,
+// the cache) is guarded by its own locks and safe for concurrent use.
 package history
 
 import (
