@@ -45,9 +45,10 @@ const DefaultMaxInFlight = 64
 type Options struct {
 	// MaxInFlight is how many requests the Store has in flight at once
 	// (a message get, the stream's info), not counting its Priority
-	// view's; more wait for a turn until their context ends. A NATS server's JetStream API queue holds
-	// 10,000 requests by default and drops every pending one when it
-	// overflows: keep the nodes' sum well below that. Default
+	// view's; more wait for a turn until their context ends. A NATS
+	// server's JetStream API queue holds 10,000 requests by default and
+	// drops every pending one when it overflows: keep the nodes' sum,
+	// plus the rooms they create at once, well below that. Default
 	// DefaultMaxInFlight.
 	MaxInFlight int
 	// Waiting, when set, counts the requests waiting for a turn.
@@ -79,8 +80,9 @@ func New(js jetstream.JetStream, opts Options) *Store {
 // Priority returns a view of s whose requests neither wait for a turn nor
 // take one, and whose Range reads every event from the stream (no cache):
 // for reads that other work waits on, such as a room's live path (its gap
-// repairs and re-checks, and the position read when the room is created). Its callers bound their concurrency themselves (the
-// hub: a read per shard goroutine, and one per room being created).
+// repairs and re-checks, and the position read when the room is
+// created). Its callers bound their concurrency themselves (the hub: a
+// read per shard goroutine, and one per room being created).
 func (s *Store) Priority() *Store {
 	return &Store{js: s.js, handle: s.handle}
 }

@@ -71,7 +71,9 @@ const (
 // room the same message for the same event (its cache), so the event is
 // decoded and encoded once per room for all of them, as a live event is,
 // and not once per client. A message read outside the Store's cache is a
-// new pointer and simply misses. Bounded: past encodedReplaysMax entries
+// new pointer and never hits again; it still takes a place, and filling
+// the map empties it, shared entries included (a room's resumes then
+// encode their next events again, once). Bounded: past encodedReplaysMax entries
 // or about encodedReplaysBytes of events and their encodings it starts
 // empty.
 type encodedReplays struct {

@@ -79,8 +79,9 @@ type Options struct {
 	Session session.Options
 	// Hub configures the fan-out.
 	Hub hub.Options
-	// History configures the node's reads of the EVENTS stream (replays,
-	// repairs, room checks): how many requests it has in flight at once.
+	// History configures the node's reads of the EVENTS stream for
+	// resumes (their checks and replays): how many requests it has in
+	// flight at once. The live path's reads are not bounded by it.
 	History history.Options
 	// Positions configures the store of acknowledged device positions.
 	Positions positions.Options

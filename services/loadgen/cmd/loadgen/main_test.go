@@ -150,10 +150,10 @@ type record struct {
 			Closed             map[string]int
 		} `json:"groups"`
 		Resume *struct {
-			Since    uint64  `json:"since"`
-			Gap      int     `json:"gap"`
-			Complete int     `json:"complete"`
-			Wall     float64 `json:"wall"`
+			Since    uint64   `json:"since"`
+			Gap      int      `json:"gap"`
+			Complete int      `json:"complete"`
+			Wall     *float64 `json:"wall"`
 			Replay   *struct {
 				Count uint64 `json:"count"`
 			} `json:"replay"`
@@ -442,7 +442,7 @@ func testResume(t *testing.T, protocol string) {
 	if rs == nil {
 		t.Fatal("no resume section")
 	}
-	if rs.Since == 0 || rs.Gap != 10 || rs.Complete != 20 || rs.Wall <= 0 || rs.Replay == nil || rs.Replay.Count != 20 {
+	if rs.Since == 0 || rs.Gap != 10 || rs.Complete != 20 || rs.Wall == nil || *rs.Wall <= 0 || rs.Replay == nil || rs.Replay.Count != 20 {
 		t.Errorf("resume: %+v", rs)
 	}
 	d := rec.Results.Delivery
@@ -452,7 +452,7 @@ func testResume(t *testing.T, protocol string) {
 	if m := rec.Results.Metrics; m == nil || m.End["eventedge_resumes_total"] != 20 || m.End["eventedge_replayed_events_total"] != 200 {
 		t.Errorf("edge metrics: %+v", m)
 	}
-	if !strings.Contains(table, "10 events after seq") {
+	if !strings.Contains(table, "replayed to 20 of 20 clients") {
 		t.Errorf("table without the resume row:\n%s", table)
 	}
 }
@@ -511,6 +511,7 @@ func TestRefusals(t *testing.T) {
 		{[]string{"--scenario", "connect", "--source-addrs", "300"}, "1-254"},
 		{[]string{"--scenario", "broadcast", "--protocol", "xml"}, "--protocol \"xml\": want json or protobuf"},
 		{[]string{"--scenario", "broadcast", "--mix", "real"}, "--mix \"real\": want one of padded, dashboard"},
+		{[]string{"--scenario", "resume", "--mix", "dashboard"}, "--mix dashboard: for broadcast, slow and churn"},
 		{[]string{"--scenario", "rooms", "--mix", "dashboard"}, "rooms publishes its own mix"},
 	} {
 		var stdout, stderr bytes.Buffer
@@ -537,12 +538,16 @@ func TestPresets(t *testing.T) {
 		{[]string{"--preset", "L3", "--clients", "100", "--duration", "2s"}, load.Config{Scenario: "broadcast", Clients: 100, Rate: 100, Duration: 2 * time.Second, SourceAddrs: 8, Dialers: 200}},
 		{[]string{"--source-addrs", "2", "--preset", "L4"}, load.Config{Scenario: "idle", Clients: 10000, Rate: 10, Duration: 20 * time.Second, SourceAddrs: 2, Dialers: 200}},
 		{[]string{"--preset", "L5", "--dialers", "10"}, load.Config{Scenario: "connect", Clients: 5000, Rate: 10, Duration: 10 * time.Second, SourceAddrs: 8, Dialers: 10}},
+		{[]string{"--preset", "resume"}, load.Config{Scenario: "resume", Clients: 5000, Rate: 200, Duration: 100 * time.Millisecond, SourceAddrs: 8, Dialers: 200, Drain: 30 * time.Second}},
 	} {
 		cfg, _, _, err := parseFlags(tc.args, getenv, io.Discard)
 		if err != nil {
 			t.Fatalf("%v: %v", tc.args, err)
 		}
 		got := load.Config{Scenario: cfg.Scenario, Clients: cfg.Clients, Rate: cfg.Rate, Duration: cfg.Duration, SourceAddrs: cfg.SourceAddrs, Dialers: cfg.Dialers}
+		if tc.want.Drain != 0 {
+			got.Drain = cfg.Drain
+		}
 		if got != tc.want {
 			t.Errorf("%v: got %+v, want %+v", tc.args, got, tc.want)
 		}

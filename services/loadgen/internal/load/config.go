@@ -165,8 +165,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--protocol %q: want json or protobuf", c.Protocol)
 	case !slices.Contains(Mixes, c.Mix):
 		return fmt.Errorf("--mix %q: want one of %s", c.Mix, strings.Join(Mixes, ", "))
-	case c.Mix != MixPadded && c.Scenario == "rooms":
-		return fmt.Errorf("--mix %s: for broadcast, slow and churn (rooms publishes its own mix of the four task types)", c.Mix)
+	case c.Mix != MixPadded && (c.Scenario == "rooms" || c.Scenario == "resume"):
+		return fmt.Errorf("--mix %s: for broadcast, slow and churn (rooms publishes its own mix of the four task types; resume replays padded task_updated events, none of which the edge may coalesce)", c.Mix)
 	case c.Clients < 1:
 		return fmt.Errorf("--clients %d: must be at least 1", c.Clients)
 	case !(c.Rate > 0) || c.Rate > 1e6:

@@ -168,11 +168,14 @@ type GroupResults struct {
 type ResumeResults struct {
 	Since uint64 `json:"since"` // the position every client resumed after
 	Gap   int    `json:"gap"`   // events published after it: replayed to each client
-	// Complete counts the clients that received the whole gap.
+	// Complete counts the clients that received the gap's last event
+	// (whether they received all of it is Results.Delivery's check).
 	Complete int `json:"complete"`
-	// Wall is the first dial to the last client holding the whole gap.
-	Wall Duration `json:"wall"`
-	// Replay is each complete client's subscribe reply → last replayed event.
+	// Wall is the first dial to the last client complete; absent when
+	// not every connected client completed within the drain.
+	Wall *Duration `json:"wall,omitempty"`
+	// Replay is each complete client's subscribe reply → the gap's last
+	// event.
 	Replay *LatencyResults `json:"replay"`
 }
 
@@ -425,7 +428,11 @@ func WriteTable(w io.Writer, rec *Record) error {
 		}
 	}
 	if rs := r.Resume; rs != nil {
-		row("resume", "%d events after seq %d replayed to %d clients in %.3fs (first dial to last client complete)", rs.Gap, rs.Since, rs.Complete, time.Duration(rs.Wall).Seconds())
+		if rs.Wall != nil {
+			row("resume", "%d events after seq %d replayed to %d of %d clients in %.3fs (first dial to last client complete)", rs.Gap, rs.Since, rs.Complete, r.Clients.Connected, time.Duration(*rs.Wall).Seconds())
+		} else {
+			row("resume", "%d events after seq %d: %d of %d clients complete within the drain", rs.Gap, rs.Since, rs.Complete, r.Clients.Connected)
+		}
 		if l := rs.Replay; l != nil && l.Count > 0 {
 			row("  replay per client (ms)", "p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  (subscribe reply to last event)", l.P50Ms, l.P90Ms, l.P99Ms, l.MaxMs)
 		}

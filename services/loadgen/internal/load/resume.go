@@ -40,12 +40,20 @@ func (r *runner) resume(ctx context.Context) (*Results, error) {
 	published := deliverycheck.NewLog()
 	pub := r.publishSchedule(ctx, js, r.mix(rm), func(_ int, ev *pb.Event, seq uint64) { published.Add(ev.Room, seq) })
 	gap := pub.Published
+	lastSeq := since // the gap's last event: a client that received it is complete
+	for _, q := range published.Seqs(rm.String()) {
+		lastSeq = max(lastSeq, q)
+	}
 
 	var (
-		age, replay hist.Histogram // event age at receipt; subscribe reply → last replayed event
-		lastDone    atomic.Int64   // UnixNano of the latest client to hold the whole gap
-		complete    atomic.Int64   // clients holding the whole gap
-		received    = make([]*deliverycheck.Received, r.cfg.Clients)
+		// age: the events' age at receipt, which leanRead records; not
+		// reported (a replayed event's age is how long ago it was
+		// published, not a latency).
+		age      hist.Histogram
+		replay   hist.Histogram // subscribe reply → the gap's last event, per complete client
+		lastDone atomic.Int64   // UnixNano of the latest client to complete
+		complete atomic.Int64   // clients that received the gap's last event
+		received = make([]*deliverycheck.Received, r.cfg.Clients)
 	)
 	spec := clientSpec{rooms: []string{rm.String()}, lean: true, since: &since}
 	r.phase.Store("resume")
@@ -54,7 +62,7 @@ func (r *runner) resume(ctx context.Context) (*Results, error) {
 		got := deliverycheck.NewReceived("c" + strconv.Itoa(i))
 		received[i] = got
 		r.expected.Add(int64(gap))
-		subscribed, n := time.Now(), 0 // n: owned by the reader goroutine
+		subscribed := time.Now()
 		done := func(at time.Time) {
 			replay.RecordDuration(at.Sub(subscribed))
 			complete.Add(1)
@@ -69,7 +77,7 @@ func (r *runner) resume(ctx context.Context) (*Results, error) {
 			done(subscribed)
 		}
 		c.(*leanConn).start(r.leanRead(got, &age, func(m *leanMsg) {
-			if n++; n == gap {
+			if m.Seq == lastSeq && m.RoomName == rm.String() {
 				done(m.Now)
 			}
 		}))
@@ -85,8 +93,7 @@ func (r *runner) resume(ctx context.Context) (*Results, error) {
 	connected := res.Clients.Connected
 
 	r.phase.Store("drain")
-	want := int64(gap) * int64(connected)
-	r.drain(ctx, func() bool { return r.received.Load() < want })
+	r.drain(ctx, func() bool { return complete.Load() < int64(connected) })
 	res.Clients.Disconnected = disconnected(d)
 	r.captureMetrics()
 	r.phase.Store("close")
@@ -95,12 +102,17 @@ func (r *runner) resume(ctx context.Context) (*Results, error) {
 
 	r.phase.Store("check")
 	rr := &ResumeResults{Since: since, Gap: gap, Complete: int(complete.Load()), Replay: latencyOf(&replay)}
-	if last := lastDone.Load(); last > 0 {
-		rr.Wall = Duration(time.Unix(0, last).Sub(start))
+	if last := lastDone.Load(); last > 0 && rr.Complete == connected {
+		w := Duration(time.Unix(0, last).Sub(start))
+		rr.Wall = &w
+	}
+	window := time.Since(start)
+	if rr.Wall != nil {
+		window = time.Duration(*rr.Wall)
 	}
 	res.Resume = rr
 	var sum deliverycheck.Summary
-	res.Delivery, sum = r.checkRoom(published, received, rm, d.pos, gap, time.Duration(rr.Wall))
+	res.Delivery, sum = r.checkRoom(published, received, rm, d.pos, gap, window)
 	if !sum.OK() || pub.Failed > 0 || pub.Published < pub.Target || res.Clients.Disconnected != nil || rr.Complete < connected {
 		res.OK = false
 	}

@@ -32,7 +32,6 @@ var metricSeries = []string{
 	"eventedge_client_drops_total",
 	"eventedge_resumes_total",
 	"eventedge_replayed_events_total",
-	"eventedge_history_reads_waiting",
 	// The edge's own delivery latency (event timestamp → frame written),
 	// summed over its paths: with the clients' latency, it tells the
 	// edge's share from the load generator's (see EdgeLatencyMeanMs).
