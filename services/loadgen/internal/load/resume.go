@@ -76,8 +76,10 @@ func (r *runner) resume(ctx context.Context) (*Results, error) {
 		if gap == 0 {
 			done(subscribed)
 		}
+		finished := gap == 0 // owned by the reader goroutine once started: a duplicate does not count twice
 		c.(*leanConn).start(r.leanRead(got, &age, func(m *leanMsg) {
-			if m.Seq == lastSeq && m.RoomName == rm.String() {
+			if !finished && m.Seq == lastSeq && m.RoomName == rm.String() {
+				finished = true
 				done(m.Now)
 			}
 		}))
