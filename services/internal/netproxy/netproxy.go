@@ -116,7 +116,8 @@ func (p *Proxy) pipe(dst, src, key net.Conn) {
 }
 
 // Pause holds every byte read from either side of every connection,
-// without closing anything, until Resume.
+// without closing anything, until Resume. A connection Cut while paused
+// ends once Resume (or Kill, which resumes) lets its copiers go.
 func (p *Proxy) Pause() {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -351,11 +351,7 @@ func (s *Store) Check(ctx context.Context, subject string, since uint64) (Positi
 	case since+1 < info.State.FirstSeq:
 		pos.Gap = Truncated
 	case info.Config.MaxMsgsPerSubject > 0 && int64(info.State.Subjects[subject]) >= info.Config.MaxMsgsPerSubject:
-		var first *jetstream.RawStreamMsg
-		err := s.do(ctx, func() (err error) {
-			first, err = st.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subject))
-			return err
-		})
+		first, err := s.get(ctx, st, subject, 0) // the subject's first stored event
 		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return Position{}, fmt.Errorf("first of %s: %w", subject, err)
 		}
