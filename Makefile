@@ -10,7 +10,8 @@
 #   make bench   hot-path micro-benchmarks, then the standard load set L1…L5
 #                (make bench-micro, make bench-system: each alone;
 #                BENCH_FLAGS="--only L1,L5" or "--quick" for the set;
-#                make bench-floor: L1 and L5 with nothing but the kernel)
+#                make bench-floor: L1 and L5 with nothing but the kernel;
+#                make bench-hub: L5 against net/http + coder/websocket alone)
 #   make soak    10 minutes of connection churn; the edge's goroutines and
 #                RSS must return to their baseline (make test: 20 s)
 #   make chaos   the chaos suite's long form (every fault scenario, a few
@@ -49,7 +50,7 @@ STATICCHECK_VERSION   := v0.8.2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test lint proto bench bench-micro bench-system bench-floor load-bins soak chaos fuzz fuzz-short govulncheck tools deps clean screenshot images docs
+.PHONY: all build run test lint proto bench bench-micro bench-system bench-floor bench-hub load-bins soak chaos fuzz fuzz-short govulncheck tools deps clean screenshot images docs
 
 all: build
 
@@ -142,6 +143,13 @@ bench-system: load-bins
 ## the floors of this setup (scripts/bench --floor; 30 s)
 bench-floor:
 	cd scripts/bench && $(GO) run . --floor
+
+## bench-hub: L5's connect storm against a reference hub (nothing but
+## net/http's server and coder/websocket's Accept: no auth, no broker) and
+## against the edge, three interleaved pairs, same load generator and
+## pinning (scripts/bench --hub; about 1 minute)
+bench-hub: load-bins
+	cd scripts/bench && $(GO) run . --bin $(CURDIR)/bin --hub $(BENCH_FLAGS)
 
 ## soak: connection churn against a fresh edge for $(SOAK) (issue #9,
 ## scripts/bench --soak), then checks that its goroutines and RSS return

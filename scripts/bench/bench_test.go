@@ -30,7 +30,8 @@ func TestParseFlags(t *testing.T) {
 	if o, _ := parseFlags([]string{"--quick"}, io.Discard); !slices.Equal(o.rates, []float64{20, 40}) {
 		t.Fatalf("quick sweep %v", o.rates)
 	}
-	for _, bad := range [][]string{{"--only", "L1,L9"}, {"--sweep", "20,x"}, {"--sweep", "0"}, {"--timeout", "0s"}, {"extra"}, {"--floor", "--only", "L1"}, {"--floor", "--soak", "1m"}} {
+	for _, bad := range [][]string{{"--only", "L1,L9"}, {"--sweep", "20,x"}, {"--sweep", "0"}, {"--timeout", "0s"}, {"extra"}, {"--floor", "--only", "L1"}, {"--floor", "--soak", "1m"},
+		{"--hub", "--floor"}, {"--hub", "--only", "L5"}, {"--hub", "--soak", "1m"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("%v: no error", bad)
 		}
@@ -209,6 +210,71 @@ func TestFloorQuick(t *testing.T) {
 		fmt.Sprintf(", %d connected, 0 failed;", cp.Conns), fmt.Sprintf("  server: %d served;", cp.Conns)} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+// TestHubReply checks the reference hub's answer: a welcome and a reply
+// per subscribe, in order, for the load generator's frame, and an error
+// for a frame of any other shape.
+func TestHubReply(t *testing.T) {
+	got, err := hubReply([]byte(`{"op":"auth","token":"t"}` + "\n" + `{"op":"subscribe","id":1,"room":"project:a"}` + "\n" +
+		`{"op":"subscribe","id":7,"room":"user:b","since":3}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"op":"welcome","session":"hub","node":"hub","user":"hub"}` + "\n" + `{"op":"reply","id":1,"ok":true,"seq":0}` + "\n" +
+		`{"op":"reply","id":7,"ok":true,"seq":0}`
+	if string(got) != want {
+		t.Fatalf("reply\n%s\nwant\n%s", got, want)
+	}
+	for _, bad := range []string{
+		`{"op":"subscribe","id":1}`,                              // no auth first
+		`{"op":"auth"}` + "\n" + `{"op":"subscribe","room":"x"}`, // a subscribe without id
+		`{"op":"auth"}` + "\n" + `{"op":"auth"}`,                 // auth twice
+		`{"op":"auth"}` + "\n" + `not json`,
+		``,
+	} {
+		if _, err := hubReply([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+// TestHubQuick runs --hub with --quick: a reference hub process and a
+// fresh edge, each taking L5's storm of 200 clients from the real load
+// generator. It asserts no timing: that both runs connected every client,
+// passed the load generator's check, and were printed side by side.
+func TestHubQuick(t *testing.T) {
+	bin := binaries(t)
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"--hub", "--quick", "--bin", bin, "--out", out, "--timeout", "3m"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s\nlog:\n%s", err, stdout.String(), stderr.String())
+	}
+	for _, name := range []string{"L5-hub-1", "L5-edge-1"} {
+		data, err := os.ReadFile(filepath.Join(out, name+".json"))
+		if err != nil {
+			t.Fatalf("no record of %s: %v", name, err)
+		}
+		r := rec(t, string(data))
+		if !r.Results.OK || r.Results.Clients.Connected != 200 || r.Results.Connect == nil || r.Results.Connect.EdgeCPUSeconds == nil {
+			t.Errorf("%s: record %s", name, data)
+		}
+	}
+	rows := map[string]bool{}
+	for line := range strings.Lines(stdout.String()) {
+		if f := strings.Fields(line); len(f) >= 6 && f[0] == "1" && strings.Join(f[2:5], " ") == "200 of 200" {
+			rows[f[1]] = true
+		}
+	}
+	if !rows["hub"] || !rows["edge"] {
+		t.Errorf("table lacks a row of 200 of 200 clients for the hub or the edge:\n%s", stdout.String())
+	}
+	for _, want := range []string{"QUICK MODE", "median wall, hub:", "median wall, edge:"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, stdout.String())
 		}
 	}
 }

@@ -63,4 +63,14 @@
 // two plain exchanges of L5's sizes; it reports the wall time and both
 // sides' CPU per connection. It needs none of the binaries; --quick runs
 // 200 connections (make test, TestFloorQuick).
+//
+// --hub (make bench-hub; hub.go) runs L5's storm against a reference hub
+// and against the edge, three interleaved pairs (--quick: one, 200
+// clients; make test, TestHubQuick): the hub is this binary again on CPU
+// 0 (GOMAXPROCS=1), a server of nothing but net/http and coder/websocket's
+// Accept that answers the load generator's auth and subscribes with a
+// welcome and replies, checking no token and joining no room; the load
+// generator and its flags are the edge's. It prints each run's wall and
+// both sides' CPU per client while connecting, and the medians: what the
+// libraries cost a connection next to what the edge costs.
 package main

@@ -34,8 +34,9 @@ import (
 	"time"
 )
 
-// floorRoleEnv names the role ("writer" or "reader") of a floor process;
-// main (and TestMain) run it instead of the orchestrator.
+// floorRoleEnv names the role ("writer" or "reader") of a floor process,
+// or hubRole for a reference hub (hub.go); main (and TestMain) run it
+// instead of the orchestrator.
 const floorRoleEnv = "EVENTEDGE_BENCH_FLOOR"
 
 // floorParams are one floor run's: L1's by default (5,000 connections,
@@ -236,7 +237,11 @@ func exitIfFloorRole() {
 	if role == "" {
 		return
 	}
-	if err := floorRole(role); err != nil {
+	run := floorRole
+	if role == hubRole {
+		run = func(string) error { return hubServe(os.Stdout) }
+	}
+	if err := run(role); err != nil {
 		fmt.Fprintln(os.Stderr, "bench floor "+role+":", err)
 		os.Exit(1)
 	}

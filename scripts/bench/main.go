@@ -39,6 +39,7 @@ type options struct {
 	quick    bool
 	soak     time.Duration // > 0: run the soak (soak.go) instead of the set
 	floor    bool          // run the floor (floor.go) instead of the set
+	hub      bool          // run the reference hub's pairs (hub.go) instead of the set
 	timeout  time.Duration
 }
 
@@ -57,6 +58,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.floor, "floor", false, "run the floors instead of the set: L1's broadcast (5,000 connections, 10/s, 300 bytes; --quick: 200) "+
 		"with nothing but one plain TCP write per connection on CPU 0 and a minimal reader on CPU 1, then L5's connect storm (5,000 connections, "+
 		"200 at once; --quick: 200, 20) with nothing but TCP connects and two plain exchanges (needs no binaries)")
+	fs.BoolVar(&o.hub, "hub", false, "run the reference hub instead of the set: L5's connect storm against a server of nothing but net/http and "+
+		"coder/websocket's Accept (no auth, no broker), then against the edge, three interleaved pairs (--quick: one, 200 clients)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run (with --soak, default: at least the soak + 5m)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -77,8 +80,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.timeout <= 0 {
 		return o, fmt.Errorf("--timeout %s: must be positive", o.timeout)
 	}
-	if o.floor && (o.soak != 0 || only != "") {
-		return o, errors.New("--floor runs alone: without --soak or --only")
+	if o.floor && (o.soak != 0 || only != "" || o.hub) {
+		return o, errors.New("--floor runs alone: without --soak, --only or --hub")
+	}
+	if o.hub && (o.soak != 0 || only != "") {
+		return o, errors.New("--hub runs alone: without --soak or --only")
 	}
 	if o.soak < 0 || o.soak > 0 && (only != "" || o.quick) {
 		return o, fmt.Errorf("--soak %s: a positive duration, without --only or --quick (the soak runs alone)", o.soak)
@@ -161,6 +167,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "bench: records and logs in %s; nats %s (CPU 1)\n", o.out, ns.url)
 
+	if o.hub {
+		err := runHub(ctx, p, o, ns.url, secret, work, stdout, stderr)
+		_ = p.stop(ns.cmd, 5*time.Second)
+		return err
+	}
+
 	outcomes := map[string][]outcome{}
 	for _, w := range o.only {
 		failedInRow := 0
@@ -218,24 +230,33 @@ func passStep(oc outcome) (bool, string) {
 
 // runOne runs one loadgen run against a fresh edge and reads its record.
 func runOne(ctx context.Context, p *procs, o options, natsURL, secret, work string, rn step, stderr io.Writer) outcome {
-	oc := outcome{run: rn}
-	name := rn.preset
+	name := rn.fileName()
 	fmt.Fprintf(stderr, "bench: %s: starting a fresh edge (CPU 0, GOMAXPROCS=1)\n", name)
 	e, err := startEdge(ctx, p, o.bin, natsURL, secret, filepath.Join(work, "edge-"+name), filepath.Join(o.out, name+".edge.log"))
 	if err != nil {
-		oc.err = err
-		return oc
+		return outcome{run: rn, err: err}
 	}
 	defer p.stop(e.cmd, 10*time.Second)
+	return runLoadgen(ctx, p, o, natsURL, secret, rn, e.wsURL, e.pid, e.metricsURL, stderr)
+}
 
+// runLoadgen runs loadgen for rn against the server at wsURL (process
+// pid; its metrics at metricsURL, or none when empty) and reads its
+// record.
+func runLoadgen(ctx context.Context, p *procs, o options, natsURL, secret string, rn step, wsURL string, pid int, metricsURL string, stderr io.Writer) outcome {
+	oc := outcome{run: rn}
+	name := rn.fileName()
 	jsonPath := filepath.Join(o.out, name+".json")
 	maxDur := 5 * time.Minute
 	if o.quick {
 		maxDur = time.Minute
 	}
 	args := append([]string{"--preset", rn.preset}, rn.extra...)
-	args = append(args, "--url", e.wsURL, "--nats-url", natsURL, "--edge-pid", fmt.Sprint(e.pid),
-		"--edge-metrics", e.metricsURL, "--json", jsonPath, "--max-duration", maxDur.String(), "--quiet")
+	args = append(args, "--url", wsURL, "--nats-url", natsURL, "--edge-pid", fmt.Sprint(pid))
+	if metricsURL != "" {
+		args = append(args, "--edge-metrics", metricsURL)
+	}
+	args = append(args, "--json", jsonPath, "--max-duration", maxDur.String(), "--quiet")
 	rctx, cancel := context.WithTimeout(ctx, maxDur+30*time.Second)
 	defer cancel()
 	cmd := pinned(rctx, "1", filepath.Join(o.bin, "loadgen"), args...)

@@ -68,6 +68,16 @@ type step struct {
 	workload string
 	preset   string   // L1, L2-60, …
 	extra    []string // flags after --preset (they override it)
+	name     string   // its files' names (default: preset)
+}
+
+// fileName is the name of the step's record, table and logs, without
+// their extensions.
+func (s step) fileName() string {
+	if s.name != "" {
+		return s.name
+	}
+	return s.preset
 }
 
 // quickFlags are what --quick adds to every run: small and short.
@@ -118,6 +128,10 @@ type record struct {
 		} `json:"clients"`
 		Connect *struct {
 			Wall float64 `json:"wall"` // seconds
+			// CPU over Wall, seconds: the load generator's, and the
+			// server's (the edge's, or the hub's) when it was sampled.
+			LoadgenCPUSeconds float64  `json:"loadgenCpuSeconds"`
+			EdgeCPUSeconds    *float64 `json:"edgeCpuSeconds"`
 		} `json:"connect"`
 		Latency *struct {
 			Count uint64  `json:"count"`
