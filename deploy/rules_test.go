@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -319,6 +320,7 @@ func checkEdge(p *problems, o *objects) {
 			p.add("Deployment edge: no topologySpreadConstraint on %s", k)
 		}
 	}
+	checkMemLimit(p, c)
 	for _, h := range o.hpas {
 		if h.Spec.ScaleTargetRef.Name != "edge" {
 			continue
@@ -480,6 +482,26 @@ func TestRulesCatchMistakes(t *testing.T) {
 		{"a secret in prod", "ships no secret value", func(o *objects) {
 			o.secrets = append(o.secrets, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "eventedge-jwt"}})
 		}},
+		{"no GOMEMLIMIT", "GOMEMLIMIT not set", func(o *objects) {
+			c := container(deployment(o, "edge"), "edge")
+			c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" })
+		}},
+		{"GOMEMLIMIT at the memory limit", "keep it within", func(o *objects) {
+			c := container(deployment(o, "edge"), "edge")
+			for i := range c.Env {
+				if c.Env[i].Name == "GOMEMLIMIT" {
+					c.Env[i].Value = "1GiB"
+				}
+			}
+		}},
+		{"GOMEMLIMIT unparsable", "GOMEMLIMIT \"800M\"", func(o *objects) {
+			c := container(deployment(o, "edge"), "edge")
+			for i := range c.Env {
+				if c.Env[i].Name == "GOMEMLIMIT" {
+					c.Env[i].Value = "800M"
+				}
+			}
+		}},
 		{"literal JWT key", "does not come from a Secret", func(o *objects) {
 			c := container(deployment(o, "edge"), "edge")
 			for i := range c.Env {
@@ -625,6 +647,64 @@ func envValue(c *corev1.Container, name string) string {
 	return ""
 }
 
+// The edge's GOMEMLIMIT, as a share of its container's memory limit: low
+// enough to leave room for what the Go runtime does not count (the
+// kernel's socket buffers are charged to the pod too), high enough not
+// to make the GC run all the time at a normal load.
+const (
+	memLimitMinShare = 0.6
+	memLimitMaxShare = 0.9
+)
+
+// checkMemLimit: the edge container sets GOMEMLIMIT within
+// [memLimitMinShare, memLimitMaxShare] of its memory limit. Without it the
+// heap may grow to twice its live size before a collection, past the
+// container's limit, and an OOM kill drops every client of the node at
+// once; with it the GC works harder as the heap nears the limit.
+func checkMemLimit(p *problems, c *corev1.Container) {
+	lim, ok := c.Resources.Limits[corev1.ResourceMemory]
+	if !ok || lim.IsZero() {
+		return // checkWorkloads reports it
+	}
+	v := envValue(c, "GOMEMLIMIT")
+	if v == "" {
+		p.add("Deployment edge: GOMEMLIMIT not set (the Go runtime's soft memory limit, %.0f–%.0f %% of the memory limit %s)",
+			memLimitMinShare*100, memLimitMaxShare*100, lim.String())
+		return
+	}
+	n, err := parseGoMemLimit(v)
+	if err != nil {
+		p.add("Deployment edge: GOMEMLIMIT %q: %v", v, err)
+		return
+	}
+	if share := float64(n) / float64(lim.Value()); share < memLimitMinShare || share > memLimitMaxShare {
+		p.add("Deployment edge: GOMEMLIMIT %s is %.0f %% of the memory limit %s: keep it within %.0f–%.0f %%",
+			v, share*100, lim.String(), memLimitMinShare*100, memLimitMaxShare*100)
+	}
+}
+
+// parseGoMemLimit reads a GOMEMLIMIT value as the Go runtime does: a
+// number of bytes with an optional unit B, KiB, MiB, GiB or TiB ("off" is
+// refused here: the edge must have a limit).
+func parseGoMemLimit(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = num, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, errors.New("want a positive number of bytes with an optional unit B, KiB, MiB, GiB or TiB")
+	}
+	return n * mult, nil
+}
+
 func envDuration(p *problems, c *corev1.Container, name string) (time.Duration, bool) {
 	v := envValue(c, name)
 	if v == "" {
@@ -647,4 +727,17 @@ func imageTag(image string) string {
 		return image[i+1:]
 	}
 	return ""
+}
+
+func TestParseGoMemLimit(t *testing.T) {
+	for v, want := range map[string]int64{"800MiB": 800 << 20, "1GiB": 1 << 30, "4096": 4096, "512B": 512, "64KiB": 64 << 10, "1TiB": 1 << 40} {
+		if got, err := parseGoMemLimit(v); err != nil || got != want {
+			t.Errorf("%q: %d, %v; want %d", v, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "off", "800M", "1.5GiB", "-1MiB", "0", "MiB", "1 GiB"} {
+		if got, err := parseGoMemLimit(bad); err == nil {
+			t.Errorf("%q: %d, no error", bad, got)
+		}
+	}
 }
