@@ -156,6 +156,7 @@ func runHub(ctx context.Context, p *procs, o options, natsURL, secret, work stri
 	if o.quick {
 		pairs = 1
 	}
+	stderr = &lockedWriter{w: stderr} // the hub's stderr is copied in by exec's goroutine
 	var hubs, edges []outcome
 	for i := range pairs {
 		base := plan("L5", nil, o.quick)[0]
