@@ -3,6 +3,7 @@ package deploy
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -285,6 +286,7 @@ func checkEdge(p *problems, o *objects) {
 		p.add("Deployment edge: no container edge")
 		return
 	}
+	checkMemLimit(p, c)
 	drain, ok := envDuration(p, c, "EDGE_DRAIN_DURATION")
 	if !ok {
 		p.add("Deployment edge: EDGE_DRAIN_DURATION not set explicitly (the grace period is computed from it)")
@@ -320,7 +322,6 @@ func checkEdge(p *problems, o *objects) {
 			p.add("Deployment edge: no topologySpreadConstraint on %s", k)
 		}
 	}
-	checkMemLimit(p, c)
 	for _, h := range o.hpas {
 		if h.Spec.ScaleTargetRef.Name != "edge" {
 			continue
@@ -491,6 +492,23 @@ func TestRulesCatchMistakes(t *testing.T) {
 			for i := range c.Env {
 				if c.Env[i].Name == "GOMEMLIMIT" {
 					c.Env[i].Value = "1GiB"
+				}
+			}
+		}},
+		{"GOMEMLIMIT far below the memory limit", "keep it within", func(o *objects) {
+			c := container(deployment(o, "edge"), "edge")
+			for i := range c.Env {
+				if c.Env[i].Name == "GOMEMLIMIT" {
+					c.Env[i].Value = "256MiB"
+				}
+			}
+		}},
+		{"GOMEMLIMIT from the limit itself", "comes from valueFrom", func(o *objects) {
+			c := container(deployment(o, "edge"), "edge")
+			for i := range c.Env {
+				if c.Env[i].Name == "GOMEMLIMIT" {
+					c.Env[i].Value = ""
+					c.Env[i].ValueFrom = &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.memory"}}
 				}
 			}
 		}},
@@ -667,6 +685,10 @@ func checkMemLimit(p *problems, c *corev1.Container) {
 		return // checkWorkloads reports it
 	}
 	v := envValue(c, "GOMEMLIMIT")
+	if v == "" && slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" && e.ValueFrom != nil }) {
+		p.add("Deployment edge: GOMEMLIMIT comes from valueFrom: set a literal value (a resourceFieldRef would give 100 %% of the limit, with no room for the kernel's socket buffers)")
+		return
+	}
 	if v == "" {
 		p.add("Deployment edge: GOMEMLIMIT not set (the Go runtime's soft memory limit, %.0f–%.0f %% of the memory limit %s)",
 			memLimitMinShare*100, memLimitMaxShare*100, lim.String())
@@ -683,9 +705,11 @@ func checkMemLimit(p *problems, c *corev1.Container) {
 	}
 }
 
-// parseGoMemLimit reads a GOMEMLIMIT value as the Go runtime does: a
-// number of bytes with an optional unit B, KiB, MiB, GiB or TiB ("off" is
-// refused here: the edge must have a limit).
+// parseGoMemLimit reads a GOMEMLIMIT value as the Go runtime does
+// (runtime.parseByteCount): a number of bytes with an optional unit B,
+// KiB, MiB, GiB or TiB, refused when it overflows. Stricter than the
+// runtime on purpose: "off" and 0 are refused too (the edge must have a
+// limit).
 func parseGoMemLimit(v string) (int64, error) {
 	units := []struct {
 		suffix string
@@ -699,8 +723,8 @@ func parseGoMemLimit(v string) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, errors.New("want a positive number of bytes with an optional unit B, KiB, MiB, GiB or TiB")
+	if err != nil || n <= 0 || n > math.MaxInt64/mult {
+		return 0, errors.New("want a positive number of bytes with an optional unit B, KiB, MiB, GiB or TiB, below 8 EiB")
 	}
 	return n * mult, nil
 }
@@ -735,7 +759,9 @@ func TestParseGoMemLimit(t *testing.T) {
 			t.Errorf("%q: %d, %v; want %d", v, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "off", "800M", "1.5GiB", "-1MiB", "0", "MiB", "1 GiB"} {
+	for _, bad := range []string{"", "off", "800M", "1.5GiB", "-1MiB", "0", "MiB", "1 GiB",
+		"17592186045216MiB", // (2^44 + 800) MiB: would wrap to 800 MiB; the runtime refuses it
+		"8388608TiB"} {
 		if got, err := parseGoMemLimit(bad); err == nil {
 			t.Errorf("%q: %d, no error", bad, got)
 		}

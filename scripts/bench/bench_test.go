@@ -241,6 +241,38 @@ func TestHubReply(t *testing.T) {
 	}
 }
 
+// TestHubTable checks the hub table: rows in the order the runs ran,
+// each server's median wall (the mean of the middle two of an even
+// count), and a failed run shown but left out of the median.
+func TestHubTable(t *testing.T) {
+	run := func(server string, wall, serverCPU float64, failed int) hubRun {
+		return hubRun{server, outcome{rec: rec(t, fmt.Sprintf(`{"results":{"ok":true,"clients":{"connected":%d,"failed":%d},
+			"connect":{"wall":%g,"loadgenCpuSeconds":1,"edgeCpuSeconds":%g}}}`, 1000-failed, failed, wall, serverCPU))}}
+	}
+	runs := [][]hubRun{
+		{run("hub", 1.0, 0.2, 0), run("edge", 1.5, 0.3, 0)},
+		{run("edge", 1.7, 0.3, 0), run("hub", 1.2, 0.2, 0)},
+		{run("hub", 9.0, 0.2, 5), run("edge", 1.6, 0.3, 0)},
+	}
+	var b bytes.Buffer
+	writeHubTable(&b, runs, "m", "c", false)
+	var order []string
+	for line := range strings.Lines(b.String()) {
+		if f := strings.Fields(line); len(f) > 2 && (f[1] == "hub" || f[1] == "edge") {
+			order = append(order, f[0]+f[1])
+		}
+	}
+	if want := []string{"1hub", "1edge", "2edge", "2hub", "3hub", "3edge"}; !slices.Equal(order, want) {
+		t.Errorf("rows %v, want %v:\n%s", order, want, b.String())
+	}
+	for _, want := range []string{"median wall, hub: 1.100 s (2 runs)", "median wall, edge: 1.600 s (3 runs)",
+		"995 of 1000", "200 µs / 1000 µs"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
 // TestHubQuick runs --hub with --quick: a reference hub process and a
 // fresh edge, each taking L5's storm of 200 clients from the real load
 // generator. It asserts no timing: that both runs connected every client,

@@ -65,8 +65,9 @@
 // 200 connections (make test, TestFloorQuick).
 //
 // --hub (make bench-hub; hub.go) runs L5's storm against a reference hub
-// and against the edge, three interleaved pairs (--quick: one, 200
-// clients; make test, TestHubQuick): the hub is this binary again on CPU
+// and against the edge, three interleaved pairs, the hub first in odd
+// pairs and the edge first in even ones (--quick: one pair, 200 clients;
+// make test, TestHubQuick): the hub is this binary again on CPU
 // 0 (GOMAXPROCS=1), a server of nothing but net/http and coder/websocket's
 // Accept that answers the load generator's auth and subscribes with a
 // welcome and replies, checking no token and joining no room; the load

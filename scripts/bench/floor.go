@@ -237,12 +237,12 @@ func exitIfFloorRole() {
 	if role == "" {
 		return
 	}
-	run := floorRole
+	serve, what := floorRole, "bench floor "+role+":"
 	if role == hubRole {
-		run = func(string) error { return hubServe(os.Stdout) }
+		serve, what = func(string) error { return hubServe(os.Stdout) }, "bench hub:"
 	}
-	if err := run(role); err != nil {
-		fmt.Fprintln(os.Stderr, "bench floor "+role+":", err)
+	if err := serve(role); err != nil {
+		fmt.Fprintln(os.Stderr, what, err)
 		os.Exit(1)
 	}
 	os.Exit(0)

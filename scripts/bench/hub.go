@@ -47,6 +47,10 @@ const hubRole = "hub"
 // after its run, or kills it with itself).
 const hubDeadline = 10 * time.Minute
 
+// maxCloseReason is the longest close reason a close frame carries (its
+// payload is at most 125 bytes, 2 of them the code).
+const maxCloseReason = 123
+
 // hubPairs is how many interleaved hub/edge pairs --hub runs (--quick: 1).
 const hubPairs = 3
 
@@ -83,7 +87,11 @@ func hubHandle(w http.ResponseWriter, r *http.Request) {
 	}
 	reply, err := hubReply(data)
 	if err != nil {
-		_ = ws.Close(websocket.StatusPolicyViolation, err.Error())
+		reason := err.Error()
+		if len(reason) > maxCloseReason {
+			reason = reason[:maxCloseReason] // a longer reason fails the close
+		}
+		_ = ws.Close(websocket.StatusPolicyViolation, reason)
 		return
 	}
 	if err := ws.Write(ctx, websocket.MessageText, reply); err != nil {
@@ -104,7 +112,7 @@ func hubReply(frame []byte) ([]byte, error) {
 			ID *uint64 `json:"id"`
 		}
 		if err := json.Unmarshal(line, &m); err != nil {
-			return nil, fmt.Errorf("message %d: %v", n+1, err)
+			return nil, fmt.Errorf("message %d: %w", n+1, err)
 		}
 		switch {
 		case n == 0 && m.Op == "auth":
@@ -122,12 +130,13 @@ func hubReply(frame []byte) ([]byte, error) {
 	return out, nil
 }
 
-// hubRun is one connect storm against a hub process, as runOne's against
-// an edge: the same loadgen flags, its record in o.out/<name>.json.
-func hubRun(ctx context.Context, p *procs, o options, natsURL, secret string, rn step, stderr io.Writer) outcome {
+// stormHub is one connect storm against a hub process, as runOne's
+// against an edge: the same loadgen flags, its record in
+// o.out/<name>.json.
+func stormHub(ctx context.Context, p *procs, o options, natsURL, secret string, rn step, stderr io.Writer) outcome {
 	self, err := os.Executable()
 	if err != nil {
-		return outcome{run: rn, err: err}
+		return outcome{run: rn, err: fmt.Errorf("the hub's executable: %w", err)}
 	}
 	name := rn.fileName()
 	cmd := pinned(ctx, "0", self)
@@ -135,7 +144,7 @@ func hubRun(ctx context.Context, p *procs, o options, natsURL, secret string, rn
 	cmd.Stderr = stderr
 	hout, err := cmd.StdoutPipe()
 	if err != nil {
-		return outcome{run: rn, err: err}
+		return outcome{run: rn, err: fmt.Errorf("the hub's stdout: %w", err)}
 	}
 	fmt.Fprintf(stderr, "bench: %s: starting the reference hub (CPU 0, GOMAXPROCS=1)\n", name)
 	if err := p.start(cmd); err != nil {
@@ -149,70 +158,107 @@ func hubRun(ctx context.Context, p *procs, o options, natsURL, secret string, rn
 	return runLoadgen(ctx, p, o, natsURL, secret, rn, "ws://"+strings.TrimSpace(addr)+"/v1/ws", cmd.Process.Pid, "", stderr)
 }
 
-// runHub runs hubPairs pairs (--quick: 1) of L5, the hub's then the
-// edge's, and prints their figures side by side.
+// hubRun is one run of a pair: the server ("hub" or "edge") and its
+// outcome.
+type hubRun struct {
+	server string
+	oc     outcome
+}
+
+// runHub runs hubPairs pairs (--quick: 1) of L5, the hub's and the
+// edge's, and prints their figures side by side. The order alternates
+// (hub first in odd pairs, edge first in even ones), so that a drift of
+// the machine's speed within pairs does not fall on one side only.
 func runHub(ctx context.Context, p *procs, o options, natsURL, secret, work string, stdout, stderr io.Writer) error {
 	pairs := hubPairs
 	if o.quick {
 		pairs = 1
 	}
 	stderr = &lockedWriter{w: stderr} // the hub's stderr is copied in by exec's goroutine
-	var hubs, edges []outcome
+	var runs [][]hubRun
 	for i := range pairs {
+		if ctx.Err() != nil {
+			break
+		}
 		base := plan("L5", nil, o.quick)[0]
 		h, e := base, base
 		h.name, e.name = fmt.Sprintf("L5-hub-%d", i+1), fmt.Sprintf("L5-edge-%d", i+1)
-		hubs = append(hubs, hubRun(ctx, p, o, natsURL, secret, h, stderr))
-		edges = append(edges, runOne(ctx, p, o, natsURL, secret, work, e, stderr))
+		hub := func() hubRun { return hubRun{"hub", stormHub(ctx, p, o, natsURL, secret, h, stderr)} }
+		edge := func() hubRun { return hubRun{"edge", runOne(ctx, p, o, natsURL, secret, work, e, stderr)} }
+		if i%2 == 0 {
+			runs = append(runs, []hubRun{hub(), edge()})
+		} else {
+			runs = append(runs, []hubRun{edge(), hub()})
+		}
+	}
+	var first *record
+	for _, pair := range runs {
+		for _, r := range pair {
+			if first == nil && r.oc.rec != nil {
+				first = r.oc.rec
+			}
+		}
 	}
 	f, err := os.Create(filepath.Join(o.out, "hub.txt"))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	writeHubTable(io.MultiWriter(stdout, f), hubs, edges, commit(), o.quick)
-	for _, oc := range slices.Concat(hubs, edges) {
-		if oc.err != nil {
-			return fmt.Errorf("%s: %w", oc.run.fileName(), oc.err)
-		}
-		if !oc.rec.Results.OK {
-			return fmt.Errorf("%s: the load generator's check failed (see %s)", oc.run.fileName(),
-				filepath.Join(o.out, oc.run.fileName()+".txt"))
+	writeHubTable(io.MultiWriter(stdout, f), runs, machineLine(first), commit(), o.quick)
+	for _, pair := range runs {
+		for _, r := range pair {
+			if r.oc.err != nil {
+				return fmt.Errorf("%s: %w", r.oc.run.fileName(), r.oc.err)
+			}
+			if !r.oc.rec.Results.OK {
+				return fmt.Errorf("%s: the load generator's check failed (see %s)", r.oc.run.fileName(),
+					filepath.Join(o.out, r.oc.run.fileName()+".txt"))
+			}
 		}
 	}
-	return ctx.Err()
+	if ctx.Err() != nil {
+		return fmt.Errorf("stopped after %d of %d pairs: %w", len(runs), pairs, ctx.Err())
+	}
+	return nil
 }
 
 // writeHubTable prints each run's wall and both sides' CPU per client
-// while connecting, and the medians of the walls.
-func writeHubTable(w io.Writer, hubs, edges []outcome, commit string, quick bool) {
+// while connecting, in the order they ran, and the medians of the walls.
+func writeHubTable(w io.Writer, runs [][]hubRun, machine, commit string, quick bool) {
 	fmt.Fprintln(w, "L5's connect storm: a reference hub (net/http + coder/websocket, no auth, no broker) and the edge, interleaved")
+	fmt.Fprintln(w, "machine:", machine)
 	fmt.Fprintln(w, "commit: ", commit)
 	if quick {
 		fmt.Fprintln(w, "QUICK MODE: 200 clients: these figures are not measurements")
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "run\tserver\tclients\twall\tCPU per client while connecting: server / loadgen")
+	fmt.Fprintln(tw, "pair	server	clients	wall	CPU per client while connecting: server / loadgen")
 	walls := map[string][]float64{}
-	for i := range hubs {
-		for _, x := range []struct {
-			server string
-			oc     outcome
-		}{{"hub", hubs[i]}, {"edge", edges[i]}} {
-			fig := hubFigures(x.oc)
-			if c := x.oc.rec; c != nil && c.Results.Connect != nil && c.Results.Clients.Failed == 0 {
-				walls[x.server] = append(walls[x.server], c.Results.Connect.Wall)
+	for i, pair := range runs {
+		for _, r := range pair {
+			if c := r.oc.rec; c != nil && c.Results.Connect != nil && c.Results.Clients.Failed == 0 {
+				walls[r.server] = append(walls[r.server], c.Results.Connect.Wall)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\n", i+1, x.server, fig)
+			fmt.Fprintf(tw, "%d\t%s\t%s\n", i+1, r.server, hubFigures(r.oc))
 		}
 	}
 	tw.Flush()
 	for _, s := range []string{"hub", "edge"} {
 		if ws := walls[s]; len(ws) > 0 {
-			slices.Sort(ws)
-			fmt.Fprintf(w, "median wall, %s: %.3f s (%d runs)\n", s, ws[len(ws)/2], len(ws))
+			fmt.Fprintf(w, "median wall, %s: %.3f s (%d runs)\n", s, median(ws), len(ws))
 		}
 	}
+}
+
+// median of non-empty vs (sorted in place): the mean of the two middle
+// values of an even count.
+func median(vs []float64) float64 {
+	slices.Sort(vs)
+	n := len(vs)
+	if n%2 == 0 {
+		return (vs[n/2-1] + vs[n/2]) / 2
+	}
+	return vs[n/2]
 }
 
 // hubFigures is one run's columns after the server's name.
