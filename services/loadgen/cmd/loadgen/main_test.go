@@ -562,6 +562,23 @@ func TestPresets(t *testing.T) {
 	}
 }
 
+// TestGCPercentFlag checks --gc-percent: its default, GC off, and the
+// values refused with an error that names the flag.
+func TestGCPercentFlag(t *testing.T) {
+	getenv := func(string) string { return secret }
+	for args, want := range map[string]int{"": load.DefaultGCPercent, "--gc-percent -1": -1, "--gc-percent 10": 10, "--gc-percent 10000": 10000} {
+		cfg, _, _, err := parseFlags(strings.Fields(args), getenv, io.Discard)
+		if err != nil || cfg.GCPercent != want {
+			t.Errorf("%q: GCPercent %d, %v; want %d", args, cfg.GCPercent, err, want)
+		}
+	}
+	for _, bad := range []string{"0", "9", "-2", "10001", "x"} {
+		if _, _, _, err := parseFlags([]string{"--gc-percent", bad}, getenv, io.Discard); err == nil || !strings.Contains(err.Error(), "gc-percent") {
+			t.Errorf("--gc-percent %s: err %v", bad, err)
+		}
+	}
+}
+
 // TestScanLineOnRealFrames checks the lean path's scanner against what a
 // real edge sends (the field order of its encoder is not a promise of the
 // protocol, and the scanner does not rely on it): an event with "seq" and

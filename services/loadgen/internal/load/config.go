@@ -116,10 +116,23 @@ type Config struct {
 	// CPUProfile is where the command writes the load generator's own CPU
 	// profile; empty: none. Not used by Run.
 	CPUProfile string `json:"-"`
+	// GCPercent is the load generator's own GC target, which the command
+	// sets (runtime/debug.SetGCPercent) before Run; recorded so that runs
+	// compare. Not used by Run. The flag's default: DefaultGCPercent.
+	GCPercent int `json:"gcPercent,omitempty"`
 
 	// ProcRoot is where /proc is (tests). Default "/proc".
 	ProcRoot string `json:"-"`
 }
+
+// DefaultGCPercent is the load generator's GC target unless --gc-percent
+// says otherwise: four times Go's default. A connect storm allocates
+// while its live heap grows from nothing, and at Go's 100 the collector
+// took about a tenth of the load generator's core in L5 (281–302 → 259–276
+// µs of its CPU per client in three interleaved pairs, see
+// docs/benchmarks.md); the cost is a heap up to five times the live one,
+// in a process whose memory no figure measures.
+const DefaultGCPercent = 400
 
 // The wire formats of Config.Protocol.
 const (
