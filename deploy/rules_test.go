@@ -488,20 +488,10 @@ func TestRulesCatchMistakes(t *testing.T) {
 			c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" })
 		}},
 		{"GOMEMLIMIT at the memory limit", "keep it within", func(o *objects) {
-			c := container(deployment(o, "edge"), "edge")
-			for i := range c.Env {
-				if c.Env[i].Name == "GOMEMLIMIT" {
-					c.Env[i].Value = "1GiB"
-				}
-			}
+			setEnv(container(deployment(o, "edge"), "edge"), "GOMEMLIMIT", "1GiB")
 		}},
 		{"GOMEMLIMIT far below the memory limit", "keep it within", func(o *objects) {
-			c := container(deployment(o, "edge"), "edge")
-			for i := range c.Env {
-				if c.Env[i].Name == "GOMEMLIMIT" {
-					c.Env[i].Value = "256MiB"
-				}
-			}
+			setEnv(container(deployment(o, "edge"), "edge"), "GOMEMLIMIT", "256MiB")
 		}},
 		{"GOMEMLIMIT from the limit itself", "comes from valueFrom", func(o *objects) {
 			c := container(deployment(o, "edge"), "edge")
@@ -513,12 +503,7 @@ func TestRulesCatchMistakes(t *testing.T) {
 			}
 		}},
 		{"GOMEMLIMIT unparsable", "GOMEMLIMIT \"800M\"", func(o *objects) {
-			c := container(deployment(o, "edge"), "edge")
-			for i := range c.Env {
-				if c.Env[i].Name == "GOMEMLIMIT" {
-					c.Env[i].Value = "800M"
-				}
-			}
+			setEnv(container(deployment(o, "edge"), "edge"), "GOMEMLIMIT", "800M")
 		}},
 		{"literal JWT key", "does not come from a Secret", func(o *objects) {
 			c := container(deployment(o, "edge"), "edge")
@@ -540,6 +525,15 @@ func TestRulesCatchMistakes(t *testing.T) {
 				t.Fatalf("problems %q, want one mentioning %q", p, tc.want)
 			}
 		})
+	}
+}
+
+// setEnv sets the value of c's variable name, where c has it.
+func setEnv(c *corev1.Container, name, value string) {
+	for i := range c.Env {
+		if c.Env[i].Name == name {
+			c.Env[i].Value = value
+		}
 	}
 }
 

@@ -225,14 +225,14 @@ func runHub(ctx context.Context, p *procs, o options, natsURL, secret, work stri
 // writeHubTable prints each run's wall and both sides' CPU per client
 // while connecting, in the order they ran, and the medians of the walls.
 func writeHubTable(w io.Writer, runs [][]hubRun, machine, commit string, quick bool) {
-	fmt.Fprintln(w, "L5's connect storm: a reference hub (net/http + coder/websocket, no auth, no broker) and the edge, interleaved")
-	fmt.Fprintln(w, "machine:", machine)
-	fmt.Fprintln(w, "commit: ", commit)
+	quickNote := ""
 	if quick {
-		fmt.Fprintln(w, "QUICK MODE: 200 clients: these figures are not measurements")
+		quickNote = "200 clients"
 	}
+	writeHead(w, "L5's connect storm: a reference hub (net/http + coder/websocket, no auth, no broker) and the edge, interleaved",
+		machine, commit, quickNote)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "pair	server	clients	wall	CPU per client while connecting: server / loadgen")
+	fmt.Fprintln(tw, "pair\tserver\tclients\twall\tCPU per client while connecting: server / loadgen")
 	walls := map[string][]float64{}
 	for i, pair := range runs {
 		for _, r := range pair {

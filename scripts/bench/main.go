@@ -314,14 +314,25 @@ func commit() string {
 	return strings.TrimSpace(string(out))
 }
 
-// writeTable prints the set's table.
-func writeTable(w io.Writer, rows []row, machine, commit string, quick bool) {
-	fmt.Fprintln(w, "eventedge standard load set (issue #8)")
+// writeHead prints a table's title, machine and commit lines, and with
+// quickNote (what --quick shrank) the warning that its figures are not
+// measurements.
+func writeHead(w io.Writer, title, machine, commit, quickNote string) {
+	fmt.Fprintln(w, title)
 	fmt.Fprintln(w, "machine:", machine)
 	fmt.Fprintln(w, "commit: ", commit)
-	if quick {
-		fmt.Fprintln(w, "QUICK MODE: 200 clients, short runs: these figures are not measurements")
+	if quickNote != "" {
+		fmt.Fprintf(w, "QUICK MODE: %s: these figures are not measurements\n", quickNote)
 	}
+}
+
+// writeTable prints the set's table.
+func writeTable(w io.Writer, rows []row, machine, commit string, quick bool) {
+	quickNote := ""
+	if quick {
+		quickNote = "200 clients, short runs"
+	}
+	writeHead(w, "eventedge standard load set (issue #8)", machine, commit, quickNote)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "workload\tresult\ttarget\tmet\tnotes")
 	for _, r := range rows {
