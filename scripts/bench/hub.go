@@ -118,8 +118,7 @@ func hubReply(frame []byte) ([]byte, error) {
 		case n == 0 && m.Op == "auth":
 			out = append(out, `{"op":"welcome","session":"hub","node":"hub","user":"hub"}`...)
 		case n > 0 && m.Op == "subscribe" && m.ID != nil:
-			out = append(out, `
-{"op":"reply","id":`...)
+			out = append(out, "\n"+`{"op":"reply","id":`...)
 			out = strconv.AppendUint(out, *m.ID, 10)
 			out = append(out, `,"ok":true,"seq":0}`...)
 		default:
