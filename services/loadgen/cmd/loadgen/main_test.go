@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -193,8 +194,13 @@ func runLoadgen(t *testing.T, e testEdge, args ...string) (string, *record) {
 		}
 		return ""
 	}
+	gcBefore := debug.SetGCPercent(100)
+	debug.SetGCPercent(gcBefore)
 	if err := run(ctx, args, getenv, &stdout, &stderr); err != nil {
 		t.Fatalf("loadgen %v: %v\nstdout:\n%s\nstderr:\n%s", args, err, stdout.String(), stderr.String())
+	}
+	if gc := debug.SetGCPercent(gcBefore); gc != gcBefore {
+		t.Errorf("run left the GC percent at %d, not %d as it found it", gc, gcBefore)
 	}
 	t.Logf("table:\n%s", stdout.String())
 	b, err := os.ReadFile(out)
@@ -209,8 +215,11 @@ func runLoadgen(t *testing.T, e testEdge, args ...string) (string, *record) {
 	if rec.Machine.Cores < 1 || rec.Machine.Kernel == "" || !strings.Contains(string(b), `"cpuModel"`) || rec.Commit == nil {
 		t.Errorf("machine/commit: %+v %v", rec.Machine, rec.Commit)
 	}
-	if rec.Parameters["clients"] != float64(20) || rec.Parameters["url"] != e.url {
+	if rec.Parameters["clients"] != float64(20) || rec.Parameters["url"] != e.url || rec.Parameters["gcPercent"] != float64(load.DefaultGCPercent) {
 		t.Errorf("parameters: %v", rec.Parameters)
+	}
+	if !strings.Contains(stdout.String(), fmt.Sprintf(", own GC %d%%", load.DefaultGCPercent)) {
+		t.Errorf("the table's parameters lack the load generator's GC:\n%s", stdout.String())
 	}
 	if _, ok := rec.Parameters["JWTSecret"]; ok || strings.Contains(string(b), secret) {
 		t.Error("the JSON record carries the secret")

@@ -351,6 +351,12 @@ func WriteTable(w io.Writer, rec *Record) error {
 	if p.Protocol != "" {
 		params += ", protocol " + p.Protocol
 	}
+	switch {
+	case p.GCPercent < 0:
+		params += ", own GC off"
+	case p.GCPercent > 0:
+		params += fmt.Sprintf(", own GC %d%%", p.GCPercent)
+	}
 	if p.Preset != "" {
 		params = "preset " + p.Preset + ": " + params
 	}
