@@ -385,9 +385,18 @@ func (s *Session) logClose(r *protocol.CloseReason) {
 }
 
 // readLoop reads until the connection fails or closes.
+//
+// The reads take ctx without its cancellation: nothing cancels it before
+// readLoop returns (Run does, after), and a read ends when the connection
+// closes. With a context that can be done, coder/websocket registers an
+// AfterFunc on it for every read and makes its done channel: per idle
+// connection about 350 bytes held (the registration, an entry in the
+// parent's children, the channel), and per message a registration made
+// and dropped.
 func (s *Session) readLoop(ctx context.Context) {
+	rctx := context.WithoutCancel(ctx)
 	for {
-		typ, data, buf, err := s.readMessage(ctx)
+		typ, data, buf, err := s.readMessage(rctx)
 		if err != nil {
 			s.noteReadError(err)
 			return
