@@ -413,6 +413,21 @@ func TestPriorityOvertakesLowBacklog(t *testing.T) {
 	}
 	publishAsync(t, js, lows)
 	edgetest.Eventually(t, 10*time.Second, func() bool { return e.Metric(t, "eventedge_deliveries_total") >= 200 }, "low events queued")
+	// Queued is not yet stuck: the node may still be writing frames while
+	// the kernel takes them. A high event arriving then would go out in a
+	// frame the writer fills up with low ones (the queue's order at that
+	// moment), ahead of the high events after it. Wait until no frame has
+	// gone out for a while: the socket is full.
+	frames := -1.0
+	edgetest.Eventually(t, 10*time.Second, func() bool {
+		prev := frames
+		frames = e.Metric(t, "eventedge_frames_out_total")
+		if frames != prev {
+			time.Sleep(200 * time.Millisecond)
+			return false
+		}
+		return true
+	}, "the socket full (no frame out for 200 ms)")
 	publishAsync(t, js, highs)
 	edgetest.Eventually(t, 10*time.Second, func() bool { return e.Metric(t, "eventedge_deliveries_total") >= 220 }, "high events queued")
 
