@@ -234,6 +234,16 @@ func (h *Hub) shardFor(subject string) chan *nats.Msg {
 	return h.shards[maphash.String(h.seed, subject)%uint64(len(h.shards))]
 }
 
+// isClosed reports whether ch is closed, without waiting.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 // Join adds sub to its room, subscribing the node to the room's NATS subject
 // first when sub is the room's first member. onJoined runs once sub is a
 // member and before any event can be delivered to it, with the position
@@ -261,7 +271,10 @@ func (h *Hub) Join(ctx context.Context, sub *Subscription, since uint64, onJoine
 
 	if creator {
 		h.subscribe(rs)
-	} else {
+	} else if !isClosed(rs.ready) {
+		// Waited for only when the room is still being set up: ctx.Done
+		// makes the context's channel, which every session holding a
+		// subscription would otherwise keep for its connection's life.
 		select {
 		case <-rs.ready:
 		case <-ctx.Done():

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,5 +217,80 @@ func TestTokenExpiryClosesConnection(t *testing.T) {
 	var ce *client.CloseError
 	if !errors.As(c.Err(), &ce) || ce.Code != 4001 || !strings.Contains(ce.Reason, "expired") {
 		t.Fatalf("closed with %v; want 4001 token expired", c.Err())
+	}
+}
+
+// TestPingsAndExpiryShareOneClock: a session's pings, its expiring notice
+// and its token's expiry run on one timer (session/clock.go). Pings every
+// 50 ms re-arm it all along; the notice and the expiry must still come on
+// time, a refresh must move them to the new token's, and the pings must go
+// on after each notice.
+func TestPingsAndExpiryShareOneClock(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) {
+		o.Session.PingInterval = 50 * time.Millisecond
+		o.Session.ExpiringNotice = time.Second
+		o.Auth.Leeway = -1
+	})
+	var pings atomic.Int64
+	ctx := ctxT(t)
+	ws, _, err := websocket.Dial(ctx, e.URL, &websocket.DialOptions{
+		OnPingReceived: func(context.Context, []byte) bool { pings.Add(1); return true },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	// Each token expires 2–3 s from now (exp is in whole seconds), so its
+	// notice comes 1–2 s from now.
+	token := func() string { return edgetest.Token(t, "u1", nil, nil, 3*time.Second) }
+	write := func(msg string) {
+		if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// next reads up to the next message with op; a read error is returned
+	// as the connection's end.
+	next := func(op string) (string, error) {
+		for {
+			_, msg, err := ws.Read(ctx)
+			if err != nil {
+				return "", err
+			}
+			if strings.Contains(string(msg), `"op":"`+op+`"`) {
+				return string(msg), nil
+			}
+		}
+	}
+	write(`{"op":"auth","token":"` + token() + `"}`)
+	if _, err := next("welcome"); err != nil {
+		t.Fatal(err)
+	}
+	start := pings.Load()
+	if _, err := next("expiring"); err != nil {
+		t.Fatalf("no expiring notice for the first token: %v", err)
+	}
+	if p := pings.Load() - start; p < 5 {
+		t.Fatalf("%d pings between welcome and the first notice (more than a second); want at least 5", p)
+	}
+	write(`{"op":"auth","id":1,"token":"` + token() + `"}`)
+	if _, err := next("reply"); err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	atRefresh := pings.Load()
+	if _, err := next("expiring"); err != nil {
+		t.Fatalf("no expiring notice for the refreshed token (the first token's expiry closed it?): %v", err)
+	}
+	if p := pings.Load() - atRefresh; p < 5 {
+		t.Fatalf("%d pings between the refresh and the second notice; want at least 5", p)
+	}
+	atNotice := pings.Load()
+	_, err = next("no such op: read to the end")
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != 4001 || !strings.Contains(ce.Reason, "expired") {
+		t.Fatalf("closed with %v; want 4001 token expired", err)
+	}
+	if p := pings.Load() - atNotice; p < 5 {
+		t.Fatalf("%d pings between the second notice and the expiry (a second); want at least 5", p)
 	}
 }

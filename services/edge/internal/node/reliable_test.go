@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -439,6 +440,39 @@ func TestResumeFromPosition(t *testing.T) {
 	}
 	if e.Metric(t, `eventedge_resets_total{reason="history_truncated"}`) != 1 {
 		t.Fatal("history_truncated reset not counted")
+	}
+}
+
+// TestReplayLargerThanQueue: a resume whose replay is many times the
+// client's queue goes at the client's pace (the replay waits while the
+// queue is half full, and the writer wakes it as it takes from the queue):
+// every event arrives, in order, with no slow-consumer close, and the live
+// event published after it follows.
+func TestReplayLargerThanQueue(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	_, js := n.Connect(t)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) { o.Session.QueueMessages = 16 })
+	const count = 400
+	var seqs []uint64
+	for i := range count {
+		seqs = append(seqs, edgetest.Publish(t, js, events.TaskDeleted(room.Project("p1"), "u1", "t"+strconv.Itoa(i))).Sequence)
+	}
+	c := edgetest.Dial(t, e, edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, time.Hour))
+	since := uint64(0)
+	if _, err := c.SubscribeFrom(ctxT(t), "project:p1", &since); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range seqs {
+		if m := edgetest.NextEvent(t, c, 5*time.Second); m.Seq != want {
+			t.Fatalf("replayed event %d: seq %d, want %d", i, m.Seq, want)
+		}
+	}
+	live := edgetest.Publish(t, js, events.TaskDeleted(room.Project("p1"), "u1", "live")).Sequence
+	if m := edgetest.NextEvent(t, c, 5*time.Second); m.Seq != live {
+		t.Fatalf("live seq %d, want %d", m.Seq, live)
+	}
+	if got := e.Metric(t, `eventedge_connections_closed_total{reason="slow_consumer"}`); got != 0 {
+		t.Fatalf("%v slow-consumer closes, want 0", got)
 	}
 }
 

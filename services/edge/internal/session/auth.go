@@ -2,7 +2,6 @@ package session
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/eventedge/eventedge/proto/room"
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
@@ -77,32 +76,6 @@ func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string
 	// a duplicate key in the JSON line).
 	s.logEvent(s.env.Log.Info()).Str("device", deviceID).Str("client_version", clientVersion).
 		Str("user_agent", s.info.UserAgent).Msg("connection authenticated")
-}
-
-// armExpiry closes the session with 4001 when the token expires, unless a
-// refresh replaces it first.
-func (s *Session) armExpiry(c *auth.Claims) {
-	if s.expTimer != nil {
-		s.expTimer.Stop()
-	}
-	if s.noticeTimer != nil {
-		s.noticeTimer.Stop()
-	}
-	if notice := time.Until(c.ExpiresAt) - s.opts.ExpiringNotice; notice > 0 {
-		s.noticeTimer = time.AfterFunc(notice, func() {
-			if s.Claims() == c {
-				secs := int(time.Until(c.ExpiresAt).Round(time.Second) / time.Second)
-				s.send(s.info.Mode.Expiring(max(secs, 0)))
-			}
-		})
-	}
-	d := time.Until(c.ExpiresAt) + s.env.Verifier.Leeway()
-	s.expTimer = time.AfterFunc(d, func() {
-		if cur := s.Claims(); cur == c {
-			s.env.Metrics.AuthFailures.WithLabelValues(string(auth.ReasonExpired)).Inc()
-			s.Close(protocol.Unauthenticated("token expired"))
-		}
-	})
 }
 
 // recheckSubscriptions leaves the rooms the refreshed claims no longer allow.

@@ -17,8 +17,9 @@
 //     the close frame, batching what it finds into as few frames as
 //     possible, each write under WriteTimeout (one timer per session), and
 //     exits when the queue is empty;
-//   - a ping, started by a timer every PingInterval and alive only while it
-//     waits for its pong.
+//   - a ping, started every PingInterval by the session's clock (one timer
+//     for the pings, the expiring notice and the token's expiry; clock.go)
+//     and alive only while it waits for its pong.
 //
 // So an idle connection parks one goroutine (the reader) and holds no frame
 // buffer: the memory of an idle connection is its reader's stack, the

@@ -81,7 +81,6 @@ type Session struct {
 	conn  *websocket.Conn
 	info  Info
 	start time.Time
-	space chan struct{} // cap 1: the writer drained the queue (for DeliverWait)
 	// flusher is the one of Env.Flushers that writes this session's frames;
 	// nil: none.
 	flusher *Flusher
@@ -96,14 +95,13 @@ type Session struct {
 	subs   map[string]*subState // by room name
 
 	// owned by the reader (Run)
-	userSlot    string // the user whose Env.Users slot this session holds; "" none
-	authTimer   *time.Timer
-	expTimer    *time.Timer
-	noticeTimer *time.Timer    // sends expiring before the token's expiry
-	catchUps    sync.WaitGroup // catch-up goroutines, started by the reader, waited for by Run
+	userSlot  string // the user whose Env.Users slot this session holds; "" none
+	authTimer *time.Timer
+	catchUps  sync.WaitGroup // catch-up goroutines, started by the reader, waited for by Run
 
 	mu         sync.Mutex
 	q          *queue                // guarded by mu
+	space      chan struct{}         // guarded by mu, made by the first DeliverWait that waits (cap 1): the writer took from the queue
 	writer     int                   // guarded by mu: writerIdle, writerQueued, writerRunning or writerDone (write.go)
 	writers    sync.WaitGroup        // a writer queued with the flusher or running (inline or on its goroutine)
 	batch      []item                // owned by the running writer
@@ -112,9 +110,9 @@ type Session struct {
 	writeSince atomic.Int64          // when the frame in flight began to be written (unix ns); 0: none
 	flow       flow                  // guarded by mu: throttling and held progress
 	reason     *protocol.CloseReason // guarded by mu; set once: the session is closing
-	pingTimer  *time.Timer           // guarded by mu
+	clock      clock                 // guarded by mu: the next ping and the token's expiry (clock.go)
 	pingWG     sync.WaitGroup        // a ping in flight
-	done       bool                  // guarded by mu: Run is tearing down; no new pings
+	done       bool                  // guarded by mu: Run is tearing down; no new pings, the clock does nothing
 
 	act activity // what the admin API shows (snapshot.go)
 }
@@ -130,7 +128,6 @@ func New(env *Env, conn *websocket.Conn, info Info) *Session {
 		conn:  conn,
 		info:  info,
 		start: time.Now(),
-		space: make(chan struct{}, 1),
 		subs:  make(map[string]*subState),
 		q:     newQueue(),
 	}
@@ -256,9 +253,13 @@ func (s *Session) DeliverWait(ctx context.Context, o *hub.Outbound) error {
 			s.mu.Unlock()
 			return nil
 		}
+		if s.space == nil {
+			s.space = make(chan struct{}, 1)
+		}
+		space := s.space
 		s.mu.Unlock()
 		select {
-		case <-s.space:
+		case <-space:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -337,12 +338,6 @@ func (s *Session) Run(ctx context.Context) *protocol.CloseReason {
 	if s.authTimer != nil {
 		s.authTimer.Stop()
 	}
-	if s.expTimer != nil {
-		s.expTimer.Stop()
-	}
-	if s.noticeTimer != nil {
-		s.noticeTimer.Stop()
-	}
 	s.subsMu.Lock()
 	for _, st := range s.subs {
 		s.leave(st)
@@ -355,8 +350,8 @@ func (s *Session) Run(ctx context.Context) *protocol.CloseReason {
 	if s.flow.timer != nil {
 		s.flow.timer.Stop()
 	}
-	if s.pingTimer != nil {
-		s.pingTimer.Stop()
+	if s.clock.timer != nil {
+		s.clock.timer.Stop()
 	}
 	if s.reason == nil {
 		s.reason = protocol.ReasonPeerClosed

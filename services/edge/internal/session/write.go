@@ -88,8 +88,9 @@ func (s *Session) writeInline(f *Flusher) {
 		s.writers.Done()
 		return
 	}
+	space := s.space
 	s.mu.Unlock()
-	s.signalSpace()
+	signalSpace(space)
 
 	c := s.info.Cork
 	if c == nil || !c.tryCork() {
@@ -160,10 +161,14 @@ func (s *Session) idleLocked() {
 	s.writer = writerIdle
 }
 
-// signalSpace wakes a replay waiting for room in the queue (DeliverWait).
-func (s *Session) signalSpace() {
+// signalSpace wakes a replay waiting for room in the queue (DeliverWait)
+// on space, the session's channel read under s.mu; nil (no replay has
+// waited yet) does nothing. A replay makes the channel under s.mu before
+// it decides to wait, so a take after that decision finds it, and a take
+// before is in the queue that decision saw.
+func signalSpace(space chan struct{}) {
 	select {
-	case s.space <- struct{}{}:
+	case space <- struct{}{}:
 	default:
 	}
 }
@@ -206,8 +211,9 @@ func (s *Session) writeLoop(carried []item, corked bool, size int) {
 			s.mu.Unlock()
 			return
 		}
+		space := s.space
 		s.mu.Unlock()
-		s.signalSpace()
+		signalSpace(space)
 		ok := s.writeFrame(batch)
 		clear(batch) // drop references to sent data
 		if !ok {
@@ -420,20 +426,6 @@ func (s *Session) closeConn(r *protocol.CloseReason) {
 	// (bounded by the library, 5s each way) for the peer's, which the
 	// reader, still reading, lets through.
 	_ = s.conn.Close(r.Code, r.Text)
-}
-
-// schedulePing arms the next ping.
-func (s *Session) schedulePing() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done {
-		return
-	}
-	if s.pingTimer == nil {
-		s.pingTimer = time.AfterFunc(s.opts.PingInterval, s.ping)
-		return
-	}
-	s.pingTimer.Reset(s.opts.PingInterval)
 }
 
 // ping runs on its timer's goroutine: it sends a WebSocket ping and waits
