@@ -221,10 +221,10 @@ func TestTokenExpiryClosesConnection(t *testing.T) {
 }
 
 // TestPingsAndExpiryShareOneClock: a session's pings, its expiring notice
-// and its token's expiry run on one timer (session/clock.go). Pings every
-// 50 ms re-arm it all along; the notice and the expiry must still come on
-// time, a refresh must move them to the new token's, and the pings must go
-// on after each notice.
+// and its token's expiry share one timer (session/clock.go), which pings
+// every 50 ms re-arm all along. The notice and the expiry must still come,
+// a refresh must move them to the new token's, and the pings must go on
+// after the welcome, after the refresh and after each notice.
 func TestPingsAndExpiryShareOneClock(t *testing.T) {
 	n := edgetest.StartNATS(t)
 	e := edgetest.StartEdge(t, n, func(o *node.Options) {
@@ -241,8 +241,8 @@ func TestPingsAndExpiryShareOneClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.CloseNow()
-	// Each token expires 2–3 s from now (exp is in whole seconds), so its
-	// notice comes 1–2 s from now.
+	// Each token expires 2–3 s after it is made (exp is in whole seconds),
+	// so its notice comes 1–2 s after.
 	token := func() string { return edgetest.Token(t, "u1", nil, nil, 3*time.Second) }
 	write := func(msg string) {
 		if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
@@ -262,6 +262,10 @@ func TestPingsAndExpiryShareOneClock(t *testing.T) {
 			}
 		}
 	}
+	// Two pings in a window show the clock was re-armed for the ping
+	// after the last event, whatever the machine's load (the windows are
+	// about a second, the pings 50 ms apart).
+	const minPings = 2
 	write(`{"op":"auth","token":"` + token() + `"}`)
 	if _, err := next("welcome"); err != nil {
 		t.Fatal(err)
@@ -270,19 +274,19 @@ func TestPingsAndExpiryShareOneClock(t *testing.T) {
 	if _, err := next("expiring"); err != nil {
 		t.Fatalf("no expiring notice for the first token: %v", err)
 	}
-	if p := pings.Load() - start; p < 5 {
-		t.Fatalf("%d pings between welcome and the first notice (more than a second); want at least 5", p)
+	if p := pings.Load() - start; p < minPings {
+		t.Fatalf("%d pings between welcome and the first notice; want at least %d", p, minPings)
 	}
 	write(`{"op":"auth","id":1,"token":"` + token() + `"}`)
-	if _, err := next("reply"); err != nil {
-		t.Fatalf("refresh: %v", err)
+	if reply, err := next("reply"); err != nil || !strings.Contains(reply, `"ok":true`) {
+		t.Fatalf("refresh: %s %v", reply, err)
 	}
 	atRefresh := pings.Load()
 	if _, err := next("expiring"); err != nil {
 		t.Fatalf("no expiring notice for the refreshed token (the first token's expiry closed it?): %v", err)
 	}
-	if p := pings.Load() - atRefresh; p < 5 {
-		t.Fatalf("%d pings between the refresh and the second notice; want at least 5", p)
+	if p := pings.Load() - atRefresh; p < minPings {
+		t.Fatalf("%d pings between the refresh and the second notice; want at least %d", p, minPings)
 	}
 	atNotice := pings.Load()
 	_, err = next("no such op: read to the end")
@@ -290,7 +294,33 @@ func TestPingsAndExpiryShareOneClock(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != 4001 || !strings.Contains(ce.Reason, "expired") {
 		t.Fatalf("closed with %v; want 4001 token expired", err)
 	}
-	if p := pings.Load() - atNotice; p < 5 {
-		t.Fatalf("%d pings between the second notice and the expiry (a second); want at least 5", p)
+	if p := pings.Load() - atNotice; p < minPings {
+		t.Fatalf("%d pings between the second notice and the expiry; want at least %d", p, minPings)
+	}
+}
+
+// TestTokenExpiringCenturiesAhead: a token whose exp is in the year 9999
+// (a common "never expires") keeps its connection, with the default
+// leeway and with none: the session's clock caps how far ahead it sets
+// the expiry, where the sum had overflowed and closed the connection at
+// once as expired.
+func TestTokenExpiringCenturiesAhead(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "u1", "iat": time.Now().Unix(), "exp": int64(253402300799), // 9999-12-31T23:59:59Z
+	}).SignedString([]byte(edgetest.Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leeway := range []time.Duration{0, -1} { // the default (2 s), none
+		e := edgetest.StartEdge(t, n, func(o *node.Options) { o.Auth.Leeway = leeway })
+		c := edgetest.Dial(t, e, tok)
+		time.Sleep(300 * time.Millisecond) // a timer due at once has fired by now
+		if _, err := c.Ping(ctxT(t)); err != nil {
+			t.Fatalf("leeway %v: connection closed: %v", leeway, err)
+		}
+		if got := e.Metric(t, `eventedge_auth_failures_total{reason="expired"}`); got != 0 {
+			t.Fatalf("leeway %v: %v expired auth failures, want 0", leeway, got)
+		}
 	}
 }

@@ -53,8 +53,8 @@ func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string
 		s.Close(protocol.Forbidden("access revoked: get a new token"))
 		return
 	}
-	s.armExpiry(claims)
 	if prev != nil {
+		s.armExpiry(claims) // before the reply: the old token's notice cannot follow it (clock.go)
 		s.send(s.info.Mode.Refreshed(id, claims.ExpiresAt))
 		s.subsMu.Lock()
 		s.recheckSubscriptions(claims)
@@ -72,6 +72,7 @@ func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string
 		s.act.clientVersion.Store(&clientVersion)
 	}
 	s.send(s.info.Mode.Welcome(s.info.ID, s.env.Node, claims.Subject, claims.ExpiresAt))
+	s.armExpiry(claims) // after the welcome, which a token's first notice must not precede
 	// No "node" field: the node's logger carries it (a second one would be
 	// a duplicate key in the JSON line).
 	s.logEvent(s.env.Log.Info()).Str("device", deviceID).Str("client_version", clientVersion).

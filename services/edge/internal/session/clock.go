@@ -10,16 +10,17 @@ import (
 // clock is a session's one timer for what falls due over the
 // connection's life: the next ping, the expiring notice before the token
 // runs out, and the token's expiry. One runtime timer (and no closure per
-// token) instead of three keeps an idle connection smaller (with two
-// other changes, 0.8 KiB of heap less per connection: docs/benchmarks.md,
-// optimisations).
+// token) instead of three keeps an idle connection smaller
+// (docs/benchmarks.md, optimisations).
 //
 // Guarded by Session.mu. Times are offsets from Session.start, on the
 // monotonic clock; 0 means "not due". The timer is made by the first
 // rearm, re-armed for the earliest due time whenever one changes, and
 // stopped by Run's teardown, which also sets Session.done: a tick that
-// fires after that does nothing. A tick may find nothing due (a Reset
-// raced with its firing); it then only re-arms.
+// fires after that does nothing (one already past that check may still
+// be finishing a ping, which Run waits for, or queueing nothing into a
+// closed session). A tick may find nothing due (a Reset raced with its
+// firing); it then only re-arms.
 type clock struct {
 	timer  *time.Timer
 	ping   time.Duration // the next ping; 0 while one is in flight
@@ -27,6 +28,10 @@ type clock struct {
 	expiry time.Duration // close with 4001 unless claims were replaced
 	claims *auth.Claims  // the token notice and expiry belong to
 }
+
+// farFuture bounds how far ahead the clock sets a due time: a token
+// expiring later is treated as expiring then.
+const farFuture = 100 * 365 * 24 * time.Hour
 
 // sinceStart is the time since the session started, on the monotonic
 // clock; it is at least 1 so that a due time made from it is never 0.
@@ -73,19 +78,23 @@ func (s *Session) tick() {
 		return true
 	}
 	ping, notice, expired := due(&c.ping), due(&c.notice), due(&c.expiry)
-	claims := c.claims
 	s.rearmClockLocked()
-	s.mu.Unlock()
-
-	// The claims checks: a refresh that replaced the token between the
-	// timer firing and here has already set the new token's times.
-	if expired && s.Claims() == claims {
-		s.env.Metrics.AuthFailures.WithLabelValues(string(auth.ReasonExpired)).Inc()
-		s.Close(protocol.Unauthenticated("token expired"))
-	} else if notice && s.Claims() == claims {
-		secs := int(time.Until(claims.ExpiresAt).Round(time.Second) / time.Second)
-		s.send(s.info.Mode.Expiring(max(secs, 0)))
+	// Both under s.mu, with both claims checks: a refresh stores its
+	// token (setClaims) and then sets its times and queues its reply
+	// under s.mu (armExpiry, send). So the old token's expiry never closes
+	// a session whose refresh was stored, and its notice, when sent,
+	// precedes the refresh's reply.
+	if (expired || notice) && c.claims != nil && s.Claims() == c.claims && s.reason == nil {
+		if expired {
+			s.env.Metrics.AuthFailures.WithLabelValues(string(auth.ReasonExpired)).Inc()
+			s.closeLocked(protocol.Unauthenticated("token expired"))
+		} else {
+			secs := int(time.Until(c.claims.ExpiresAt).Round(time.Second) / time.Second)
+			s.q.pushControl(s.info.Mode.Expiring(max(secs, 0)))
+			s.kickLocked()
+		}
 	}
+	s.mu.Unlock()
 	if ping {
 		s.ping() // returns at once when the session is closing
 	}
@@ -96,7 +105,10 @@ func (s *Session) tick() {
 // previous token's: the session is closed with 4001 when c expires,
 // unless a refresh replaces it first.
 func (s *Session) armExpiry(c *auth.Claims) {
-	left := time.Until(c.ExpiresAt)
+	// A token may expire centuries ahead ("never": exp in the year 9999,
+	// which time.Until caps at about 292 years); capped, so that the due
+	// times below cannot overflow.
+	left := min(time.Until(c.ExpiresAt), farFuture)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.done {
@@ -109,6 +121,13 @@ func (s *Session) armExpiry(c *auth.Claims) {
 		s.clock.notice = now + n
 	}
 	s.clock.expiry = max(now+left+s.env.Verifier.Leeway(), 1)
+	s.rearmClockLocked()
+}
+
+// disarmExpiryLocked clears the token's notice and expiry (teardown: the
+// connection is ending for another reason). s.mu held.
+func (s *Session) disarmExpiryLocked() {
+	s.clock.notice, s.clock.expiry, s.clock.claims = 0, 0, nil
 	s.rearmClockLocked()
 }
 

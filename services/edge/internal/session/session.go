@@ -110,7 +110,7 @@ type Session struct {
 	writeSince atomic.Int64          // when the frame in flight began to be written (unix ns); 0: none
 	flow       flow                  // guarded by mu: throttling and held progress
 	reason     *protocol.CloseReason // guarded by mu; set once: the session is closing
-	clock      clock                 // guarded by mu: the next ping and the token's expiry (clock.go)
+	clock      clock                 // guarded by mu: the next ping, the expiring notice and the token's expiry (clock.go)
 	pingWG     sync.WaitGroup        // a ping in flight
 	done       bool                  // guarded by mu: Run is tearing down; no new pings, the clock does nothing
 
@@ -260,6 +260,12 @@ func (s *Session) DeliverWait(ctx context.Context, o *hub.Outbound) error {
 		s.mu.Unlock()
 		select {
 		case <-space:
+			if ctx.Err() != nil {
+				// Ending with the wake-up taken: pass it on to another
+				// replay of this session that may be waiting.
+				signalSpace(space)
+				return ctx.Err()
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -338,6 +344,9 @@ func (s *Session) Run(ctx context.Context) *protocol.CloseReason {
 	if s.authTimer != nil {
 		s.authTimer.Stop()
 	}
+	s.mu.Lock()
+	s.disarmExpiryLocked() // pings go on until done, below
+	s.mu.Unlock()
 	s.subsMu.Lock()
 	for _, st := range s.subs {
 		s.leave(st)

@@ -428,7 +428,7 @@ func (s *Session) closeConn(r *protocol.CloseReason) {
 	_ = s.conn.Close(r.Code, r.Text)
 }
 
-// ping runs on its timer's goroutine: it sends a WebSocket ping and waits
+// ping runs on the goroutine of the clock's tick (clock.go): it sends a WebSocket ping and waits
 // for the pong. A peer that does not answer in PingTimeout is dropped.
 func (s *Session) ping() {
 	s.mu.Lock()
