@@ -42,7 +42,7 @@ type flow struct {
 
 // init sets the client's budget. The maps are made by the first progress
 // event that needs them: most connections never get one.
-func (f *flow) init(o Options) {
+func (f *flow) init(o *Options) {
 	f.client = rate.NewLimiter(rate.Limit(o.ClientRate), o.ClientBurst)
 }
 

@@ -48,7 +48,21 @@ type Env struct {
 	// has something.
 	Flushers []*Flusher
 	Log      zerolog.Logger
-	Options  Options // with defaults applied by New
+	// Options configure every session. With the defaults applied
+	// (Options.WithDefaults, as the node does) every session points to
+	// them; otherwise each session holds a copy with the defaults, 128
+	// bytes of every connection. Not to be changed once a session exists.
+	Options Options
+}
+
+// options returns the options a new session of env uses: env.Options
+// when they have the defaults applied, else a copy of its own that has.
+func (e *Env) options() *Options {
+	if e.Options.WithDefaults() == e.Options {
+		return &e.Options
+	}
+	o := e.Options.WithDefaults()
+	return &o
 }
 
 // subState is one subscription and the catch-up that may run for it.
@@ -77,7 +91,7 @@ type Info struct {
 type Session struct {
 	// static after construction
 	env   *Env
-	opts  Options
+	opts  *Options // the Env's, with defaults; shared by every session
 	conn  *websocket.Conn
 	info  Info
 	start time.Time
@@ -124,7 +138,7 @@ var flusherTurn atomic.Uint32
 func New(env *Env, conn *websocket.Conn, info Info) *Session {
 	s := &Session{
 		env:   env,
-		opts:  env.Options.WithDefaults(),
+		opts:  env.options(),
 		conn:  conn,
 		info:  info,
 		start: time.Now(),
