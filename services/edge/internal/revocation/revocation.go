@@ -26,10 +26,20 @@ type List struct {
 
 	loaded atomic.Bool // set by the Follower once it has read the stream's revocations
 
-	mu    sync.Mutex
-	users map[string]time.Time            // user-wide revocations: when
-	rooms map[string]map[string]time.Time // user → room → when
+	mu        sync.Mutex
+	users     map[string]time.Time            // user-wide revocations: when
+	rooms     map[string]map[string]time.Time // user → room → when
+	nextPrune time.Time                       // guarded by mu: the first Add from then on prunes
 }
+
+// maxPruneInterval is how often Add prunes at most: once per
+// min(TTL, maxPruneInterval), so that reading n revocations (a node's
+// start after a mass revocation) costs O(n), not O(n²) as a prune per Add
+// did. A revocation past the TTL stays until the next prune (as it always
+// stayed until the next Add); it changes nothing there: it applies only to
+// tokens issued before it, which have expired by then when the TTL is at
+// least the longest token lifetime, as --revocation-ttl must be.
+const maxPruneInterval = time.Minute
 
 // New returns an empty List keeping revocations for ttl (default 24h).
 func New(ttl time.Duration) *List {
@@ -46,7 +56,10 @@ func (l *List) Add(user string, rooms []room.Room, at time.Time) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.prune(now)
+	if !now.Before(l.nextPrune) {
+		l.prune(now)
+		l.nextPrune = now.Add(min(l.ttl, maxPruneInterval))
+	}
 	if now.Sub(at) > l.ttl {
 		return
 	}
@@ -120,6 +133,7 @@ func (l *List) Room(user string, r room.Room, issuedAt time.Time) bool {
 	return ok && Before(issuedAt, at)
 }
 
+// prune drops the revocations older than the TTL. l.mu held.
 func (l *List) prune(now time.Time) {
 	for u, at := range l.users {
 		if now.Sub(at) > l.ttl {
