@@ -99,10 +99,15 @@ func (p *Publisher) loop() {
 	}
 }
 
+// value sums the values of c's metrics (every label combination of a
+// vector). Collect sends on its goroutine while this one reads, so a
+// collector with any number of metrics cannot block on a full channel.
 func value(c prometheus.Collector) float64 {
-	ch := make(chan prometheus.Metric, 64)
-	c.Collect(ch)
-	close(ch)
+	ch := make(chan prometheus.Metric, 16)
+	go func() {
+		c.Collect(ch)
+		close(ch)
+	}()
 	var sum float64
 	for m := range ch {
 		var d dto.Metric
