@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -165,8 +166,18 @@ func (s *Store) run() {
 	}
 }
 
-// flush writes every dirty position. Failed writes stay dirty (unless a
-// newer ack replaced them) and are retried at the next flush.
+// flushConcurrency is how many positions a flush writes at once. Each
+// write is two round trips to the bucket (a get, then a create or an
+// update), so one at a time a flush wrote about 4,000 positions a second
+// on a local NATS server (BenchmarkFlush1000): fewer than a node's devices
+// may acknowledge.
+const flushConcurrency = 16
+
+// flush writes every dirty position, flushConcurrency at a time, on
+// goroutines that end before it returns. Failed writes stay dirty (unless
+// a newer ack replaced them) and are retried at the next flush; after the
+// first failure the rest of the batch is not tried (NATS is likely away)
+// and waits for the next flush too.
 func (s *Store) flush() {
 	s.mu.Lock()
 	if len(s.dirty) == 0 {
@@ -179,24 +190,47 @@ func (s *Store) flush() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	kv, err := s.bucket(ctx)
-	for key, seq := range batch {
-		if err == nil {
-			err = s.put(ctx, kv, key, seq)
-		}
-		if err != nil {
-			s.m.PositionWrites.WithLabelValues("error").Inc()
-			s.mu.Lock()
-			if seq > s.dirty[key] {
-				s.dirty[key] = seq
-			}
-			s.mu.Unlock()
-			continue
-		}
-		s.m.PositionWrites.WithLabelValues("ok").Inc()
+	keys := make([]string, 0, len(batch))
+	for key := range batch {
+		keys = append(keys, key)
 	}
+	var (
+		next   atomic.Int64
+		failed atomic.Pointer[error] // the first failure
+		wg     sync.WaitGroup
+	)
+	kv, err := s.bucket(ctx)
 	if err != nil {
-		s.log.Warn().Err(err).Msg("writing device positions failed; will retry")
+		failed.Store(&err)
+	}
+	for range min(flushConcurrency, len(keys)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < len(keys); i = int(next.Add(1)) - 1 {
+				key, seq := keys[i], batch[keys[i]]
+				var err error
+				if f := failed.Load(); f != nil {
+					err = *f
+				} else if err = s.put(ctx, kv, key, seq); err != nil {
+					failed.CompareAndSwap(nil, &err)
+				}
+				if err != nil {
+					s.m.PositionWrites.WithLabelValues("error").Inc()
+					s.mu.Lock()
+					if seq > s.dirty[key] {
+						s.dirty[key] = seq
+					}
+					s.mu.Unlock()
+					continue
+				}
+				s.m.PositionWrites.WithLabelValues("ok").Inc()
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f != nil {
+		s.log.Warn().Err(*f).Msg("writing device positions failed; will retry")
 	}
 }
 

@@ -252,6 +252,30 @@ func TestKey(t *testing.T) {
 
 // TestWritesRetriedAfterNATSOutage: acks made while NATS is down fail to
 // be written, stay dirty, and are written once NATS is back.
+// TestFlushWritesManyPositions: a flush of many dirty positions (written
+// several at a time) stores each one, with its own sequence, and counts
+// each write.
+func TestFlushWritesManyPositions(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	_, js := n.Connect(t)
+	m := metrics.New(prometheus.NewRegistry())
+	s := positions.Open(js, positions.Options{FlushInterval: time.Hour}, zerolog.New(zerolog.NewTestWriter(t)), m)
+	const devices = 300
+	for d := range devices {
+		s.Ack("u1", "d"+strconv.Itoa(d), p1, uint64(1000+d))
+	}
+	s.Close() // the one flush
+	if got := okWrites(m); got != devices {
+		t.Fatalf("%v writes counted, want %d", got, devices)
+	}
+	for d := range devices {
+		key := positions.Key("u1", "d"+strconv.Itoa(d), p1)
+		if got, want := stored(t, js, key), strconv.Itoa(1000+d); got != want {
+			t.Fatalf("%s = %q in the bucket, want %s", key, got, want)
+		}
+	}
+}
+
 func TestWritesRetriedAfterNATSOutage(t *testing.T) {
 	n := edgetest.StartNATS(t)
 	_, setupJS := n.Connect(t)
@@ -282,5 +306,28 @@ func TestWritesRetriedAfterNATSOutage(t *testing.T) {
 	waitStored(t, setupJS, key, 3)
 	if seq, ok := get(t, s, "u1", "d1", p1); !ok || seq != 3 {
 		t.Fatalf("after the outage Get = %d, %v; want 3", seq, ok)
+	}
+}
+
+// BenchmarkFlush1000: one flush of 1,000 devices' positions (Close writes
+// what is dirty) to the bucket on a local NATS server: each position is a
+// get, then a create or an update.
+func BenchmarkFlush1000(b *testing.B) {
+	n := edgetest.StartNATS(b)
+	_, js := n.Connect(b)
+	m := metrics.New(prometheus.NewRegistry())
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		s := positions.Open(js, positions.Options{FlushInterval: time.Hour}, zerolog.Nop(), m)
+		for d := range 1000 {
+			s.Ack("u"+strconv.Itoa(d), "d", p1, uint64(i+1))
+		}
+		b.StartTimer()
+		s.Close()
+	}
+	b.StopTimer()
+	if got, want := okWrites(m), float64(1000*b.N); got != want {
+		b.Fatalf("%v positions written, want %v", got, want)
 	}
 }
