@@ -168,7 +168,7 @@ func (s *Store) run() {
 
 // flushConcurrency is how many positions a flush writes at once. Each
 // write is two round trips to the bucket (a get, then a create or an
-// update), so one at a time a flush wrote about 4,000 positions a second
+// update), so one at a time a flush wrote about 4,300 positions a second
 // on a local NATS server (BenchmarkFlush1000): fewer than a node's devices
 // may acknowledge.
 const flushConcurrency = 16

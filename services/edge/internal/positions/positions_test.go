@@ -250,11 +250,10 @@ func TestKey(t *testing.T) {
 	}
 }
 
-// TestWritesRetriedAfterNATSOutage: acks made while NATS is down fail to
-// be written, stay dirty, and are written once NATS is back.
 // TestFlushWritesManyPositions: a flush of many dirty positions (written
 // several at a time) stores each one, with its own sequence, and counts
-// each write.
+// each write once. It checks the concurrent flush is correct (under -race);
+// the speed it was made for is BenchmarkFlush1000's to show.
 func TestFlushWritesManyPositions(t *testing.T) {
 	n := edgetest.StartNATS(t)
 	_, js := n.Connect(t)
@@ -276,6 +275,8 @@ func TestFlushWritesManyPositions(t *testing.T) {
 	}
 }
 
+// TestWritesRetriedAfterNATSOutage: acks made while NATS is down fail to
+// be written, stay dirty, and are written once NATS is back.
 func TestWritesRetriedAfterNATSOutage(t *testing.T) {
 	n := edgetest.StartNATS(t)
 	_, setupJS := n.Connect(t)
@@ -311,7 +312,8 @@ func TestWritesRetriedAfterNATSOutage(t *testing.T) {
 
 // BenchmarkFlush1000: one flush of 1,000 devices' positions (Close writes
 // what is dirty) to the bucket on a local NATS server: each position is a
-// get, then a create or an update.
+// get, then a create or an update. Each iteration's new Store also looks
+// the bucket up once (CreateOrUpdateKeyValue) in the timed part.
 func BenchmarkFlush1000(b *testing.B) {
 	n := edgetest.StartNATS(b)
 	_, js := n.Connect(b)

@@ -252,9 +252,17 @@ var errClosing = errors.New("session closing")
 // full, so a replay goes at the client's pace instead of overflowing it.
 // Replayed events are never throttled or dropped. It implements hub.Sink.
 func (s *Session) DeliverWait(ctx context.Context, o *hub.Outbound) error {
+	var woke chan struct{} // the channel whose wake-up the last wait took
 	for {
 		if err := ctx.Err(); err != nil {
-			return err // the subscription ended: queue nothing more for it
+			// The subscription ended: queue nothing more for it. A wake-up
+			// just taken goes on to another replay of this session that
+			// may be waiting (not covered by a test: the interleaving
+			// cannot be forced from outside).
+			if woke != nil {
+				signalSpace(woke)
+			}
+			return err
 		}
 		s.mu.Lock()
 		if s.reason != nil {
@@ -272,14 +280,10 @@ func (s *Session) DeliverWait(ctx context.Context, o *hub.Outbound) error {
 		}
 		space := s.space
 		s.mu.Unlock()
+		woke = nil
 		select {
 		case <-space:
-			if ctx.Err() != nil {
-				// Ending with the wake-up taken: pass it on to another
-				// replay of this session that may be waiting.
-				signalSpace(space)
-				return ctx.Err()
-			}
+			woke = space
 		case <-ctx.Done():
 			return ctx.Err()
 		}
