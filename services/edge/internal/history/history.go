@@ -82,7 +82,8 @@ func New(js jetstream.JetStream, opts Options) *Store {
 // for reads that other work waits on, such as a room's live path (its gap
 // repairs and re-checks, and the position read when the room is
 // created). Its callers bound their concurrency themselves (the hub: a
-// read per shard goroutine, and one per room being created).
+// read per shard goroutine, one per room being created, and up to 16
+// ResyncAll lookups after a reconnect).
 func (s *Store) Priority() *Store {
 	return &Store{js: s.js, handle: s.handle}
 }

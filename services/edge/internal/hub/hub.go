@@ -159,6 +159,11 @@ type roomState struct {
 	known atomic.Bool
 	// retry is set while a repair that failed waits to be retried.
 	retry atomic.Bool
+	// epoch identifies the room object and its stream's generation: unique
+	// per room created, and renewed by reset (stream recreated). A resync
+	// carrying a position looked up off the shard applies it only under
+	// the epoch of the lookup (ResyncAll).
+	epoch atomic.Uint64
 	// rule is the room's policy (static after construction).
 	rule policy.Rule
 	// repairs counts the room's gaps repaired from the stream, repaired the
@@ -191,7 +196,10 @@ type Hub struct {
 	seed          maphash.Seed
 	shards        []chan *nats.Msg
 	quit          chan struct{}
-	wg            sync.WaitGroup // shard goroutines, owned by New/Close
+	wg            sync.WaitGroup // shard goroutines, owned by New/Close, and running ResyncAlls
+	lookups       chan struct{}  // ResyncAll's stream lookups in flight, at most resyncLookups
+	epochs        atomic.Uint64  // the last roomState.epoch given out
+	resyncRuns    atomic.Uint64  // counts ResyncAll runs: an older one stops when a newer starts
 
 	encoded encodedReplays // the Outbounds of replayed events, shared by a room's resumes (its own lock)
 
@@ -218,6 +226,7 @@ func New(nc *nats.Conn, hist *history.Store, opts Options, log zerolog.Logger, m
 		m:       m,
 		seed:    maphash.MakeSeed(),
 		quit:    make(chan struct{}),
+		lookups: make(chan struct{}, resyncLookups),
 		rooms:   make(map[string]*roomState),
 	}
 	h.shards = make([]chan *nats.Msg, opts.Shards)
@@ -264,6 +273,7 @@ func (h *Hub) Join(ctx context.Context, sub *Subscription, since uint64, onJoine
 	creator := rs == nil
 	if creator {
 		rs = &roomState{name: sub.name, room: sub.room, subject: subject, stored: sub.room.Subject(), ready: make(chan struct{}), subs: make(map[*Subscription]struct{}), rule: h.opts.Policy.For(sub.room)}
+		rs.epoch.Store(h.epochs.Add(1))
 		h.rooms[subject] = rs
 	}
 	rs.refs++
@@ -522,7 +532,11 @@ func (h *Hub) dispatch(sh *shard, msg *nats.Msg) {
 		h.flush(sh)
 		switch what {
 		case "resync":
-			h.resync(rs)
+			if last, ok := lookedUp(rs, msg); ok {
+				h.resyncTo(rs, last)
+			} else {
+				h.resync(rs)
+			}
 		case "reset":
 			h.reset(rs)
 		}

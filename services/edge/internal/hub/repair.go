@@ -2,6 +2,9 @@ package hub
 
 import (
 	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventedge/eventedge/proto/events"
@@ -12,8 +15,16 @@ import (
 
 // controlHeader marks the hub's own requests in a shard channel: "resync"
 // or "reset". They have no Sub, unlike every message NATS delivers, so they
-// cannot be forged.
-const controlHeader = "Eventedge-Control"
+// cannot be forged. A resync may carry the room's stream position, looked
+// up already, in lastHeader.
+const (
+	controlHeader = "Eventedge-Control"
+	lastHeader    = "Eventedge-Last"
+	epochHeader   = "Eventedge-Epoch" // the room's epoch when it was looked up
+)
+
+// resyncLookups bounds the stream lookups ResyncAll runs at once.
+const resyncLookups = 16
 
 // repair reads the room's stored events in (after, upTo] and fans them out.
 // It reports false when the stream could not be read: the room keeps its
@@ -58,6 +69,13 @@ func (h *Hub) resync(rs *roomState) {
 		h.scheduleResync(rs)
 		return
 	}
+	h.resyncTo(rs, last)
+}
+
+// resyncTo brings the room up to last, its stream position looked up
+// after whatever it may have missed: it repairs the events between the
+// room's position and last (runs on the room's shard).
+func (h *Hub) resyncTo(rs *roomState, last uint64) {
 	if !rs.known.Load() {
 		// The room's position was never known: start from the stream's.
 		h.advance(rs, last)
@@ -96,7 +114,24 @@ func (h *Hub) requestResync(rs *roomState) {
 
 // request queues a control request on the room's shard without blocking.
 func (h *Hub) request(rs *roomState, what string) bool {
-	msg := &nats.Msg{Subject: rs.subject, Header: nats.Header{controlHeader: []string{what}}}
+	return h.requestMsg(rs, &nats.Msg{Subject: rs.subject, Header: nats.Header{controlHeader: []string{what}}})
+}
+
+// requestResyncTo queues a resync to last, looked up in the room's
+// epoch, on the room's shard; when the shard is full, a resync that looks
+// up again later.
+func (h *Hub) requestResyncTo(rs *roomState, epoch, last uint64) {
+	msg := &nats.Msg{Subject: rs.subject, Header: nats.Header{
+		controlHeader: []string{"resync"},
+		lastHeader:    []string{strconv.FormatUint(last, 10)},
+		epochHeader:   []string{strconv.FormatUint(epoch, 10)},
+	}}
+	if !h.requestMsg(rs, msg) {
+		h.scheduleResync(rs)
+	}
+}
+
+func (h *Hub) requestMsg(rs *roomState, msg *nats.Msg) bool {
 	select {
 	case h.shardFor(rs.subject) <- msg:
 		return true
@@ -120,6 +155,7 @@ func (h *Hub) ResetAll() {
 
 // reset restarts the room at the recreated stream's position.
 func (h *Hub) reset(rs *roomState) {
+	rs.epoch.Store(h.epochs.Add(1)) // positions looked up before are the old stream's
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	last, err := h.hist.Last(ctx, rs.stored)
@@ -152,10 +188,97 @@ func (h *Hub) Resync(subject string) {
 // ResyncAll re-checks every room against the stream: called after the
 // node reconnects to NATS, since messages published while it was away were
 // never delivered to it.
+//
+// The rooms' stream positions are looked up here, resyncLookups at a
+// time (over all runs), and not on the shards: there each lookup took a
+// round trip in turn while the live events of every room behind it waited
+// (after each reconnect, rooms ÷ shards round trips). Only a room the
+// stream is ahead of, or whose position was never known, is then resynced
+// on its shard, with the position found; a room whose lookup failed gets
+// a plain resync after RetryDelay (its shard looks again, as after a
+// failed repair). A run stops early when a newer one starts (NATS
+// reconnected again): that one checks every room. ResyncAll returns
+// once every room is looked up and queued, or soon after the hub closes
+// (Close waits for it); the node runs it on a goroutine of its own.
 func (h *Hub) ResyncAll() {
-	for _, rs := range h.snapshot() {
-		h.requestResync(rs)
+	h.mu.RLock()
+	if h.closed {
+		h.mu.RUnlock()
+		return
 	}
+	h.wg.Add(1) // under mu: Close, which waits, has not begun
+	h.mu.RUnlock()
+	defer h.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-h.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	run := h.resyncRuns.Add(1)
+	var (
+		wg     sync.WaitGroup
+		failed atomic.Int64
+	)
+	defer func() {
+		wg.Wait()
+		if n := failed.Load(); n > 0 {
+			h.log.Warn().Int64("rooms", n).Msg("room re-check after reconnecting failed; retrying on their shards")
+		}
+	}()
+	for _, rs := range h.snapshot() {
+		if h.resyncRuns.Load() != run {
+			return // a newer run (NATS reconnected again) checks every room
+		}
+		select {
+		case h.lookups <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-h.lookups; wg.Done() }()
+			if !h.lookUp(ctx, rs) {
+				failed.Add(1)
+			}
+		}()
+	}
+}
+
+// lookUp looks the room's stream position up for ResyncAll and queues a
+// resync on its shard when the stream is ahead of it. It reports false
+// when the lookup failed; the room's shard then looks it up again after
+// RetryDelay (scheduleResync), as for a failed repair.
+func (h *Hub) lookUp(ctx context.Context, rs *roomState) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	epoch := rs.epoch.Load() // before the lookup: a reset after it renews the epoch
+	last, err := h.hist.Last(ctx, rs.stored)
+	switch {
+	case err != nil:
+		h.scheduleResync(rs) // harmless once the hub has closed: the request finds it closed
+		return false
+	case rs.known.Load() && last <= rs.lastSeq.Load():
+		// Nothing missed: the room has had every event up to last.
+	default:
+		h.requestResyncTo(rs, epoch, last)
+	}
+	return true
+}
+
+// lookedUp returns the position a resync request carries, when it was
+// looked up in the room's current epoch (the same room object, and no
+// stream recreation since); false: the shard must look it up itself.
+func lookedUp(rs *roomState, msg *nats.Msg) (uint64, bool) {
+	last, err := strconv.ParseUint(msg.Header.Get(lastHeader), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	epoch, err := strconv.ParseUint(msg.Header.Get(epochHeader), 10, 64)
+	return last, err == nil && epoch == rs.epoch.Load()
 }
 
 // snapshot returns the rooms present now.

@@ -246,7 +246,10 @@ func (n *Node) Start() (err error) {
 	}
 	onReconnect := func() {
 		if h := n.hubReady.Load(); h != nil {
-			h.ResyncAll()
+			// On a goroutine of its own (it returns after its stream
+			// lookups, or once the hub closes, which waits for it): NATS's
+			// callback goroutine must not wait for them.
+			go h.ResyncAll()
 		}
 	}
 	onSlow := func(subject string) {
