@@ -131,6 +131,8 @@ func (h *Hub) requestResyncTo(rs *roomState, epoch, last uint64) {
 	}
 }
 
+// requestMsg queues msg, a control request, on rs's shard without
+// blocking; false when the shard's channel is full.
 func (h *Hub) requestMsg(rs *roomState, msg *nats.Msg) bool {
 	select {
 	case h.shardFor(rs.subject) <- msg:
@@ -259,7 +261,7 @@ func (h *Hub) lookUp(ctx context.Context, rs *roomState) bool {
 	last, err := h.hist.Last(ctx, rs.stored)
 	switch {
 	case err != nil:
-		h.scheduleResync(rs) // harmless once the hub has closed: the request finds it closed
+		h.scheduleResync(rs) // harmless once the hub has closed: nothing reads the request
 		return false
 	case rs.known.Load() && last <= rs.lastSeq.Load():
 		// Nothing missed: the room has had every event up to last.
