@@ -3,6 +3,7 @@ package server
 import (
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -117,9 +118,32 @@ type limiter struct {
 	jitter                         func() float64 // in [0, 1)
 
 	mu     sync.Mutex
-	conns  count             // guarded by mu
-	byIP   map[string]*count // guarded by mu; only IPs with connections
-	byUser map[string]*count // guarded by mu; only users with connections
+	conns  count                 // guarded by mu
+	byIP   map[string]*count     // guarded by mu; only IPs with connections
+	byUser map[string]*userConns // guarded by mu; only users with connections
+}
+
+// userConns is one user's connections on the node: their count (and close
+// rate) and the sessions holding them, in no order, at most
+// MaxConnsPerUser, so that a revocation finds the user's sessions without
+// going through every session of the node.
+type userConns struct {
+	count
+	sessions []*session.Session
+}
+
+// remove drops s from u's sessions (swapping the last one in), and
+// reports whether it was there.
+func (u *userConns) remove(s *session.Session) bool {
+	i := slices.Index(u.sessions, s)
+	if i < 0 {
+		return false
+	}
+	last := len(u.sessions) - 1
+	u.sessions[i] = u.sessions[last]
+	u.sessions[last] = nil
+	u.sessions = u.sessions[:last]
+	return true
 }
 
 var _ session.UserSlots = (*limiter)(nil)
@@ -128,7 +152,7 @@ func newLimiter(opts Options, m *metrics.Metrics, now func() time.Time, jitter f
 	l := &limiter{
 		maxConns: opts.MaxConns, maxPerIP: opts.MaxConnsPerIP, maxPerUser: opts.MaxConnsPerUser,
 		m: m, now: now, jitter: jitter,
-		byIP: make(map[string]*count), byUser: make(map[string]*count),
+		byIP: make(map[string]*count), byUser: make(map[string]*userConns),
 	}
 	m.ConnectionFill.Set(0)
 	return l
@@ -193,41 +217,54 @@ func (l *limiter) load() (conns, maxConns int) {
 func (l *limiter) userRefusal(user string) *refusal {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	c := l.byUser[user]
-	if c == nil || c.n < l.maxPerUser {
+	u := l.byUser[user]
+	if u == nil || u.n < l.maxPerUser {
 		return nil
 	}
 	return &refusal{http.StatusTooManyRequests, rejectUserLimit,
-		"too many connections for this user (at most " + strconv.Itoa(l.maxPerUser) + ")", retryAfter(c, l.maxPerUser, l.now(), l.jitter())}
+		"too many connections for this user (at most " + strconv.Itoa(l.maxPerUser) + ")", retryAfter(&u.count, l.maxPerUser, l.now(), l.jitter())}
 }
 
-// AcquireUser takes one of user's connection slots; false, counted as a
-// user_limit rejection, when the user has MaxConnsPerUser already.
-func (l *limiter) AcquireUser(user string) bool {
+// AcquireUser takes one of user's connection slots for sess; false,
+// counted as a user_limit rejection, when the user has MaxConnsPerUser
+// already.
+func (l *limiter) AcquireUser(user string, sess *session.Session) bool {
 	l.mu.Lock()
-	c := l.byUser[user]
-	if c != nil && c.n >= l.maxPerUser {
+	u := l.byUser[user]
+	if u != nil && u.n >= l.maxPerUser {
 		l.mu.Unlock()
 		l.m.HandshakesRejected.WithLabelValues(rejectUserLimit).Inc()
 		return false
 	}
-	if c == nil {
-		c = &count{}
-		l.byUser[user] = c
+	if u == nil {
+		u = &userConns{}
+		l.byUser[user] = u
 	}
-	c.n++
+	u.n++
+	u.sessions = append(u.sessions, sess)
 	l.mu.Unlock()
 	return true
 }
 
-// ReleaseUser returns a slot taken by AcquireUser.
-func (l *limiter) ReleaseUser(user string) {
+// ReleaseUser returns the slot sess took with AcquireUser.
+func (l *limiter) ReleaseUser(user string, sess *session.Session) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if c := l.byUser[user]; c != nil {
-		c.release(l.now(), true)
-		if c.n <= 0 {
+	if u := l.byUser[user]; u != nil && u.remove(sess) {
+		u.release(l.now(), true)
+		if u.n <= 0 {
 			delete(l.byUser, user)
 		}
 	}
+}
+
+// sessionsOf returns the sessions holding a slot of user: a copy, in no
+// order. It costs the user's connections, not the node's.
+func (l *limiter) sessionsOf(user string) []*session.Session {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if u := l.byUser[user]; u != nil {
+		return slices.Clone(u.sessions)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"math"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/eventedge/eventedge/services/edge/internal/metrics"
+	"github.com/eventedge/eventedge/services/edge/internal/session"
 )
 
 // fakeClock is a clock tests move by hand.
@@ -128,21 +130,72 @@ func TestLimitCounts(t *testing.T) {
 	}
 
 	// Users: the handshake check takes no slot; AcquireUser does.
-	if l.userRefusal("u1") != nil || !l.AcquireUser("u1") {
+	s1, s2 := &session.Session{}, &session.Session{}
+	if l.userRefusal("u1") != nil || !l.AcquireUser("u1", s1) {
 		t.Fatal("first connection of u1 refused")
 	}
 	if rf := l.userRefusal("u1"); rf == nil || rf.status != http.StatusTooManyRequests || rf.reason != rejectUserLimit {
 		t.Fatalf("u1 at its limit: %+v", rf)
 	}
-	if l.AcquireUser("u1") {
+	if l.AcquireUser("u1", s2) {
 		t.Fatal("second slot of u1 given")
 	}
 	if got := testutil.ToFloat64(m.HandshakesRejected.WithLabelValues(rejectUserLimit)); got != 1 {
 		t.Fatalf("user_limit rejections %v, want 1", got)
 	}
-	l.ReleaseUser("u1")
-	if !l.AcquireUser("u1") {
+	l.ReleaseUser("u1", s2) // took no slot: gives none back
+	if l.userRefusal("u1") == nil {
+		t.Fatal("a session without a slot released one of u1's")
+	}
+	l.ReleaseUser("u1", s1)
+	if !l.AcquireUser("u1", s2) {
 		t.Fatal("u1 refused after its slot was released")
+	}
+}
+
+// TestUserSessionsIndexed: the limiter knows which sessions hold each
+// user's slots (what Server.Revoke reads instead of every session): added
+// by AcquireUser, removed by ReleaseUser, and a user without connections
+// leaves nothing behind.
+func TestUserSessionsIndexed(t *testing.T) {
+	m := metrics.New(prometheus.NewRegistry())
+	l := newLimiter(Options{MaxConns: 10, MaxConnsPerIP: 10, MaxConnsPerUser: 3}, m, time.Now, func() float64 { return 0 })
+	a1, a2, a3, b1 := &session.Session{}, &session.Session{}, &session.Session{}, &session.Session{}
+	for _, s := range []*session.Session{a1, a2, a3} {
+		if !l.AcquireUser("alice", s) {
+			t.Fatal("alice refused under her limit")
+		}
+	}
+	if !l.AcquireUser("bob", b1) {
+		t.Fatal("bob refused")
+	}
+	same := func(got []*session.Session, want ...*session.Session) bool {
+		return len(got) == len(want) && !slices.ContainsFunc(want, func(s *session.Session) bool { return !slices.Contains(got, s) })
+	}
+	if got := l.sessionsOf("alice"); !same(got, a1, a2, a3) {
+		t.Fatalf("alice's sessions %p; want %p %p %p", got, a1, a2, a3)
+	}
+	if got := l.sessionsOf("bob"); !same(got, b1) {
+		t.Fatalf("bob's sessions %p; want %p", got, b1)
+	}
+	l.ReleaseUser("alice", a1) // from the front: the last one is moved in
+	if got := l.sessionsOf("alice"); !same(got, a2, a3) {
+		t.Fatalf("alice's sessions after a1 ended %p; want %p %p", got, a2, a3)
+	}
+	l.ReleaseUser("alice", b1) // not alice's: nothing changes
+	if got := l.sessionsOf("alice"); !same(got, a2, a3) {
+		t.Fatalf("alice's sessions after releasing bob's session under her name %p", got)
+	}
+	l.ReleaseUser("alice", a3)
+	l.ReleaseUser("alice", a2)
+	if got := l.sessionsOf("alice"); got != nil {
+		t.Fatalf("alice's sessions after all ended %p; want none", got)
+	}
+	l.mu.Lock()
+	users := len(l.byUser)
+	l.mu.Unlock()
+	if users != 1 {
+		t.Fatalf("%d users indexed; want 1 (bob)", users)
 	}
 }
 

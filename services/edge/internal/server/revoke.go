@@ -15,15 +15,19 @@ import (
 // left, or without rooms the sessions are closed with 4003. A session
 // opened with a token issued after the revocation, while the node did not
 // know it yet, is left alone. It returns the number of sessions affected.
+//
+// The user's sessions come from the connection limiter's index (the
+// sessions holding a slot of the user: authenticated, not yet ended), so a
+// revocation costs the user's connections, not the node's. A session that
+// took its slot but has not stored its token yet is not hit here: it
+// checks the revocation list again once it has (session/auth.go).
 func (s *Server) Revoke(user string, rooms []room.Room, at time.Time) int {
-	s.mu.Lock()
 	var hit []*session.Session
-	for sess := range s.sessions {
+	for _, sess := range s.lim.sessionsOf(user) {
 		if c, acceptedAt := sess.Token(); c != nil && c.Subject == user && revocation.Hits(c.IssuedAt, acceptedAt, at) {
 			hit = append(hit, sess)
 		}
 	}
-	s.mu.Unlock()
 	for _, sess := range hit {
 		sess.Revoke(rooms)
 	}

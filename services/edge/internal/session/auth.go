@@ -38,7 +38,7 @@ func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string
 	// connection limits): the first authentication takes a slot, released
 	// by Run's teardown.
 	if prev == nil && s.env.Users != nil {
-		if !s.env.Users.AcquireUser(claims.Subject) {
+		if !s.env.Users.AcquireUser(claims.Subject, s) {
 			s.Close(protocol.RateLimited("too many connections for this user"))
 			return
 		}

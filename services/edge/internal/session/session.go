@@ -396,7 +396,7 @@ func (s *Session) Run(ctx context.Context) *protocol.CloseReason {
 	_ = s.conn.CloseNow()
 	s.pingWG.Wait()
 	if s.userSlot != "" { // per-user connection limit (slots.go)
-		s.env.Users.ReleaseUser(s.userSlot)
+		s.env.Users.ReleaseUser(s.userSlot, s)
 	}
 	s.logClose(reason)
 	return reason
