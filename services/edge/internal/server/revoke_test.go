@@ -108,17 +108,22 @@ func TestRevokeHitsOnlyTheUsersSessions(t *testing.T) {
 			t.Fatalf("alice's client %d closed with %d; want %d", i, code, protocol.CloseForbidden)
 		}
 	}
-	// bob and carol are still served: a ping gets its pong.
+	edgeEventually(t, func() bool { return ts.srv.lim.sessionsOf("alice") == nil && ts.srv.Sessions() == 2 }, "alice's sessions ended and left the index")
+	// bob and carol are still served: a ping gets its pong (read by a
+	// reader whose end, when its context is cancelled, closes the
+	// connection: so this comes last).
 	for _, i := range []int{1, 3} {
+		if got := ts.srv.lim.sessionsOf(ts.users[i]); len(got) != 1 {
+			t.Fatalf("%s's sessions after alice's revocation: %d; want 1", ts.users[i], len(got))
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		go func() { _, _, _ = ts.clients[i].Read(ctx) }() // the pong is read by a reader
+		go func() { _, _, _ = ts.clients[i].Read(ctx) }()
 		err := ts.clients[i].Ping(ctx)
 		cancel()
 		if err != nil {
 			t.Fatalf("%s's connection after alice's revocation: %v", ts.users[i], err)
 		}
 	}
-	edgeEventually(t, func() bool { return ts.srv.lim.sessionsOf("alice") == nil && ts.srv.Sessions() == 2 }, "alice's sessions ended and left the index")
 }
 
 // edgeEventually polls cond for up to 10 s.
