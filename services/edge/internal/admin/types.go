@@ -39,9 +39,13 @@ type Connection struct {
 	LastActivity time.Time      `json:"lastActivity"`
 	Rooms        []Subscription `json:"rooms"`
 	Queue        Queue          `json:"queue"`
-	Drops        Drops          `json:"drops"`
-	Coalesced    uint64         `json:"coalesced"`
-	Throttled    uint64         `json:"throttled"`
+	// Held are the progress events held back by a rate limit or the
+	// high-water mark, to be sent when the limits allow; with Queue they
+	// are bounded by the node's queue bounds.
+	Held      Queue  `json:"held"`
+	Drops     Drops  `json:"drops"`
+	Coalesced uint64 `json:"coalesced"`
+	Throttled uint64 `json:"throttled"`
 	// Closing is the close reason's label once the session is closing.
 	Closing string `json:"closing,omitempty"`
 }
@@ -59,7 +63,7 @@ type Subscription struct {
 	RoomRateDrops uint64 `json:"roomRateDrops"`
 }
 
-// Queue is what waits in a connection's send queue.
+// Queue is what waits in a connection's send queue (or is held back).
 type Queue struct {
 	Messages int `json:"messages"`
 	Bytes    int `json:"bytes"`
@@ -91,6 +95,7 @@ func connectionOf(s session.Snapshot) Connection {
 		LastActivity:   s.LastActivity.UTC(),
 		Rooms:          make([]Subscription, 0, len(s.Rooms)),
 		Queue:          Queue{Messages: s.QueueMessages, Bytes: s.QueueBytes},
+		Held:           Queue{Messages: s.HeldMessages, Bytes: s.HeldBytes},
 		Drops: Drops{
 			Total:        s.Drops.Throttled + s.Drops.HighWater + s.Drops.QueueFull + s.Drops.SlowConsumer,
 			Throttled:    s.Drops.Throttled,

@@ -245,7 +245,7 @@ func TestAdminConnections(t *testing.T) {
 	// The events were received: nothing is left queued.
 	edgetest.Eventually(t, 10*time.Second, func() bool {
 		for _, c := range connections(t, f.e, "").Connections {
-			if c.Queue != (admin.Queue{}) {
+			if c.Queue != (admin.Queue{}) || c.Held != (admin.Queue{}) {
 				return false
 			}
 		}

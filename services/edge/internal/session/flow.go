@@ -33,11 +33,82 @@ import (
 //     not fit closes the client as a slow consumer (4008).
 //   - Room order: before any event of a room is queued, the held progress
 //     events of that room go first, so holding never reorders a room.
+//   - Held events count toward the queue's bounds: a progress event that
+//     must be held when the queued and held messages (or bytes) together
+//     are at QueueMessages (QueueBytes) does not fit, like a high or normal
+//     event that does not fit the queue, and the client is closed as a slow
+//     consumer (4008) to resume from its last seq. A client's memory stays
+//     within the queue's bounds (twice them at most: events queued past a
+//     holding are not refused for it) however many tasks are throttled.
 type flow struct {
 	client   *rate.Limiter
 	progress map[string]*rate.Limiter // per room+task; nil until the first
-	held     map[string]*item         // per room+task: the newest held progress; nil until the first
-	timer    *time.Timer              // releases held events; nil when none are held
+	held     heldEvents
+	timer    *time.Timer // releases held events; nil when none are held
+}
+
+// heldEvents are the throttled progress events of a client: the newest per
+// task, by room, so that an event of a room finds its room's held events
+// without going through every room's.
+type heldEvents struct {
+	byRoom map[string]map[string]*item // room → task → newest held; nil until the first
+	n      int                         // held events
+	bytes  int                         // their encoded size
+}
+
+func (h *heldEvents) get(room, task string) *item { return h.byRoom[room][task] }
+
+// put holds it, which no event of its room and task is.
+func (h *heldEvents) put(it item) {
+	if h.byRoom == nil {
+		h.byRoom = make(map[string]map[string]*item)
+	}
+	tasks := h.byRoom[it.room]
+	if tasks == nil {
+		tasks = make(map[string]*item)
+		h.byRoom[it.room] = tasks
+	}
+	tasks[it.task] = &it
+	h.n++
+	h.bytes += len(it.data)
+}
+
+// remove stops holding it (held under its room and task).
+func (h *heldEvents) remove(it *item) {
+	tasks := h.byRoom[it.room]
+	delete(tasks, it.task)
+	if len(tasks) == 0 {
+		delete(h.byRoom, it.room)
+	}
+	h.n--
+	h.bytes -= len(it.data)
+}
+
+// takeRoom removes and returns room's held events, in no order.
+func (h *heldEvents) takeRoom(room string) []*item {
+	tasks := h.byRoom[room]
+	if tasks == nil {
+		return nil
+	}
+	out := make([]*item, 0, len(tasks))
+	for _, it := range tasks {
+		out = append(out, it)
+		h.n--
+		h.bytes -= len(it.data)
+	}
+	delete(h.byRoom, room)
+	return out
+}
+
+// all returns every held event, in no order.
+func (h *heldEvents) all() []*item {
+	out := make([]*item, 0, h.n)
+	for _, tasks := range h.byRoom {
+		for _, it := range tasks {
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
 // init sets the client's budget. The maps are made by the first progress
@@ -56,9 +127,10 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 	m := s.env.Metrics
 	low := o.Priority == pb.Priority_PRIORITY_LOW
 	if it.task != "" && low { // progress of higher priority is never coalesced or held
-		key := taskKey(it.room, it.task)
-		if h := s.flow.held[key]; h != nil {
+		if h := s.flow.held.get(it.room, it.task); h != nil {
+			s.flow.held.bytes -= len(h.data)
 			s.coalesce(h, it)
+			s.flow.held.bytes += len(h.data)
 			m.Coalesced.Inc()
 			s.act.coalesced++
 			return true
@@ -73,8 +145,10 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 			s.act.coalesced++
 			return true
 		}
-		if !replay && (s.aboveHighWater() || !s.takeProgress(key)) {
-			s.hold(key, it)
+		if !replay && (s.aboveHighWater() || !s.takeProgress(taskKey(it.room, it.task))) {
+			if !s.hold(it) {
+				return false
+			}
 			m.Throttled.Inc()
 			s.act.throttled++
 			return true
@@ -169,16 +243,20 @@ func (s *Session) coalesce(dst *item, newer item) {
 	dst.ev, dst.data = merged, data
 }
 
-// hold keeps it (a throttled progress event) until its limits allow it.
-func (s *Session) hold(key string, it item) {
-	h := it
-	if s.flow.held == nil {
-		s.flow.held = make(map[string]*item)
+// hold keeps it (a throttled progress event, of a task none is held for)
+// until its limits allow it. It reports false, holding nothing, when the
+// queued and held events together are at the queue's bounds: the client
+// must be closed.
+func (s *Session) hold(it item) bool {
+	h := &s.flow.held
+	if s.q.msgs+h.n >= s.opts.QueueMessages || s.q.bytes+h.bytes+len(it.data) > s.opts.QueueBytes {
+		return false
 	}
-	s.flow.held[key] = &h
+	h.put(it)
 	if s.flow.timer == nil {
 		s.flow.timer = time.AfterFunc(s.nextDue(), s.releaseDue)
 	}
+	return true
 }
 
 // nextDue is how long until the first held event's limits allow it: the
@@ -187,15 +265,22 @@ func (s *Session) hold(key string, it item) {
 func (s *Session) nextDue() time.Duration {
 	due := time.Second
 	now := time.Now()
-	for key := range s.flow.held {
-		d := delayOf(s.flow.progress[key], now)
-		d = max(d, delayOf(s.flow.client, now))
-		if s.env.LowBudget != nil {
-			d = max(d, delayOf(s.env.LowBudget, now))
+	for _, tasks := range s.flow.held.byRoom {
+		for _, h := range tasks {
+			due = min(due, s.dueIn(h, now))
 		}
-		due = min(due, d)
 	}
 	return max(due, time.Millisecond)
+}
+
+// dueIn is how long until the limits of the held progress event h allow it.
+func (s *Session) dueIn(h *item, now time.Time) time.Duration {
+	d := delayOf(s.flow.progress[taskKey(h.room, h.task)], now)
+	d = max(d, delayOf(s.flow.client, now))
+	if s.env.LowBudget != nil {
+		d = max(d, delayOf(s.env.LowBudget, now))
+	}
+	return d
 }
 
 // delayOf is how long until lim has a token, without taking it.
@@ -212,16 +297,10 @@ func delayOf(lim *rate.Limiter, now time.Time) time.Duration {
 // releaseHeld queues every held event of room, in seq order, ahead of a
 // newer event of the room: holding never reorders a room.
 func (s *Session) releaseHeld(room string) {
-	if len(s.flow.held) == 0 {
+	if s.flow.held.n == 0 {
 		return
 	}
-	var out []*item
-	for key, h := range s.flow.held {
-		if h.room == room {
-			out = append(out, h)
-			delete(s.flow.held, key)
-		}
-	}
+	out := s.flow.held.takeRoom(room)
 	slices.SortFunc(out, bySeq)
 	for _, h := range out {
 		s.q.push(*h)
@@ -240,10 +319,7 @@ func (s *Session) releaseDue() {
 		s.mu.Unlock()
 		return
 	}
-	held := make([]*item, 0, len(s.flow.held))
-	for _, h := range s.flow.held {
-		held = append(held, h)
-	}
+	held := s.flow.held.all()
 	slices.SortFunc(held, bySeq)
 	blocked := map[string]bool{}
 	released := false
@@ -253,11 +329,11 @@ func (s *Session) releaseDue() {
 			blocked[h.room] = true
 			continue
 		}
-		delete(s.flow.held, key)
+		s.flow.held.remove(h)
 		s.q.push(*h)
 		released = true
 	}
-	if len(s.flow.held) > 0 {
+	if s.flow.held.n > 0 {
 		s.flow.timer.Reset(s.nextDue())
 	} else {
 		s.flow.timer = nil

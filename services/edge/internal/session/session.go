@@ -320,11 +320,7 @@ func (s *Session) Reset(room, reason string, seq uint64, purge bool) {
 // dropRoomLocked discards everything queued or held for room. Caller holds mu.
 func (s *Session) dropRoomLocked(room string) {
 	s.q.dropRoom(room)
-	for key, h := range s.flow.held {
-		if h.room == room {
-			delete(s.flow.held, key)
-		}
-	}
+	s.flow.held.takeRoom(room)
 }
 
 func (s *Session) send(data []byte) {

@@ -73,6 +73,9 @@ type Snapshot struct {
 	Rooms []hub.SubscriptionSnapshot
 	// QueueMessages and QueueBytes are what waits in the send queue now.
 	QueueMessages, QueueBytes int
+	// HeldMessages and HeldBytes are the progress events held back by a
+	// limit now (flow.go); they count toward the queue's bounds.
+	HeldMessages, HeldBytes int
 	// Drops counts the events not sent to this client by reason, as
 	// eventedge_client_drops_total: throttled, high_water, queue_full and
 	// slow_consumer (the event that closed it). Drops by a room's
@@ -127,6 +130,7 @@ func (s *Session) Snapshot() Snapshot {
 
 	s.mu.Lock()
 	snap.QueueMessages, snap.QueueBytes = s.q.msgs, s.q.bytes
+	snap.HeldMessages, snap.HeldBytes = s.flow.held.n, s.flow.held.bytes
 	snap.Drops = Drops{
 		Throttled:    s.act.drops[dropThrottled],
 		HighWater:    s.act.drops[dropHighWater],

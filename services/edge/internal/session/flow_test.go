@@ -1,0 +1,161 @@
+package session
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/eventedge/eventedge/proto/events"
+	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
+	"github.com/eventedge/eventedge/proto/room"
+
+	"github.com/eventedge/eventedge/services/edge/internal/hub"
+)
+
+// progressIn is a low-priority task_progress of task in project p's room
+// (100 bytes encoded).
+func progressIn(p string, seq uint64, task string) *hub.Outbound {
+	return &hub.Outbound{Room: room.Project(p).String(), Seq: seq, Type: "task_progress", Task: task, Priority: pb.Priority_PRIORITY_LOW,
+		Timestamp: time.Now(), Data: make([]byte, 100),
+		Event: events.TaskProgress(room.Project(p), &pb.TaskProgress{TaskId: task, Progress: 0.5})}
+}
+
+// normalIn is a normal-priority task_updated in project p's room.
+func normalIn(p string, seq uint64) *hub.Outbound {
+	return &hub.Outbound{Room: room.Project(p).String(), Seq: seq, Type: "task_updated", Priority: pb.Priority_PRIORITY_NORMAL,
+		Timestamp: time.Now(), Handled: time.Now(), Data: make([]byte, 100),
+		Event: &pb.Event{Type: "task_updated", Priority: pb.Priority_PRIORITY_NORMAL}}
+}
+
+// stopReleases stops s's release timer when the test ends.
+func stopReleases(tb testing.TB, s *Session) {
+	tb.Cleanup(func() {
+		s.mu.Lock()
+		s.done = true
+		if s.flow.timer != nil {
+			s.flow.timer.Stop()
+		}
+		s.mu.Unlock()
+	})
+}
+
+// heldSize is what s holds, counted item by item.
+func heldSize(s *Session) (n, bytes int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, it := range s.flow.held.all() {
+		n++
+		bytes += len(it.data)
+	}
+	return n, bytes
+}
+
+// TestHeldProgressCountsTowardQueueBounds: throttled progress events are
+// held, one per task, only while the queued and held messages (and bytes)
+// together are within the queue's bounds; one more task's progress closes
+// the client as a slow consumer (it resumes from its last seq), instead of
+// holding without bound. A newer progress of a task already held still
+// supersedes it.
+func TestHeldProgressCountsTowardQueueBounds(t *testing.T) {
+	t.Run("messages", func(t *testing.T) {
+		s := snapshotSession(Options{QueueMessages: 8, ClientRate: 0.001, ClientBurst: 1})
+		stopReleases(t, s)
+		s.Deliver(progressIn("p1", 1, "t0")) // spends the client's only token: queued
+		for i := 1; i <= 7; i++ {
+			s.Deliver(progressIn("p1", uint64(1+i), fmt.Sprint("t", i))) // over the budget: held
+		}
+		snap := s.Snapshot()
+		if snap.QueueMessages != 1 || snap.HeldMessages != 7 || snap.HeldBytes != 700 || snap.Throttled != 7 || snap.Closing != "" {
+			t.Fatalf("queue %d, held %d (%d bytes), throttled %d, closing %q; want 1 queued and 7 held (700 bytes) of the bound 8, open",
+				snap.QueueMessages, snap.HeldMessages, snap.HeldBytes, snap.Throttled, snap.Closing)
+		}
+		s.Deliver(progressIn("p1", 9, "t3")) // t3 is held: superseded, nothing more held
+		if snap := s.Snapshot(); snap.HeldMessages != 7 || snap.Coalesced != 1 || snap.Closing != "" {
+			t.Fatalf("after a held task's newer progress: held %d, coalesced %d, closing %q; want 7, 1, open", snap.HeldMessages, snap.Coalesced, snap.Closing)
+		}
+		if n, bytes := heldSize(s); n != 7 || bytes != s.Snapshot().HeldBytes {
+			t.Fatalf("held items %d of %d bytes; the count says %+v", n, bytes, s.Snapshot())
+		}
+		s.Deliver(progressIn("p1", 10, "t8")) // an eighth task: 1 + 7 held is the bound
+		snap = s.Snapshot()
+		if snap.Closing != "slow_consumer" || snap.Drops != (Drops{SlowConsumer: 1}) || snap.HeldMessages != 7 {
+			t.Fatalf("one task more than the bound: closing %q, drops %+v, held %d; want slow_consumer, 1, 7", snap.Closing, snap.Drops, snap.HeldMessages)
+		}
+	})
+	t.Run("bytes", func(t *testing.T) {
+		s := snapshotSession(Options{QueueBytes: 350, ClientRate: 0.001, ClientBurst: 1})
+		stopReleases(t, s)
+		s.Deliver(progressIn("p1", 1, "t0")) // queued: 100 bytes
+		s.Deliver(progressIn("p1", 2, "t1")) // held: 200 of 350
+		s.Deliver(progressIn("p1", 3, "t2")) // held: 300 of 350
+		if snap := s.Snapshot(); snap.HeldMessages != 2 || snap.HeldBytes != 200 || snap.Closing != "" {
+			t.Fatalf("held %d (%d bytes), closing %q; want 2 (200 bytes), open", snap.HeldMessages, snap.HeldBytes, snap.Closing)
+		}
+		s.Deliver(progressIn("p1", 4, "t3")) // 400 of 350
+		if snap := s.Snapshot(); snap.Closing != "slow_consumer" || snap.HeldMessages != 2 {
+			t.Fatalf("past the byte bound: closing %q, held %d; want slow_consumer, 2", snap.Closing, snap.HeldMessages)
+		}
+	})
+}
+
+// TestHeldReleasedWithTheirRoom: an event of a room takes that room's held
+// progress events out ahead of it, in seq order, and leaves other rooms'
+// held; leaving a room forgets its held events and their size.
+func TestHeldReleasedWithTheirRoom(t *testing.T) {
+	s := snapshotSession(Options{ClientRate: 0.001, ClientBurst: 1})
+	stopReleases(t, s)
+	s.Deliver(progressIn("a", 1, "t1")) // spends the only token: queued
+	s.Deliver(progressIn("a", 3, "t3")) // held
+	s.Deliver(progressIn("a", 2, "t2")) // held (seqs out of order on purpose: the release sorts)
+	s.Deliver(progressIn("b", 10, "t1"))
+	s.Deliver(progressIn("c", 20, "t1"))
+	if snap := s.Snapshot(); snap.HeldMessages != 4 || snap.QueueMessages != 1 {
+		t.Fatalf("held %d, queued %d; want 4 held (a's 2, b's, c's), 1 queued", snap.HeldMessages, snap.QueueMessages)
+	}
+	s.Deliver(normalIn("b", 11)) // b's held progress goes out before it; a's and c's stay
+	if snap := s.Snapshot(); snap.HeldMessages != 3 || snap.HeldBytes != 300 || snap.QueueMessages != 3 {
+		t.Fatalf("after b's event: held %d (%d bytes), queued %d; want a's 2 and c's held (300 bytes), 3 queued", snap.HeldMessages, snap.HeldBytes, snap.QueueMessages)
+	}
+	s.Deliver(normalIn("a", 4)) // a's held (2, 3) go in before it
+	// Each room's lane in seq order; between rooms, the higher priority
+	// head, else the older: a1 (low, first queued), b10 (low, queued before
+	// a2), b11 (normal), then a2, a3, a4.
+	if got := fmt.Sprint(takeAsWriter(s, []uint64{})); got != "[1 10 11 2 3 4]" {
+		t.Fatalf("sent %s; want [1 10 11 2 3 4] (a's held released in seq order ahead of 4)", got)
+	}
+	if snap := s.Snapshot(); snap.HeldMessages != 1 {
+		t.Fatalf("after a's event: held %d; want c's 1", snap.HeldMessages)
+	}
+	s.mu.Lock()
+	s.dropRoomLocked(room.Project("c").String())
+	s.mu.Unlock()
+	if snap := s.Snapshot(); snap.HeldMessages != 0 || snap.HeldBytes != 0 {
+		t.Fatalf("after leaving c: held %d (%d bytes); want none", snap.HeldMessages, snap.HeldBytes)
+	}
+}
+
+// BenchmarkDeliverBesideHeldProgress: a normal event queued for a session
+// holding 512 throttled progress events of 16 other rooms (a dashboard in
+// busy project rooms with its budget spent), taken into a frame every 64
+// events. An event finds its own room's held events only.
+func BenchmarkDeliverBesideHeldProgress(b *testing.B) {
+	s := snapshotSession(Options{ClientRate: 0.001, ClientBurst: 1})
+	stopReleases(b, s)
+	s.Deliver(progressIn("r0", 1, "t0"))
+	for i := range 512 {
+		s.Deliver(progressIn(fmt.Sprint("r", i%16), uint64(2+i), fmt.Sprint("h", i)))
+	}
+	if snap := s.Snapshot(); snap.Throttled != 512 {
+		b.Fatalf("held %d; want 512", snap.Throttled)
+	}
+	o := normalIn("live", 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		o.Seq = uint64(i + 1)
+		s.Deliver(o)
+		if i%64 == 63 {
+			takeAsWriter(s, nil)
+		}
+	}
+}
