@@ -43,26 +43,37 @@ import (
 type flow struct {
 	client   *rate.Limiter
 	progress map[string]*rate.Limiter // per room+task; nil until the first
-	held     heldEvents
-	timer    *time.Timer // releases held events; nil when none are held
+	held     *heldEvents              // nil until the first progress event is held
+	timer    *time.Timer              // releases held events; nil when none are held
 }
 
 // heldEvents are the throttled progress events of a client: the newest per
 // task, by room, so that an event of a room finds its room's held events
-// without going through every room's.
+// without going through every room's. Made by the first hold (most
+// connections never hold one); a nil *heldEvents holds nothing.
 type heldEvents struct {
-	byRoom map[string]map[string]*item // room → task → newest held; nil until the first
+	byRoom map[string]map[string]*item // room → task → newest held
 	n      int                         // held events
 	bytes  int                         // their encoded size
 }
 
-func (h *heldEvents) get(room, task string) *item { return h.byRoom[room][task] }
+func (h *heldEvents) get(room, task string) *item {
+	if h == nil {
+		return nil
+	}
+	return h.byRoom[room][task]
+}
+
+// size returns how many events h holds and their encoded size.
+func (h *heldEvents) size() (n, bytes int) {
+	if h == nil {
+		return 0, 0
+	}
+	return h.n, h.bytes
+}
 
 // put holds it, which no event of its room and task is.
 func (h *heldEvents) put(it item) {
-	if h.byRoom == nil {
-		h.byRoom = make(map[string]map[string]*item)
-	}
 	tasks := h.byRoom[it.room]
 	if tasks == nil {
 		tasks = make(map[string]*item)
@@ -86,6 +97,9 @@ func (h *heldEvents) remove(it *item) {
 
 // takeRoom removes and returns room's held events, in no order.
 func (h *heldEvents) takeRoom(room string) []*item {
+	if h == nil {
+		return nil
+	}
 	tasks := h.byRoom[room]
 	if tasks == nil {
 		return nil
@@ -102,6 +116,9 @@ func (h *heldEvents) takeRoom(room string) []*item {
 
 // all returns every held event, in no order.
 func (h *heldEvents) all() []*item {
+	if h == nil {
+		return nil
+	}
 	out := make([]*item, 0, h.n)
 	for _, tasks := range h.byRoom {
 		for _, it := range tasks {
@@ -128,7 +145,7 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 	low := o.Priority == pb.Priority_PRIORITY_LOW
 	if it.task != "" && low { // progress of higher priority is never coalesced or held
 		if h := s.flow.held.get(it.room, it.task); h != nil {
-			s.flow.held.bytes -= len(h.data)
+			s.flow.held.bytes -= len(h.data) // get found one: held is not nil
 			s.coalesce(h, it)
 			s.flow.held.bytes += len(h.data)
 			m.Coalesced.Inc()
@@ -248,11 +265,14 @@ func (s *Session) coalesce(dst *item, newer item) {
 // queued and held events together are at the queue's bounds: the client
 // must be closed.
 func (s *Session) hold(it item) bool {
-	h := &s.flow.held
-	if s.q.msgs+h.n >= s.opts.QueueMessages || s.q.bytes+h.bytes+len(it.data) > s.opts.QueueBytes {
+	n, bytes := s.flow.held.size()
+	if s.q.msgs+n >= s.opts.QueueMessages || s.q.bytes+bytes+len(it.data) > s.opts.QueueBytes {
 		return false
 	}
-	h.put(it)
+	if s.flow.held == nil {
+		s.flow.held = &heldEvents{byRoom: make(map[string]map[string]*item)}
+	}
+	s.flow.held.put(it)
 	if s.flow.timer == nil {
 		s.flow.timer = time.AfterFunc(s.nextDue(), s.releaseDue)
 	}
@@ -265,9 +285,11 @@ func (s *Session) hold(it item) bool {
 func (s *Session) nextDue() time.Duration {
 	due := time.Second
 	now := time.Now()
-	for _, tasks := range s.flow.held.byRoom {
-		for _, h := range tasks {
-			due = min(due, s.dueIn(h, now))
+	if s.flow.held != nil {
+		for _, tasks := range s.flow.held.byRoom {
+			for _, h := range tasks {
+				due = min(due, s.dueIn(h, now))
+			}
 		}
 	}
 	return max(due, time.Millisecond)
@@ -297,13 +319,22 @@ func delayOf(lim *rate.Limiter, now time.Time) time.Duration {
 // releaseHeld queues every held event of room, in seq order, ahead of a
 // newer event of the room: holding never reorders a room.
 func (s *Session) releaseHeld(room string) {
-	if s.flow.held.n == 0 {
+	if n, _ := s.flow.held.size(); n == 0 {
 		return
 	}
 	out := s.flow.held.takeRoom(room)
+	s.tidyHeld()
 	slices.SortFunc(out, bySeq)
 	for _, h := range out {
 		s.q.push(*h)
+	}
+}
+
+// tidyHeld drops the held events' maps once none is held: a connection
+// keeps them only while it holds something.
+func (s *Session) tidyHeld() {
+	if s.flow.held != nil && s.flow.held.n == 0 {
+		s.flow.held = nil
 	}
 }
 
@@ -333,7 +364,8 @@ func (s *Session) releaseDue() {
 		s.q.push(*h)
 		released = true
 	}
-	if s.flow.held.n > 0 {
+	s.tidyHeld()
+	if s.flow.held != nil {
 		s.flow.timer.Reset(s.nextDue())
 	} else {
 		s.flow.timer = nil

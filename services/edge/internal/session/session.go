@@ -321,6 +321,7 @@ func (s *Session) Reset(room, reason string, seq uint64, purge bool) {
 func (s *Session) dropRoomLocked(room string) {
 	s.q.dropRoom(room)
 	s.flow.held.takeRoom(room)
+	s.tidyHeld()
 }
 
 func (s *Session) send(data []byte) {

@@ -130,7 +130,7 @@ func (s *Session) Snapshot() Snapshot {
 
 	s.mu.Lock()
 	snap.QueueMessages, snap.QueueBytes = s.q.msgs, s.q.bytes
-	snap.HeldMessages, snap.HeldBytes = s.flow.held.n, s.flow.held.bytes
+	snap.HeldMessages, snap.HeldBytes = s.flow.held.size()
 	snap.Drops = Drops{
 		Throttled:    s.act.drops[dropThrottled],
 		HighWater:    s.act.drops[dropHighWater],
