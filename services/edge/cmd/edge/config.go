@@ -53,9 +53,9 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		streamPerSubject                                         int64
 		drainDuration, statsInterval                             time.Duration
 		maxConns, maxConnsPerUser, maxConnsPerIP                 int
-		clientBurst, maxCoalescedLogs, commandBurst              int
+		clientBurst, maxCoalescedLogs, commandBurst, ackBurst    int
 		readyFill, highWater, clientRate, progressRate           float64
-		commandRate, lowBudget                                   float64
+		commandRate, ackRate, lowBudget                          float64
 		trustForwardedFor                                        bool
 	)
 	str := func(p *string, name, env, def, usage string) {
@@ -113,6 +113,8 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	integer(&maxCoalescedLogs, "max-coalesced-logs", "EDGE_MAX_COALESCED_LOGS", session.DefaultMaxCoalescedLogs, "log lines a coalesced task_progress carries (the newest kept)")
 	float(&commandRate, "command-rate", "EDGE_COMMAND_RATE", session.DefaultCommandRate, "commands per second a client may send (acks not counted); beyond: close 4029")
 	integer(&commandBurst, "command-burst", "EDGE_COMMAND_BURST", session.DefaultCommandBurst, "burst of --command-rate")
+	float(&ackRate, "ack-rate", "EDGE_ACK_RATE", session.DefaultAckRate, "acks per second a client may send (apart from --command-rate); beyond: close 4029")
+	integer(&ackBurst, "ack-burst", "EDGE_ACK_BURST", session.DefaultAckBurst, "burst of --ack-rate")
 	float(&lowBudget, "low-priority-budget", "EDGE_LOW_PRIORITY_BUDGET", node.DefaultLowPriorityBudget, "low-priority events per second for the whole node (burst the same)")
 	integer(&maxConns, "max-conns", "EDGE_MAX_CONNS", server.DefaultMaxConns, "connections per node, authenticated or not; beyond: 503 with Retry-After")
 	integer(&maxConnsPerUser, "max-conns-per-user", "EDGE_MAX_CONNS_PER_USER", server.DefaultMaxConnsPerUser, "connections per user; beyond: 429 at the handshake (header token) or close 4029 after auth")
@@ -193,7 +195,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		v    int
 	}{
 		{"max-conns", maxConns}, {"max-conns-per-user", maxConnsPerUser}, {"max-conns-per-ip", maxConnsPerIP},
-		{"client-burst", clientBurst}, {"max-coalesced-logs", maxCoalescedLogs}, {"command-burst", commandBurst},
+		{"client-burst", clientBurst}, {"max-coalesced-logs", maxCoalescedLogs}, {"command-burst", commandBurst}, {"ack-burst", ackBurst},
 	} {
 		if p.v < 1 {
 			return nil, fmt.Errorf("--%s (%s): %d must be at least 1", p.name, envOf[p.name], p.v)
@@ -203,7 +205,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		name string
 		v    float64
 	}{
-		{"client-rate", clientRate}, {"progress-rate", progressRate}, {"command-rate", commandRate}, {"low-priority-budget", lowBudget},
+		{"client-rate", clientRate}, {"progress-rate", progressRate}, {"command-rate", commandRate}, {"ack-rate", ackRate}, {"low-priority-budget", lowBudget},
 	} {
 		if !(p.v > 0) || math.IsInf(p.v, 0) {
 			return nil, fmt.Errorf("--%s (%s): %g must be a positive number", p.name, envOf[p.name], p.v)
@@ -317,6 +319,8 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 			MaxCoalescedLogs: maxCoalescedLogs,
 			CommandRate:      commandRate,
 			CommandBurst:     commandBurst,
+			AckRate:          ackRate,
+			AckBurst:         ackBurst,
 		},
 		ShutdownTimeout:   shutdownTimeout,
 		DrainDuration:     drainDuration,

@@ -98,6 +98,8 @@ func TestParseConfigDefaults(t *testing.T) {
 		{"Session.MaxCoalescedLogs", n.Session.MaxCoalescedLogs, session.DefaultMaxCoalescedLogs},
 		{"Session.CommandRate", n.Session.CommandRate, float64(session.DefaultCommandRate)},
 		{"Session.CommandBurst", n.Session.CommandBurst, session.DefaultCommandBurst},
+		{"Session.AckRate", n.Session.AckRate, float64(session.DefaultAckRate)},
+		{"Session.AckBurst", n.Session.AckBurst, session.DefaultAckBurst},
 		{"Server.MaxConns", n.Server.MaxConns, server.DefaultMaxConns},
 		{"Server.MaxConnsPerUser", n.Server.MaxConnsPerUser, server.DefaultMaxConnsPerUser},
 		{"Server.MaxConnsPerIP", n.Server.MaxConnsPerIP, server.DefaultMaxConnsPerIP},
@@ -204,6 +206,7 @@ func TestParseConfigEnv(t *testing.T) {
 		{"flow control", env{
 			"EDGE_QUEUE_HIGH_WATER": "0.5", "EDGE_CLIENT_RATE": "100.5", "EDGE_CLIENT_BURST": "150", "EDGE_PROGRESS_RATE": "2",
 			"EDGE_MAX_COALESCED_LOGS": "20", "EDGE_COMMAND_RATE": "10", "EDGE_COMMAND_BURST": "30", "EDGE_LOW_PRIORITY_BUDGET": "1e4",
+			"EDGE_ACK_RATE": "500", "EDGE_ACK_BURST": "250",
 		}, func(t *testing.T, c *config) {
 			s := c.node.Session
 			eq(t, "HighWater", s.HighWater, 0.5)
@@ -213,6 +216,8 @@ func TestParseConfigEnv(t *testing.T) {
 			eq(t, "MaxCoalescedLogs", s.MaxCoalescedLogs, 20)
 			eq(t, "CommandRate", s.CommandRate, 10.0)
 			eq(t, "CommandBurst", s.CommandBurst, 30)
+			eq(t, "AckRate", s.AckRate, 500.0)
+			eq(t, "AckBurst", s.AckBurst, 250)
 			eq(t, "LowPriorityBudget", c.node.LowPriorityBudget, 1e4)
 		}},
 		{"stream", env{"EDGE_STREAM_MAX_AGE": "48h", "EDGE_STREAM_MAX_MSGS_PER_SUBJECT": "50", "EDGE_STREAM_DUPLICATES": "30s", "EDGE_STREAM_REPLICAS": "3"}, func(t *testing.T, c *config) {
@@ -378,6 +383,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "low priority budget zero", env: env{"EDGE_LOW_PRIORITY_BUDGET": "0"}, want: []string{"--low-priority-budget (EDGE_LOW_PRIORITY_BUDGET)", "positive number"}},
 		{name: "client burst zero", env: env{"EDGE_CLIENT_BURST": "0"}, want: []string{"--client-burst (EDGE_CLIENT_BURST)", "at least 1"}},
 		{name: "command burst not an integer", env: env{"EDGE_COMMAND_BURST": "1.5"}, want: []string{"EDGE_COMMAND_BURST", "want an integer"}},
+		{name: "ack rate zero", env: env{"EDGE_ACK_RATE": "0"}, want: []string{"--ack-rate (EDGE_ACK_RATE)", "positive number"}},
+		{name: "ack burst zero", env: env{"EDGE_ACK_BURST": "0"}, want: []string{"--ack-burst (EDGE_ACK_BURST)", "at least 1"}},
 		{name: "max coalesced logs zero", args: []string{"--max-coalesced-logs", "0"}, want: []string{"--max-coalesced-logs (EDGE_MAX_COALESCED_LOGS)", "at least 1"}},
 		{name: "unknown flag", args: []string{"--bogus"}, want: []string{"bogus"}},
 		{name: "bad flag value", args: []string{"--read-limit", "lots"}, want: []string{"read-limit", "lots"}},

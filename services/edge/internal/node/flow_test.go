@@ -367,6 +367,30 @@ func TestCommandFloodClosed(t *testing.T) {
 	}
 }
 
+// TestAckFloodClosed: acks have a budget of their own; a client sending
+// more than it allows is closed with 4029 and says so.
+func TestAckFloodClosed(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) { o.Session.AckRate = 5; o.Session.AckBurst = 10 })
+	ws := rawConn(t, e)
+	var acks strings.Builder
+	for range 10 {
+		acks.WriteString(`{"op":"ack","room":"project:p1","seq":1}` + "\n")
+	}
+	if err := ws.Write(ctxT(t), websocket.MessageText, []byte(acks.String()+`{"op":"ping","id":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := readMsg(t, ws); got != `{"op":"pong","id":1}` {
+		t.Fatalf("after 10 acks: %s", got)
+	}
+	if err := ws.Write(ctxT(t), websocket.MessageText, []byte(acks.String())); err != nil {
+		t.Fatal(err)
+	}
+	if ce := readClose(t, ws); ce.Code != 4029 || ce.Reason != "more than 5 acks per second" {
+		t.Fatalf("close %d %q, want 4029 more than 5 acks per second", ce.Code, ce.Reason)
+	}
+}
+
 // TestPriorityOvertakesLowBacklog: with a client's queue backed up by
 // low-priority events of one room, high-priority events of another room
 // published later go out before the low ones still queued; each room's

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/eventedge/eventedge/proto/events"
 	"github.com/eventedge/eventedge/proto/room"
 	"github.com/eventedge/eventedge/services/edge/internal/hub"
@@ -21,8 +23,17 @@ func (s *Session) handle(ctx context.Context, data []byte) {
 	} else {
 		msg, err = protocol.Decode(data)
 	}
-	if (err != nil || msg.Op != protocol.OpAck) && !s.cmdLimit.Allow() {
-		// Acks are not counted: cheap, unanswered, and sent per room.
+	if err == nil && msg.Op == protocol.OpAck {
+		// Acks have a budget of their own: sent per room, they would use
+		// up the commands'.
+		if s.ackLimit == nil {
+			s.ackLimit = rate.NewLimiter(rate.Limit(s.opts.AckRate), s.opts.AckBurst)
+		}
+		if !s.ackLimit.Allow() {
+			s.Close(protocol.RateLimited(fmt.Sprintf("more than %g acks per second", s.opts.AckRate)))
+			return
+		}
+	} else if !s.cmdLimit.Allow() {
 		s.Close(protocol.RateLimited(fmt.Sprintf("more than %g commands per second", s.opts.CommandRate)))
 		return
 	}

@@ -44,6 +44,13 @@ type Options struct {
 	// and 300 (room for subscribing to many rooms at once).
 	CommandRate  float64
 	CommandBurst int
+	// AckRate and AckBurst bound the acks a client may send, apart from
+	// its other commands; beyond them it is closed with 4029. A client that
+	// acks each of its rooms at most four times a second (the Go and
+	// browser clients: every 250 ms) sends at most 1,024 a second in 256
+	// rooms. Defaults 2000/s and 1000.
+	AckRate  float64
+	AckBurst int
 	// ExpiringNotice is how long before the token's expiry the client is
 	// sent {"op":"expiring","in":<seconds>}. Default 60s.
 	ExpiringNotice time.Duration
@@ -67,6 +74,8 @@ const (
 	DefaultMaxCoalescedLogs = 200
 	DefaultCommandRate      = 50
 	DefaultCommandBurst     = 300
+	DefaultAckRate          = 2000
+	DefaultAckBurst         = 1000
 )
 
 // WithDefaults returns o with every zero field set to its default.
@@ -102,5 +111,7 @@ func (o Options) WithDefaults() Options {
 	defInt(&o.MaxCoalescedLogs, DefaultMaxCoalescedLogs)
 	defFloat(&o.CommandRate, DefaultCommandRate)
 	defInt(&o.CommandBurst, DefaultCommandBurst)
+	defFloat(&o.AckRate, DefaultAckRate)
+	defInt(&o.AckBurst, DefaultAckBurst)
 	return o
 }

@@ -102,6 +102,7 @@ type Session struct {
 	tok      atomic.Pointer[token] // nil until authenticated
 	deviceID atomic.Pointer[string]
 	cmdLimit *rate.Limiter // commands from the client; owned by the reader
+	ackLimit *rate.Limiter // acks from the client; owned by the reader, made by the first ack
 
 	// subsMu guards subs: the reader's commands and revocations (from the
 	// node's NATS subscription) both change them.
@@ -116,7 +117,8 @@ type Session struct {
 	mu         sync.Mutex
 	q          *queue                // guarded by mu
 	space      chan struct{}         // guarded by mu, made by the first DeliverWait that waits (cap 1): the writer took from the queue
-	writer     int                   // guarded by mu: writerIdle, writerQueued, writerRunning or writerDone (write.go)
+	writer     uint8                 // guarded by mu: writerIdle, writerQueued, writerRunning or writerDone (write.go)
+	done       bool                  // guarded by mu: Run is tearing down; no new pings, the clock does nothing
 	writers    sync.WaitGroup        // a writer queued with the flusher or running (inline or on its goroutine)
 	batch      []item                // owned by the running writer
 	batchPool  *[]item               // owned by the running writer: batch's entry in itemPool
@@ -126,7 +128,6 @@ type Session struct {
 	reason     *protocol.CloseReason // guarded by mu; set once: the session is closing
 	clock      clock                 // guarded by mu: the next ping, the expiring notice and the token's expiry (clock.go)
 	pingWG     sync.WaitGroup        // a ping in flight
-	done       bool                  // guarded by mu: Run is tearing down; no new pings, the clock does nothing
 
 	act activity // what the admin API shows (snapshot.go)
 }
@@ -291,8 +292,10 @@ func (s *Session) DeliverWait(ctx context.Context, o *hub.Outbound) error {
 }
 
 // Send queues a control message (reply, welcome, pong, reset). Control
-// messages are small and bounded by the client's own commands; they are
-// not subject to the slow-consumer limit. It implements hub.Sink.
+// messages go ahead of events and count toward the queue's bounds: one
+// that does not fit closes the client as a slow consumer (4008), as a
+// high or normal event would (a client that sends commands and does not
+// read the replies). It implements hub.Sink.
 func (s *Session) Send(data []byte) {
 	s.send(data)
 }
@@ -327,6 +330,14 @@ func (s *Session) dropRoomLocked(room string) {
 func (s *Session) send(data []byte) {
 	s.mu.Lock()
 	if s.reason != nil {
+		s.mu.Unlock()
+		return
+	}
+	if s.q.msgs >= s.opts.QueueMessages || s.q.bytes+len(data) > s.opts.QueueBytes {
+		// Replies count toward the queue's bounds: a client that sends
+		// commands (acks with an id, pings) and does not read the answers
+		// is a slow consumer, however fast it sends.
+		s.closeLocked(protocol.ReasonSlowConsumer)
 		s.mu.Unlock()
 		return
 	}
