@@ -242,7 +242,13 @@ func (c *cache) trimLocked(subject string, ch *chain) {
 	}
 	if drop > 0 {
 		ch.after = ch.msgs[drop-1].Sequence
-		ch.msgs = append(ch.msgs[:0:0], ch.msgs[drop:]...)
+		// Resliced, not copied: an append reallocates (and copies) the
+		// chain only when it reaches its array's end, every few hundred
+		// events of a full chain, not every event. Nothing else holds the
+		// slice (readers get one event at a time under mu), so the dropped
+		// slots are cleared in place and keep no event alive.
+		clear(ch.msgs[:drop])
+		ch.msgs = ch.msgs[drop:]
 	}
 	for s := range c.chains {
 		if c.bytes <= cacheBytes {

@@ -265,3 +265,26 @@ func TestRangeConcurrentRandom(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// BenchmarkExtendFullChain: one event appended to a room's chain that is
+// at its cacheChainMsgs bound, so its oldest event is dropped (what a
+// resume reading past the chain's end does for every event it reads).
+func BenchmarkExtendFullChain(b *testing.B) {
+	c := newCache()
+	fill(c, "s", cacheChainMsgs, 200)
+	msgs := make([]*jetstream.RawStreamMsg, b.N)
+	p := lastSeq(c, "s")
+	for i := range msgs {
+		msgs[i] = &jetstream.RawStreamMsg{Subject: "s", Sequence: p + uint64(i) + 1, Data: make([]byte, 200)}
+	}
+	_, ch := c.next("s", p)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i, m := range msgs {
+		c.extend("s", ch, p+uint64(i), m)
+	}
+	b.StopTimer()
+	if got := lastSeq(c, "s"); got != p+uint64(b.N) {
+		b.Fatalf("chain ends at %d; want %d", got, p+uint64(b.N))
+	}
+}
