@@ -81,7 +81,7 @@ func (h *heldEvents) put(it item) {
 	}
 	tasks[it.task] = &it
 	h.n++
-	h.bytes += len(it.data)
+	h.bytes += it.size()
 }
 
 // remove stops holding it (held under its room and task).
@@ -92,7 +92,7 @@ func (h *heldEvents) remove(it *item) {
 		delete(h.byRoom, it.room)
 	}
 	h.n--
-	h.bytes -= len(it.data)
+	h.bytes -= it.size()
 }
 
 // takeRoom removes and returns room's held events, in no order.
@@ -108,7 +108,7 @@ func (h *heldEvents) takeRoom(room string) []*item {
 	for _, it := range tasks {
 		out = append(out, it)
 		h.n--
-		h.bytes -= len(it.data)
+		h.bytes -= it.size()
 	}
 	delete(h.byRoom, room)
 	return out
@@ -145,9 +145,9 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 	low := o.Priority == pb.Priority_PRIORITY_LOW
 	if it.task != "" && low { // progress of higher priority is never coalesced or held
 		if h := s.flow.held.get(it.room, it.task); h != nil {
-			s.flow.held.bytes -= len(h.data) // get found one: held is not nil
+			s.flow.held.bytes -= h.size() // get found one: held is not nil
 			s.coalesce(h, it)
-			s.flow.held.bytes += len(h.data)
+			s.flow.held.bytes += h.size()
 			m.Coalesced.Inc()
 			s.act.coalesced++
 			return true
@@ -188,7 +188,7 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 		s.flow.client.AllowN(now, 1)
 	}
 	s.releaseHeld(it.room)
-	if s.q.msgs >= s.opts.QueueMessages || s.q.bytes+len(it.data) > s.opts.QueueBytes {
+	if s.q.msgs >= s.opts.QueueMessages || s.q.bytes+it.size() > s.opts.QueueBytes {
 		if low {
 			s.dropped(it.prio, dropQueueFull)
 			return true
@@ -243,7 +243,14 @@ const maxTrackedTasks = 4096
 
 // coalesce makes dst the newest of dst and newer: newer's event, seq and
 // timestamp, with dst's log lines before newer's, at most MaxCoalescedLogs.
-// The merged event is encoded for this client alone.
+// The merged event is this client's alone. It is encoded when it is taken
+// to be sent (freshen), not here: a task reporting faster than its
+// ProgressRate is coalesced many times per send, into up to
+// MaxCoalescedLogs log lines, and encoding those each time cost every
+// client in the room up to a millisecond per event. Until then dst counts
+// for its last encoding plus the newer events' sizes (pending); once
+// those add up to more than that encoding it is encoded again here, so
+// its count stays within about twice its size.
 func (s *Session) coalesce(dst *item, newer item) {
 	logs := append(slices.Clone(dst.ev.GetTaskProgress().GetLogs()), newer.ev.GetTaskProgress().GetLogs()...)
 	if over := len(logs) - s.opts.MaxCoalescedLogs; over > 0 {
@@ -251,13 +258,36 @@ func (s *Session) coalesce(dst *item, newer item) {
 	}
 	merged := proto.Clone(newer.ev).(*pb.Event)
 	merged.GetTaskProgress().Logs = logs
-	data, err := s.info.Mode.Event(newer.room, newer.seq, merged)
-	if err != nil { // cannot happen for an event that encoded once; keep the newest as is
-		s.logEvent(s.env.Log.Error()).Err(err).Str("room", newer.room).Uint64("seq", newer.seq).Msg("encode coalesced event")
-		merged, data = newer.ev, newer.data
-	}
+	data, pending := dst.data, dst.size()-len(dst.data)+newer.size()
 	*dst = newer
-	dst.ev, dst.data = merged, data
+	dst.ev = merged
+	if pending <= len(data) {
+		dst.data, dst.pending = data, int32(pending)
+		return
+	}
+	s.encode(dst)
+}
+
+// encode encodes it's event again (a coalesced one, pending > 0).
+func (s *Session) encode(it *item) {
+	data, err := s.info.Mode.Event(it.room, it.seq, it.ev)
+	if err != nil { // cannot happen: the merged event's parts each encoded once; keep what it has
+		s.logEvent(s.env.Log.Error()).Err(err).Str("room", it.room).Uint64("seq", it.seq).Msg("encode coalesced event")
+		it.pending = 0
+		return
+	}
+	it.data, it.pending = data, 0
+}
+
+// freshen encodes the coalesced events of batch, just taken from the
+// queue to be sent, whose encoding is older than their event. Caller holds
+// s.mu.
+func (s *Session) freshen(batch []item) {
+	for i := range batch {
+		if batch[i].pending > 0 {
+			s.encode(&batch[i])
+		}
+	}
 }
 
 // hold keeps it (a throttled progress event, of a task none is held for)
@@ -266,7 +296,7 @@ func (s *Session) coalesce(dst *item, newer item) {
 // must be closed.
 func (s *Session) hold(it item) bool {
 	n, bytes := s.flow.held.size()
-	if s.q.msgs+n >= s.opts.QueueMessages || s.q.bytes+bytes+len(it.data) > s.opts.QueueBytes {
+	if s.q.msgs+n >= s.opts.QueueMessages || s.q.bytes+bytes+it.size() > s.opts.QueueBytes {
 		return false
 	}
 	if s.flow.held == nil {

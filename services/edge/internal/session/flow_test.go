@@ -2,14 +2,18 @@ package session
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/eventedge/eventedge/proto/events"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 	"github.com/eventedge/eventedge/proto/room"
 
 	"github.com/eventedge/eventedge/services/edge/internal/hub"
+	"github.com/eventedge/eventedge/services/edge/internal/protocol"
 )
 
 // progressIn is a low-priority task_progress of task in project p's room
@@ -45,7 +49,7 @@ func heldSize(s *Session) (n, bytes int) {
 	defer s.mu.Unlock()
 	for _, it := range s.flow.held.all() {
 		n++
-		bytes += len(it.data)
+		bytes += it.size()
 	}
 	return n, bytes
 }
@@ -134,6 +138,55 @@ func TestHeldReleasedWithTheirRoom(t *testing.T) {
 	}
 }
 
+// TestCoalescedEncodedWhenSent: progress events coalesced into a held one
+// are encoded once, when the merged event is taken to be sent: the frame
+// carries the newest seq and every carried log line in order, and the
+// queue's and the held events' byte counts come back to zero.
+func TestCoalescedEncodedWhenSent(t *testing.T) {
+	s := snapshotSession(Options{ProgressRate: 0.001})
+	stopReleases(t, s)
+	withLog := func(seq uint64) *hub.Outbound {
+		o := progressIn("p1", seq, "t1")
+		o.Event.GetTaskProgress().Logs = []*pb.LogEntry{{Line: fmt.Sprint("line-", seq)}}
+		data, err := protocol.JSON.Event(o.Room, seq, o.Event)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Data = data
+		return o
+	}
+	s.Deliver(withLog(1)) // queued
+	takeAsWriter(s, nil)
+	for seq := uint64(2); seq <= 40; seq++ {
+		s.Deliver(withLog(seq)) // 2 held (over the task's rate), then coalesced into it
+	}
+	if snap := s.Snapshot(); snap.HeldMessages != 1 || snap.Coalesced != 38 {
+		t.Fatalf("held %d, coalesced %d; want 1, 38", snap.HeldMessages, snap.Coalesced)
+	}
+	s.Deliver(normalIn("p1", 41)) // releases the held event ahead of it
+	s.mu.Lock()
+	batch := s.takeLocked() // as the writer takes its next frame
+	var frames []string
+	for _, it := range batch {
+		frames = append(frames, string(it.data))
+	}
+	qBytes, held := s.q.bytes, s.flow.held
+	s.mu.Unlock()
+	if len(frames) != 2 {
+		t.Fatalf("took %d messages; want the merged progress and the normal event", len(frames))
+	}
+	var lines []string
+	for seq := 2; seq <= 40; seq++ {
+		lines = append(lines, fmt.Sprintf(`{"line":"line-%d"}`, seq))
+	}
+	if want := `"seq":40,`; !strings.Contains(frames[0], want) || !strings.Contains(strings.ReplaceAll(frames[0], " ", ""), `"logs":[`+strings.Join(lines, ",")+`]`) {
+		t.Fatalf("merged progress sent as %s; want seq 40 with lines 2…40", frames[0])
+	}
+	if qBytes != 0 || held != nil {
+		t.Fatalf("after taking everything: %d bytes counted in the queue, held %+v; want 0, none", qBytes, held)
+	}
+}
+
 // BenchmarkDeliverBesideHeldProgress: a normal event queued for a session
 // holding 512 throttled progress events of 16 other rooms (a dashboard in
 // busy project rooms with its budget spent), taken into a frame every 64
@@ -157,5 +210,41 @@ func BenchmarkDeliverBesideHeldProgress(b *testing.B) {
 		if i%64 == 63 {
 			takeAsWriter(s, nil)
 		}
+	}
+}
+
+// BenchmarkCoalesceIntoHeld: a task's progress events (one log line each)
+// to a client that holds the task's progress (over its ProgressRate): each
+// supersedes the held one, its log line appended. What every client in a
+// room pays per event of a task reporting faster than ProgressRate.
+func BenchmarkCoalesceIntoHeld(b *testing.B) {
+	s := snapshotSession(Options{ProgressRate: 0.001})
+	stopReleases(b, s)
+	mk := func(seq uint64) *hub.Outbound {
+		o := progressIn("p1", seq, "t1")
+		o.Event.GetTaskProgress().Logs = []*pb.LogEntry{{Timestamp: timestamppb.Now(), Line: fmt.Sprintf("step %d: compiled 42 files in 1.3s", seq)}}
+		data, err := protocol.JSON.Event(o.Room, seq, o.Event)
+		if err != nil {
+			b.Fatal(err)
+		}
+		o.Data = data
+		return o
+	}
+	s.Deliver(mk(1)) // queued
+	takeAsWriter(s, nil)
+	s.Deliver(mk(2)) // over the task's rate: held
+	if snap := s.Snapshot(); snap.HeldMessages != 1 {
+		b.Fatalf("held %d; want 1", snap.HeldMessages)
+	}
+	events := make([]*hub.Outbound, 256)
+	for i := range events {
+		events[i] = mk(uint64(3 + i))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		o := events[i%len(events)]
+		o.Seq = uint64(3 + i)
+		s.Deliver(o)
 	}
 }

@@ -10,17 +10,24 @@ import (
 
 // item is one queued message.
 type item struct {
+	// data is the message as sent; while pending > 0, an encoding of an
+	// older state of a coalesced event (ev is the current one), encoded
+	// again when the item is taken to be sent (Session.freshen).
 	data []byte
 	// ts is the event timestamp for event messages (zero for others): the
 	// writer observes delivery latency from it.
-	ts    time.Time
-	room  string // "" for control messages
-	seq   uint64
-	prio  pb.Priority
-	task  string    // task id of a task_progress event
-	ev    *pb.Event // decoded event (events only), for coalescing
-	order uint64    // enqueue order: ties between rooms go to the oldest
-	dead  bool      // coalesced away: skipped, not sent
+	ts   time.Time
+	room string // "" for control messages
+	seq  uint64
+	prio pb.Priority
+	// pending is the size of the newer events coalesced into the item
+	// since data was encoded: with len(data), what the item counts for in
+	// the queue's bounds (size) until it is encoded again.
+	pending int32
+	task    string    // task id of a task_progress event
+	ev      *pb.Event // decoded event (events only), for coalescing
+	order   uint64    // enqueue order: ties between rooms go to the oldest
+	dead    bool      // coalesced away: skipped, not sent
 	// replay is set for an event read back from the stream (a resume
 	// replay or a gap repair) or held back while a resume caught up: its
 	// latency is observed apart from live deliveries (path="replay").
@@ -36,6 +43,10 @@ type lane struct {
 	head  int
 	pool  *[]item // where items came from in itemPool; nil while the lane holds none
 }
+
+// size is what the item counts for in the queue's byte bound: its
+// encoding, plus the newer events coalesced into it since (pending).
+func (it *item) size() int { return len(it.data) + int(it.pending) }
 
 func (l *lane) front() *item {
 	for l.head < len(l.items) && l.items[l.head].dead {
@@ -107,7 +118,7 @@ func (q *queue) push(it item) {
 	}
 	l.items = append(l.items, it)
 	q.msgs++
-	q.bytes += len(it.data)
+	q.bytes += it.size()
 }
 
 // findProgress returns the queued, unsent task_progress of task in room,
@@ -129,7 +140,7 @@ func (q *queue) findProgress(room, task string) *item {
 func (q *queue) kill(it *item) {
 	it.dead = true
 	q.msgs--
-	q.bytes -= len(it.data)
+	q.bytes -= it.size()
 	it.data, it.ev = nil, nil
 }
 
@@ -139,15 +150,15 @@ func (q *queue) take(dst []item, maxBytes int) []item {
 	size := 0
 	for len(q.control) > 0 {
 		it := q.control[0]
-		if size > 0 && size+len(it.data) > maxBytes {
+		if size > 0 && size+it.size() > maxBytes {
 			return dst
 		}
 		q.control[0] = item{}
 		q.control = q.control[1:]
 		dst = append(dst, it)
-		size += len(it.data)
+		size += it.size()
 		q.msgs--
-		q.bytes -= len(it.data)
+		q.bytes -= it.size()
 	}
 	q.control = nil // a [:0:0] slice would still hold the array: an idle connection keeps none
 	for {
@@ -162,14 +173,14 @@ func (q *queue) take(dst []item, maxBytes int) []item {
 				best, bestItem = l, h
 			}
 		}
-		if best == nil || size > 0 && size+len(bestItem.data) > maxBytes {
+		if best == nil || size > 0 && size+bestItem.size() > maxBytes {
 			return dst
 		}
 		it := best.pop()
 		dst = append(dst, it)
-		size += len(it.data)
+		size += it.size()
 		q.msgs--
-		q.bytes -= len(it.data)
+		q.bytes -= it.size()
 	}
 }
 

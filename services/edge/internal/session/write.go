@@ -148,6 +148,7 @@ func (s *Session) takeLocked() []item {
 		}
 	}
 	s.batch = s.q.take(s.batch[:0], s.opts.MaxBatchBytes)
+	s.freshen(s.batch)
 	return s.batch
 }
 
