@@ -173,23 +173,23 @@ func TestUserSessionsIndexed(t *testing.T) {
 		return len(got) == len(want) && !slices.ContainsFunc(want, func(s *session.Session) bool { return !slices.Contains(got, s) })
 	}
 	if got := l.sessionsOf("alice"); !same(got, a1, a2, a3) {
-		t.Fatalf("alice's sessions %p; want %p %p %p", got, a1, a2, a3)
+		t.Fatalf("alice's sessions %v; want %v", got, []*session.Session{a1, a2, a3})
 	}
 	if got := l.sessionsOf("bob"); !same(got, b1) {
-		t.Fatalf("bob's sessions %p; want %p", got, b1)
+		t.Fatalf("bob's sessions %v; want %v", got, []*session.Session{b1})
 	}
 	l.ReleaseUser("alice", a1) // from the front: the last one is moved in
 	if got := l.sessionsOf("alice"); !same(got, a2, a3) {
-		t.Fatalf("alice's sessions after a1 ended %p; want %p %p", got, a2, a3)
+		t.Fatalf("alice's sessions after a1 ended %v; want %v", got, []*session.Session{a2, a3})
 	}
 	l.ReleaseUser("alice", b1) // not alice's: nothing changes
 	if got := l.sessionsOf("alice"); !same(got, a2, a3) {
-		t.Fatalf("alice's sessions after releasing bob's session under her name %p", got)
+		t.Fatalf("alice's sessions after releasing bob's session under her name %v", got)
 	}
 	l.ReleaseUser("alice", a3)
 	l.ReleaseUser("alice", a2)
 	if got := l.sessionsOf("alice"); got != nil {
-		t.Fatalf("alice's sessions after all ended %p; want none", got)
+		t.Fatalf("alice's sessions after all ended %v; want none", got)
 	}
 	l.mu.Lock()
 	users := len(l.byUser)

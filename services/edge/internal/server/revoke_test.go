@@ -117,16 +117,23 @@ func TestRevokeHitsOnlyTheUsersSessions(t *testing.T) {
 			t.Fatalf("%s's sessions after alice's revocation: %d; want 1", ts.users[i], len(got))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		go func() { _, _, _ = ts.clients[i].Read(ctx) }()
+		read := make(chan struct{})
+		go func() { // ends when cancel ends its read
+			defer close(read)
+			_, _, _ = ts.clients[i].Read(ctx)
+		}()
 		err := ts.clients[i].Ping(ctx)
 		cancel()
+		<-read
 		if err != nil {
 			t.Fatalf("%s's connection after alice's revocation: %v", ts.users[i], err)
 		}
 	}
 }
 
-// edgeEventually polls cond for up to 10 s.
+// edgeEventually polls cond for up to 10 s: edgetest.Eventually, which
+// this package's tests cannot import (edgetest imports node, which imports
+// server).
 func edgeEventually(t *testing.T, cond func() bool, what string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); !cond(); {

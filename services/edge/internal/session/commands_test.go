@@ -20,7 +20,8 @@ func closingText(s *Session) string {
 // the commands': a burst of acks leaves the commands' budget whole, and
 // one ack beyond the acks' burst closes the client with 4029.
 func TestAckBudget(t *testing.T) {
-	s := snapshotSession(Options{AckRate: 10, AckBurst: 20, CommandRate: 1, CommandBurst: 1})
+	// A token every 1,000 s: none comes back during the test.
+	s := snapshotSession(Options{AckRate: 0.001, AckBurst: 20, CommandRate: 0.001, CommandBurst: 1})
 	ctx := context.Background()
 	for i := range 20 {
 		s.handle(ctx, []byte(fmt.Sprintf(`{"op":"ack","room":"project:p1","seq":%d}`, i+1)))
@@ -33,8 +34,8 @@ func TestAckBudget(t *testing.T) {
 		t.Fatalf("a ping after 20 acks: closing %q, %d queued; want open, its pong queued", snap.Closing, snap.QueueMessages)
 	}
 	s.handle(ctx, []byte(`{"op":"ack","room":"project:p1","seq":21}`))
-	if got, text := s.Snapshot().Closing, closingText(s); got != "rate_limited" || text != "more than 10 acks per second" {
-		t.Fatalf("the 21st ack: closing %q %q; want rate_limited, more than 10 acks per second", got, text)
+	if got, text := s.Snapshot().Closing, closingText(s); got != "rate_limited" || text != "more than 0.001 acks per second" {
+		t.Fatalf("the 21st ack: closing %q %q; want rate_limited, more than 0.001 acks per second", got, text)
 	}
 }
 

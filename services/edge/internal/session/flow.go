@@ -2,6 +2,7 @@ package session
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"time"
 
@@ -33,17 +34,23 @@ import (
 //     not fit closes the client as a slow consumer (4008).
 //   - Room order: before any event of a room is queued, the held progress
 //     events of that room go first, so holding never reorders a room.
-//   - Held events count toward the queue's bounds: a progress event that
-//     must be held when the queued and held messages (or bytes) together
-//     are at QueueMessages (QueueBytes) does not fit, like a high or normal
-//     event that does not fit the queue, and the client is closed as a slow
-//     consumer (4008) to resume from its last seq. A client's memory stays
-//     within the queue's bounds (twice them at most: events queued past a
-//     holding are not refused for it) however many tasks are throttled.
+//   - Held events count toward the queue's bounds: a progress event to
+//     hold when the queued and held messages (or bytes) together are at
+//     QueueMessages (QueueBytes) is not held. Above the high-water mark
+//     (the client is behind) it does not fit, like a high or normal event
+//     that does not fit the queue, and the client is closed as a slow
+//     consumer (4008) to resume from its last seq; below it (only the
+//     rates hold the events: more tasks report progress than the client's
+//     budget lets through) every held event is queued at once, over its
+//     limits, and this one after them (the queue may then hold one message
+//     more than its bound). So a client holds at most QueueMessages
+//     events, however many tasks are throttled, each at most one event
+//     with MaxCoalescedLogs log lines (coalescing into a held event is not
+//     refused for its size).
 type flow struct {
 	client   *rate.Limiter
 	progress map[string]*rate.Limiter // per room+task; nil until the first
-	held     *heldEvents              // nil until the first progress event is held
+	held     *heldEvents              // nil while no progress event is held
 	timer    *time.Timer              // releases held events; nil when none are held
 }
 
@@ -163,11 +170,20 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 			return true
 		}
 		if !replay && (s.aboveHighWater() || !s.takeProgress(taskKey(it.room, it.task))) {
-			if !s.hold(it) {
-				return false
+			if s.hold(it) {
+				m.Throttled.Inc()
+				s.act.throttled++
+				return true
 			}
-			m.Throttled.Inc()
-			s.act.throttled++
+			if s.aboveHighWater() {
+				return false // behind, with its held events at the bounds: a slow consumer
+			}
+			// The held events are at the bounds because of their rates, not
+			// because the client is behind: they go now, over their limits,
+			// and this one after them, rather than being held without
+			// bound or dropped.
+			s.releaseAllHeld()
+			s.q.push(it)
 			return true
 		}
 	} else if low && !replay {
@@ -357,6 +373,16 @@ func (s *Session) releaseHeld(room string) {
 	slices.SortFunc(out, bySeq)
 	for _, h := range out {
 		s.q.push(*h)
+	}
+}
+
+// releaseAllHeld queues every held event, each room's in seq order.
+func (s *Session) releaseAllHeld() {
+	if s.flow.held == nil {
+		return
+	}
+	for _, room := range slices.Collect(maps.Keys(s.flow.held.byRoom)) {
+		s.releaseHeld(room)
 	}
 }
 

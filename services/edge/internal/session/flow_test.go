@@ -56,34 +56,62 @@ func heldSize(s *Session) (n, bytes int) {
 
 // TestHeldProgressCountsTowardQueueBounds: throttled progress events are
 // held, one per task, only while the queued and held messages (and bytes)
-// together are within the queue's bounds; one more task's progress closes
-// the client as a slow consumer (it resumes from its last seq), instead of
-// holding without bound. A newer progress of a task already held still
-// supersedes it.
+// together are within the queue's bounds. Past them, a client that keeps
+// up (its queue below the high-water mark: only the rates hold its events)
+// gets the next task's progress queued at once, over its limits; a client
+// that is behind is closed as a slow consumer (it resumes from its last
+// seq). Either way nothing is held without bound, and a newer progress of a
+// task already held still supersedes it.
 func TestHeldProgressCountsTowardQueueBounds(t *testing.T) {
-	t.Run("messages", func(t *testing.T) {
+	t.Run("keeping up", func(t *testing.T) {
 		s := snapshotSession(Options{QueueMessages: 8, ClientRate: 0.001, ClientBurst: 1})
 		stopReleases(t, s)
 		s.Deliver(progressIn("p1", 1, "t0")) // spends the client's only token: queued
-		for i := 1; i <= 7; i++ {
+		takeAsWriter(s, nil)                 // and sent: the client keeps up
+		for i := 1; i <= 8; i++ {
 			s.Deliver(progressIn("p1", uint64(1+i), fmt.Sprint("t", i))) // over the budget: held
 		}
 		snap := s.Snapshot()
-		if snap.QueueMessages != 1 || snap.HeldMessages != 7 || snap.HeldBytes != 700 || snap.Throttled != 7 || snap.Closing != "" {
-			t.Fatalf("queue %d, held %d (%d bytes), throttled %d, closing %q; want 1 queued and 7 held (700 bytes) of the bound 8, open",
+		if snap.QueueMessages != 0 || snap.HeldMessages != 8 || snap.HeldBytes != 800 || snap.Throttled != 8 || snap.Closing != "" {
+			t.Fatalf("queue %d, held %d (%d bytes), throttled %d, closing %q; want 0 queued and 8 held (800 bytes), the bound 8, open",
 				snap.QueueMessages, snap.HeldMessages, snap.HeldBytes, snap.Throttled, snap.Closing)
 		}
-		s.Deliver(progressIn("p1", 9, "t3")) // t3 is held: superseded, nothing more held
-		if snap := s.Snapshot(); snap.HeldMessages != 7 || snap.Coalesced != 1 || snap.Closing != "" {
-			t.Fatalf("after a held task's newer progress: held %d, coalesced %d, closing %q; want 7, 1, open", snap.HeldMessages, snap.Coalesced, snap.Closing)
+		s.Deliver(progressIn("p1", 10, "t3")) // t3 is held: superseded, nothing more held
+		if snap := s.Snapshot(); snap.HeldMessages != 8 || snap.Coalesced != 1 || snap.Closing != "" {
+			t.Fatalf("after a held task's newer progress: held %d, coalesced %d, closing %q; want 8, 1, open", snap.HeldMessages, snap.Coalesced, snap.Closing)
 		}
-		if n, bytes := heldSize(s); n != 7 || bytes != s.Snapshot().HeldBytes {
+		if n, bytes := heldSize(s); n != 8 || bytes != s.Snapshot().HeldBytes {
 			t.Fatalf("held items %d of %d bytes; the count says %+v", n, bytes, s.Snapshot())
 		}
-		s.Deliver(progressIn("p1", 10, "t8")) // an eighth task: 1 + 7 held is the bound
+		s.Deliver(progressIn("p1", 11, "t9")) // a ninth task: the held ones go now, and it after them
 		snap = s.Snapshot()
-		if snap.Closing != "slow_consumer" || snap.Drops != (Drops{SlowConsumer: 1}) || snap.HeldMessages != 7 {
-			t.Fatalf("one task more than the bound: closing %q, drops %+v, held %d; want slow_consumer, 1, 7", snap.Closing, snap.Drops, snap.HeldMessages)
+		if snap.Closing != "" || snap.QueueMessages != 9 || snap.HeldMessages != 0 || snap.Throttled != 8 {
+			t.Fatalf("a task more than the bound: closing %q, queued %d, held %d, throttled %d; want open, 9 queued (over the bound by one), none held, 8 throttled",
+				snap.Closing, snap.QueueMessages, snap.HeldMessages, snap.Throttled)
+		}
+		if got := fmt.Sprint(takeAsWriter(s, []uint64{})); got != "[2 3 5 6 7 8 9 10 11]" {
+			t.Fatalf("sent %s; want [2 3 5 6 7 8 9 10 11] (t3's 4 superseded by 10), in seq order", got)
+		}
+		s.Deliver(progressIn("p1", 12, "t10")) // kept up: holding again
+		if snap := s.Snapshot(); snap.HeldMessages != 1 || snap.Closing != "" {
+			t.Fatalf("after the frame was sent: held %d, closing %q; want 1, open", snap.HeldMessages, snap.Closing)
+		}
+	})
+	t.Run("behind", func(t *testing.T) {
+		s := snapshotSession(Options{QueueMessages: 8, ClientRate: 0.001, ClientBurst: 1})
+		stopReleases(t, s)
+		for seq := range uint64(6) {
+			s.Deliver(normalIn("p1", seq+1)) // never throttled; 6 of 8 is the high-water mark
+		}
+		s.Deliver(progressIn("p1", 7, "t1")) // above the high-water mark: held
+		s.Deliver(progressIn("p1", 8, "t2")) // held: 6 queued + 2 held is the bound
+		if snap := s.Snapshot(); snap.HeldMessages != 2 || snap.Closing != "" {
+			t.Fatalf("held %d, closing %q; want 2, open", snap.HeldMessages, snap.Closing)
+		}
+		s.Deliver(progressIn("p1", 9, "t3"))
+		snap := s.Snapshot()
+		if snap.Closing != "slow_consumer" || snap.Drops != (Drops{SlowConsumer: 1}) || snap.HeldMessages != 2 || snap.QueueMessages != 6 {
+			t.Fatalf("one task more, behind: closing %q, drops %+v, held %d, queued %d; want slow_consumer, 1, 2, 6", snap.Closing, snap.Drops, snap.HeldMessages, snap.QueueMessages)
 		}
 	})
 	t.Run("bytes", func(t *testing.T) {
@@ -95,11 +123,42 @@ func TestHeldProgressCountsTowardQueueBounds(t *testing.T) {
 		if snap := s.Snapshot(); snap.HeldMessages != 2 || snap.HeldBytes != 200 || snap.Closing != "" {
 			t.Fatalf("held %d (%d bytes), closing %q; want 2 (200 bytes), open", snap.HeldMessages, snap.HeldBytes, snap.Closing)
 		}
-		s.Deliver(progressIn("p1", 4, "t3")) // 400 of 350
-		if snap := s.Snapshot(); snap.Closing != "slow_consumer" || snap.HeldMessages != 2 {
-			t.Fatalf("past the byte bound: closing %q, held %d; want slow_consumer, 2", snap.Closing, snap.HeldMessages)
+		s.Deliver(progressIn("p1", 4, "t3")) // 400 of 350, not behind (100 of 262 queued): all queued
+		if snap := s.Snapshot(); snap.Closing != "" || snap.HeldMessages != 0 || snap.QueueBytes != 400 {
+			t.Fatalf("past the byte bound: closing %q, held %d, queued %d bytes; want open, none held, 400 bytes queued", snap.Closing, snap.HeldMessages, snap.QueueBytes)
 		}
 	})
+}
+
+// TestHeldReleasedWhenDue: the release timer queues a held event once its
+// task's rate allows it, and the held count goes back to nothing.
+func TestHeldReleasedWhenDue(t *testing.T) {
+	s := snapshotSession(Options{ProgressRate: 20}) // a token every 50 ms, burst 1
+	stopReleases(t, s)
+	s.Deliver(progressIn("p1", 1, "t1")) // the task's token: queued
+	takeAsWriter(s, nil)
+	s.Deliver(progressIn("p1", 2, "t1")) // over the rate: held
+	if snap := s.Snapshot(); snap.HeldMessages != 1 || snap.QueueMessages != 0 {
+		t.Fatalf("held %d, queued %d; want 1, 0", snap.HeldMessages, snap.QueueMessages)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		snap := s.Snapshot()
+		if snap.HeldMessages == 0 && snap.QueueMessages == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("held %d, queued %d 10 s later; want the held event released into the queue", snap.HeldMessages, snap.QueueMessages)
+		}
+	}
+	s.mu.Lock()
+	held, timer := s.flow.held, s.flow.timer
+	s.mu.Unlock()
+	if held != nil || timer != nil {
+		t.Fatalf("after the release: held %+v, timer %v; want neither kept", held, timer)
+	}
+	if got := fmt.Sprint(takeAsWriter(s, []uint64{})); got != "[2]" {
+		t.Fatalf("sent %s; want [2]", got)
+	}
 }
 
 // TestHeldReleasedWithTheirRoom: an event of a room takes that room's held

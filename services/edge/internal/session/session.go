@@ -291,15 +291,6 @@ func (s *Session) DeliverWait(ctx context.Context, o *hub.Outbound) error {
 	}
 }
 
-// Send queues a control message (reply, welcome, pong, reset). Control
-// messages go ahead of events and count toward the queue's bounds: one
-// that does not fit closes the client as a slow consumer (4008), as a
-// high or normal event would (a client that sends commands and does not
-// read the replies). It implements hub.Sink.
-func (s *Session) Send(data []byte) {
-	s.send(data)
-}
-
 // Reset queues a reset of room in the room's own order (see hub.Sink); with
 // purge the room's queued events are discarded first. Held progress of the
 // room goes with them. It implements hub.Sink.
@@ -327,6 +318,11 @@ func (s *Session) dropRoomLocked(room string) {
 	s.tidyHeld()
 }
 
+// send queues a control message (a reply, pong, welcome, refreshed,
+// unsubscribed…): ahead of events, counted toward the queue's bounds. One
+// that does not fit closes the client as a slow consumer (4008), as a high
+// or normal event would: a client that sends commands and does not read
+// the replies.
 func (s *Session) send(data []byte) {
 	s.mu.Lock()
 	if s.reason != nil {
