@@ -39,7 +39,7 @@ func takeAsWriter(s *Session, seqs []uint64) []uint64 {
 	defer s.mu.Unlock()
 	s.batchPool = getItems()
 	s.batch = s.q.take(*s.batchPool, s.opts.MaxBatchBytes)
-	s.freshen(s.batch)
+	s.freshen(s.batch) // as joinFrame does
 	for _, it := range s.batch {
 		if seqs != nil {
 			seqs = append(seqs, it.seq)

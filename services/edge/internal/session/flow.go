@@ -2,7 +2,7 @@ package session
 
 import (
 	"cmp"
-	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -34,19 +34,20 @@ import (
 //     not fit closes the client as a slow consumer (4008).
 //   - Room order: before any event of a room is queued, the held progress
 //     events of that room go first, so holding never reorders a room.
-//   - Held events count toward the queue's bounds: a progress event to
-//     hold when the queued and held messages (or bytes) together are at
-//     QueueMessages (QueueBytes) is not held. Above the high-water mark
-//     (the client is behind) it does not fit, like a high or normal event
-//     that does not fit the queue, and the client is closed as a slow
-//     consumer (4008) to resume from its last seq; below it (only the
-//     rates hold the events: more tasks report progress than the client's
-//     budget lets through) every held event is queued at once, over its
-//     limits, and this one after them (the queue may then hold one message
-//     more than its bound). So a client holds at most QueueMessages
-//     events, however many tasks are throttled, each at most one event
-//     with MaxCoalescedLogs log lines (coalescing into a held event is not
-//     refused for its size).
+//   - Held events are bounded: at most the room between the high-water
+//     mark and the queue's bounds (maxHeld: 255 messages and 1 MiB by
+//     default), and never more than the queue's bounds together with what
+//     is queued. A progress event to hold beyond that is not held. Above
+//     the high-water mark (the client is behind) it does not fit, like a
+//     high or normal event that does not fit the queue, and the client is
+//     closed as a slow consumer (4008) to resume from its last seq. Below
+//     it (only the rates hold the events: more tasks report progress than
+//     the client's budget lets through) every held event is queued at once,
+//     over its limits, within the queue's bounds, and the new one is held
+//     in their place. Sizes are estimates for coalesced events (their last
+//     encoding plus what was coalesced since: item.size), and coalescing
+//     into a held event is not refused for its size (at most
+//     MaxCoalescedLogs log lines).
 type flow struct {
 	client   *rate.Limiter
 	progress map[string]*rate.Limiter // per room+task; nil until the first
@@ -61,7 +62,7 @@ type flow struct {
 type heldEvents struct {
 	byRoom map[string]map[string]*item // room → task → newest held
 	n      int                         // held events
-	bytes  int                         // their encoded size
+	bytes  int                         // their sizes (item.size: estimated for coalesced ones)
 }
 
 func (h *heldEvents) get(room, task string) *item {
@@ -71,7 +72,7 @@ func (h *heldEvents) get(room, task string) *item {
 	return h.byRoom[room][task]
 }
 
-// size returns how many events h holds and their encoded size.
+// size returns how many events h holds and their sizes (item.size).
 func (h *heldEvents) size() (n, bytes int) {
 	if h == nil {
 		return 0, 0
@@ -178,13 +179,18 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 			if s.aboveHighWater() {
 				return false // behind, with its held events at the bounds: a slow consumer
 			}
-			// The held events are at the bounds because of their rates, not
-			// because the client is behind: they go now, over their limits,
-			// and this one after them, rather than being held without
-			// bound or dropped.
+			// The held events are at their bound because of their rates,
+			// not because the client is behind: they go now, over their
+			// limits (maxHeld keeps the queue within its bounds), and this
+			// one is held in their place, rather than held without bound
+			// or dropped.
 			s.releaseAllHeld()
-			s.q.push(it)
-			return true
+			if s.hold(it) {
+				m.Throttled.Inc()
+				s.act.throttled++
+				return true
+			}
+			// Still no room (a bound under a few messages): queued at once.
 		}
 	} else if low && !replay {
 		if s.aboveHighWater() {
@@ -284,10 +290,13 @@ func (s *Session) coalesce(dst *item, newer item) {
 	s.encode(dst)
 }
 
-// encode encodes it's event again (a coalesced one, pending > 0).
+// encode encodes it.ev, a coalesced event, into it.data.
 func (s *Session) encode(it *item) {
 	data, err := s.info.Mode.Event(it.room, it.seq, it.ev)
-	if err != nil { // cannot happen: the merged event's parts each encoded once; keep what it has
+	if err != nil {
+		// Cannot happen: the merged event's parts each encoded once (the
+		// hub refuses an event that does not). Were it to, the client
+		// would get the older state data holds.
 		s.logEvent(s.env.Log.Error()).Err(err).Str("room", it.room).Uint64("seq", it.seq).Msg("encode coalesced event")
 		it.pending = 0
 		return
@@ -295,9 +304,10 @@ func (s *Session) encode(it *item) {
 	it.data, it.pending = data, 0
 }
 
-// freshen encodes the coalesced events of batch, just taken from the
-// queue to be sent, whose encoding is older than their event. Caller holds
-// s.mu.
+// freshen encodes the coalesced events of batch, taken from the queue to
+// be sent, whose encoding is older than their event. The batch is the
+// writer's; the merged events are this session's and never change once
+// built (a coalesce builds a new one), so it needs no lock.
 func (s *Session) freshen(batch []item) {
 	for i := range batch {
 		if batch[i].pending > 0 {
@@ -312,7 +322,9 @@ func (s *Session) freshen(batch []item) {
 // must be closed.
 func (s *Session) hold(it item) bool {
 	n, bytes := s.flow.held.size()
-	if s.q.msgs+n >= s.opts.QueueMessages || s.q.bytes+bytes+it.size() > s.opts.QueueBytes {
+	maxN, maxBytes := s.maxHeld()
+	if n >= maxN || bytes+it.size() > maxBytes ||
+		s.q.msgs+n >= s.opts.QueueMessages || s.q.bytes+bytes+it.size() > s.opts.QueueBytes {
 		return false
 	}
 	if s.flow.held == nil {
@@ -323,6 +335,17 @@ func (s *Session) hold(it item) bool {
 		s.flow.timer = time.AfterFunc(s.nextDue(), s.releaseDue)
 	}
 	return true
+}
+
+// maxHeld bounds the held events (messages, bytes): the room between the
+// queue's high-water mark and its bounds, less one message, so that when
+// they are all queued at once for a client below the mark (enqueue) the
+// queue stays within its bounds with room for the next event. At least
+// one message.
+func (s *Session) maxHeld() (msgs, bytes int) {
+	msgs = s.opts.QueueMessages - int(math.Ceil(s.opts.HighWater*float64(s.opts.QueueMessages))) - 1
+	bytes = s.opts.QueueBytes - int(math.Ceil(s.opts.HighWater*float64(s.opts.QueueBytes)))
+	return max(msgs, 1), max(bytes, 1)
 }
 
 // nextDue is how long until the first held event's limits allow it: the
@@ -381,8 +404,11 @@ func (s *Session) releaseAllHeld() {
 	if s.flow.held == nil {
 		return
 	}
-	for _, room := range slices.Collect(maps.Keys(s.flow.held.byRoom)) {
+	for room := range s.flow.held.byRoom { // releaseHeld deletes room: allowed while ranging
 		s.releaseHeld(room)
+		if s.flow.held == nil { // the last room's release dropped the maps
+			return
+		}
 	}
 }
 

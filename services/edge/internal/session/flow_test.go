@@ -64,68 +64,70 @@ func heldSize(s *Session) (n, bytes int) {
 // task already held still supersedes it.
 func TestHeldProgressCountsTowardQueueBounds(t *testing.T) {
 	t.Run("keeping up", func(t *testing.T) {
-		s := snapshotSession(Options{QueueMessages: 8, ClientRate: 0.001, ClientBurst: 1})
+		// 16 messages, high water at 12: at most 3 held (maxHeld).
+		s := snapshotSession(Options{QueueMessages: 16, ClientRate: 0.001, ClientBurst: 1})
 		stopReleases(t, s)
 		s.Deliver(progressIn("p1", 1, "t0")) // spends the client's only token: queued
 		takeAsWriter(s, nil)                 // and sent: the client keeps up
-		for i := 1; i <= 8; i++ {
+		for i := 1; i <= 3; i++ {
 			s.Deliver(progressIn("p1", uint64(1+i), fmt.Sprint("t", i))) // over the budget: held
 		}
+		s.Deliver(progressIn("p1", 5, "t2")) // t2 is held: superseded, nothing more held
 		snap := s.Snapshot()
-		if snap.QueueMessages != 0 || snap.HeldMessages != 8 || snap.HeldBytes != 800 || snap.Throttled != 8 || snap.Closing != "" {
-			t.Fatalf("queue %d, held %d (%d bytes), throttled %d, closing %q; want 0 queued and 8 held (800 bytes), the bound 8, open",
-				snap.QueueMessages, snap.HeldMessages, snap.HeldBytes, snap.Throttled, snap.Closing)
+		if snap.QueueMessages != 0 || snap.HeldMessages != 3 || snap.HeldBytes != 400 || snap.Throttled != 3 || snap.Coalesced != 1 || snap.Closing != "" {
+			t.Fatalf("queue %d, held %d (%d bytes), throttled %d, coalesced %d, closing %q; want 0 queued, 3 held (400 bytes: t2's estimated), 3 throttled, 1 coalesced, open",
+				snap.QueueMessages, snap.HeldMessages, snap.HeldBytes, snap.Throttled, snap.Coalesced, snap.Closing)
 		}
-		s.Deliver(progressIn("p1", 10, "t3")) // t3 is held: superseded, nothing more held
-		if snap := s.Snapshot(); snap.HeldMessages != 8 || snap.Coalesced != 1 || snap.Closing != "" {
-			t.Fatalf("after a held task's newer progress: held %d, coalesced %d, closing %q; want 8, 1, open", snap.HeldMessages, snap.Coalesced, snap.Closing)
+		if n, bytes := heldSize(s); n != 3 || bytes != snap.HeldBytes {
+			t.Fatalf("held items %d of %d bytes; the count says %+v", n, bytes, snap)
 		}
-		if n, bytes := heldSize(s); n != 8 || bytes != s.Snapshot().HeldBytes {
-			t.Fatalf("held items %d of %d bytes; the count says %+v", n, bytes, s.Snapshot())
-		}
-		s.Deliver(progressIn("p1", 11, "t9")) // a ninth task: the held ones go now, and it after them
+		s.Deliver(progressIn("p1", 6, "t4")) // a fourth task: the 3 held go now, it is held in their place
 		snap = s.Snapshot()
-		if snap.Closing != "" || snap.QueueMessages != 9 || snap.HeldMessages != 0 || snap.Throttled != 8 {
-			t.Fatalf("a task more than the bound: closing %q, queued %d, held %d, throttled %d; want open, 9 queued (over the bound by one), none held, 8 throttled",
+		if snap.Closing != "" || snap.QueueMessages != 3 || snap.HeldMessages != 1 || snap.Throttled != 4 {
+			t.Fatalf("a task more than maxHeld: closing %q, queued %d, held %d, throttled %d; want open, 3 queued, 1 held, 4 throttled",
 				snap.Closing, snap.QueueMessages, snap.HeldMessages, snap.Throttled)
 		}
-		if got := fmt.Sprint(takeAsWriter(s, []uint64{})); got != "[2 3 5 6 7 8 9 10 11]" {
-			t.Fatalf("sent %s; want [2 3 5 6 7 8 9 10 11] (t3's 4 superseded by 10), in seq order", got)
+		s.Deliver(progressIn("p1", 7, "t5"), normalIn("p1", 8)) // as a hub run: one more held, then a normal event releases the room's
+		s.Deliver(progressIn("p1", 9, "t6"))
+		snap = s.Snapshot()
+		if snap.Closing != "" || snap.QueueMessages != 6 || snap.HeldMessages != 1 {
+			t.Fatalf("after the release: closing %q, queued %d, held %d; want open, 6 queued (2, 3, 5, 6, 7, 8), t6 held", snap.Closing, snap.QueueMessages, snap.HeldMessages)
 		}
-		s.Deliver(progressIn("p1", 12, "t10")) // kept up: holding again
-		if snap := s.Snapshot(); snap.HeldMessages != 1 || snap.Closing != "" {
-			t.Fatalf("after the frame was sent: held %d, closing %q; want 1, open", snap.HeldMessages, snap.Closing)
+		if got := fmt.Sprint(takeAsWriter(s, []uint64{})); got != "[2 4 5 6 7 8]" {
+			t.Fatalf("sent %s; want [2 4 5 6 7 8] (t2's 3 superseded by 5), in seq order", got)
 		}
 	})
 	t.Run("behind", func(t *testing.T) {
-		s := snapshotSession(Options{QueueMessages: 8, ClientRate: 0.001, ClientBurst: 1})
+		s := snapshotSession(Options{QueueMessages: 16, ClientRate: 0.001, ClientBurst: 1})
 		stopReleases(t, s)
-		for seq := range uint64(6) {
-			s.Deliver(normalIn("p1", seq+1)) // never throttled; 6 of 8 is the high-water mark
+		for seq := range uint64(12) {
+			s.Deliver(normalIn("p1", seq+1)) // never throttled; 12 of 16 is the high-water mark
 		}
-		s.Deliver(progressIn("p1", 7, "t1")) // above the high-water mark: held
-		s.Deliver(progressIn("p1", 8, "t2")) // held: 6 queued + 2 held is the bound
-		if snap := s.Snapshot(); snap.HeldMessages != 2 || snap.Closing != "" {
-			t.Fatalf("held %d, closing %q; want 2, open", snap.HeldMessages, snap.Closing)
+		for i := 1; i <= 3; i++ {
+			s.Deliver(progressIn("p1", uint64(12+i), fmt.Sprint("t", i))) // above the high-water mark: held
 		}
-		s.Deliver(progressIn("p1", 9, "t3"))
+		if snap := s.Snapshot(); snap.HeldMessages != 3 || snap.Closing != "" {
+			t.Fatalf("held %d, closing %q; want 3, open", snap.HeldMessages, snap.Closing)
+		}
+		s.Deliver(progressIn("p1", 16, "t4"))
 		snap := s.Snapshot()
-		if snap.Closing != "slow_consumer" || snap.Drops != (Drops{SlowConsumer: 1}) || snap.HeldMessages != 2 || snap.QueueMessages != 6 {
-			t.Fatalf("one task more, behind: closing %q, drops %+v, held %d, queued %d; want slow_consumer, 1, 2, 6", snap.Closing, snap.Drops, snap.HeldMessages, snap.QueueMessages)
+		if snap.Closing != "slow_consumer" || snap.Drops != (Drops{SlowConsumer: 1}) || snap.HeldMessages != 3 || snap.QueueMessages != 12 {
+			t.Fatalf("one task more, behind: closing %q, drops %+v, held %d, queued %d; want slow_consumer, 1, 3, 12", snap.Closing, snap.Drops, snap.HeldMessages, snap.QueueMessages)
 		}
 	})
 	t.Run("bytes", func(t *testing.T) {
-		s := snapshotSession(Options{QueueBytes: 350, ClientRate: 0.001, ClientBurst: 1})
+		// 1,000 bytes, high water at 750: at most 250 bytes held.
+		s := snapshotSession(Options{QueueBytes: 1000, ClientRate: 0.001, ClientBurst: 1})
 		stopReleases(t, s)
 		s.Deliver(progressIn("p1", 1, "t0")) // queued: 100 bytes
-		s.Deliver(progressIn("p1", 2, "t1")) // held: 200 of 350
-		s.Deliver(progressIn("p1", 3, "t2")) // held: 300 of 350
+		s.Deliver(progressIn("p1", 2, "t1")) // held: 100
+		s.Deliver(progressIn("p1", 3, "t2")) // held: 200
 		if snap := s.Snapshot(); snap.HeldMessages != 2 || snap.HeldBytes != 200 || snap.Closing != "" {
 			t.Fatalf("held %d (%d bytes), closing %q; want 2 (200 bytes), open", snap.HeldMessages, snap.HeldBytes, snap.Closing)
 		}
-		s.Deliver(progressIn("p1", 4, "t3")) // 400 of 350, not behind (100 of 262 queued): all queued
-		if snap := s.Snapshot(); snap.Closing != "" || snap.HeldMessages != 0 || snap.QueueBytes != 400 {
-			t.Fatalf("past the byte bound: closing %q, held %d, queued %d bytes; want open, none held, 400 bytes queued", snap.Closing, snap.HeldMessages, snap.QueueBytes)
+		s.Deliver(progressIn("p1", 4, "t3")) // 300 of 250 held, not behind: the held go, it is held
+		if snap := s.Snapshot(); snap.Closing != "" || snap.HeldMessages != 1 || snap.QueueBytes != 300 {
+			t.Fatalf("past the held byte bound: closing %q, held %d, queued %d bytes; want open, 1 held, 300 bytes queued", snap.Closing, snap.HeldMessages, snap.QueueBytes)
 		}
 	})
 }
@@ -222,15 +224,21 @@ func TestCoalescedEncodedWhenSent(t *testing.T) {
 	if snap := s.Snapshot(); snap.HeldMessages != 1 || snap.Coalesced != 38 {
 		t.Fatalf("held %d, coalesced %d; want 1, 38", snap.HeldMessages, snap.Coalesced)
 	}
+	s.mu.Lock()
+	h := s.flow.held.get("project:p1", "t1")
+	stale := h.pending > 0 && !strings.Contains(string(h.data), `"seq":40,`)
+	s.mu.Unlock()
+	if !stale {
+		t.Fatal("the held event was encoded as it was coalesced; want it encoded when sent")
+	}
 	s.Deliver(normalIn("p1", 41)) // releases the held event ahead of it
 	s.mu.Lock()
 	batch := s.takeLocked() // as the writer takes its next frame
-	var frames []string
-	for _, it := range batch {
-		frames = append(frames, string(it.data))
-	}
 	qBytes, held := s.q.bytes, s.flow.held
 	s.mu.Unlock()
+	frame, pooled := s.joinFrame(batch) // and builds it, outside the lock
+	frames := strings.Split(string(frame), "\n")
+	releaseFrame(pooled)
 	if len(frames) != 2 {
 		t.Fatalf("took %d messages; want the merged progress and the normal event", len(frames))
 	}
@@ -251,14 +259,14 @@ func TestCoalescedEncodedWhenSent(t *testing.T) {
 // busy project rooms with its budget spent), taken into a frame every 64
 // events. An event finds its own room's held events only.
 func BenchmarkDeliverBesideHeldProgress(b *testing.B) {
-	s := snapshotSession(Options{ClientRate: 0.001, ClientBurst: 1})
+	s := snapshotSession(Options{QueueMessages: 4096, ClientRate: 0.001, ClientBurst: 1}) // room for 512 held
 	stopReleases(b, s)
 	s.Deliver(progressIn("r0", 1, "t0"))
 	for i := range 512 {
 		s.Deliver(progressIn(fmt.Sprint("r", i%16), uint64(2+i), fmt.Sprint("h", i)))
 	}
-	if snap := s.Snapshot(); snap.Throttled != 512 {
-		b.Fatalf("held %d; want 512", snap.Throttled)
+	if snap := s.Snapshot(); snap.HeldMessages != 512 {
+		b.Fatalf("held %d; want 512", snap.HeldMessages)
 	}
 	o := normalIn("live", 1)
 	b.ReportAllocs()

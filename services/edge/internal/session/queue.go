@@ -141,7 +141,7 @@ func (q *queue) kill(it *item) {
 	it.dead = true
 	q.msgs--
 	q.bytes -= it.size()
-	it.data, it.ev = nil, nil
+	it.data, it.ev, it.pending = nil, nil, 0
 }
 
 // take moves queued messages into dst in send order until they add up to

@@ -74,7 +74,9 @@ type Snapshot struct {
 	// QueueMessages and QueueBytes are what waits in the send queue now.
 	QueueMessages, QueueBytes int
 	// HeldMessages and HeldBytes are the progress events held back by a
-	// limit now (flow.go); they count toward the queue's bounds.
+	// limit now (flow.go), bounded with the queue. Bytes of coalesced
+	// events, queued or held, are estimates (their last encoding plus what
+	// was coalesced since).
 	HeldMessages, HeldBytes int
 	// Drops counts the events not sent to this client by reason, as
 	// eventedge_client_drops_total: throttled, high_water, queue_full and

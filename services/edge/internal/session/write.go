@@ -148,7 +148,6 @@ func (s *Session) takeLocked() []item {
 		}
 	}
 	s.batch = s.q.take(s.batch[:0], s.opts.MaxBatchBytes)
-	s.freshen(s.batch)
 	return s.batch
 }
 
@@ -240,8 +239,10 @@ const maxPooledFrame = 256 << 10
 // joinFrame returns items as one frame: JSON messages joined by '\n',
 // protobuf ones (each with its length prefix) one after the other. A frame
 // of several messages is built in a buffer from framePool; release it with
-// releaseFrame once written.
+// releaseFrame once written. Coalesced events are encoded here (freshen),
+// by the writer, outside the session's lock: the batch is the writer's.
 func (s *Session) joinFrame(items []item) (frame []byte, pooled *[]byte) {
+	s.freshen(items)
 	if len(items) == 1 {
 		return items[0].data, nil
 	}
