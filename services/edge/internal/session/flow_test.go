@@ -24,6 +24,20 @@ func progressIn(p string, seq uint64, task string) *hub.Outbound {
 		Event: events.TaskProgress(room.Project(p), &pb.TaskProgress{TaskId: task, Progress: 0.5})}
 }
 
+// progressWithLog is progressIn("p1", seq, "t1") carrying the log entry
+// line, encoded as the hub would (its size is the real one).
+func progressWithLog(tb testing.TB, seq uint64, line *pb.LogEntry) *hub.Outbound {
+	tb.Helper()
+	o := progressIn("p1", seq, "t1")
+	o.Event.GetTaskProgress().Logs = []*pb.LogEntry{line}
+	data, err := protocol.JSON.Event(o.Room, seq, o.Event)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	o.Data = data
+	return o
+}
+
 // normalIn is a normal-priority task_updated in project p's room.
 func normalIn(p string, seq uint64) *hub.Outbound {
 	return &hub.Outbound{Room: room.Project(p).String(), Seq: seq, Type: "task_updated", Priority: pb.Priority_PRIORITY_NORMAL,
@@ -207,14 +221,7 @@ func TestCoalescedEncodedWhenSent(t *testing.T) {
 	s := snapshotSession(Options{ProgressRate: 0.001})
 	stopReleases(t, s)
 	withLog := func(seq uint64) *hub.Outbound {
-		o := progressIn("p1", seq, "t1")
-		o.Event.GetTaskProgress().Logs = []*pb.LogEntry{{Line: fmt.Sprint("line-", seq)}}
-		data, err := protocol.JSON.Event(o.Room, seq, o.Event)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.Data = data
-		return o
+		return progressWithLog(t, seq, &pb.LogEntry{Line: fmt.Sprint("line-", seq)})
 	}
 	s.Deliver(withLog(1)) // queued
 	takeAsWriter(s, nil)
@@ -288,14 +295,7 @@ func BenchmarkCoalesceIntoHeld(b *testing.B) {
 	s := snapshotSession(Options{ProgressRate: 0.001})
 	stopReleases(b, s)
 	mk := func(seq uint64) *hub.Outbound {
-		o := progressIn("p1", seq, "t1")
-		o.Event.GetTaskProgress().Logs = []*pb.LogEntry{{Timestamp: timestamppb.Now(), Line: fmt.Sprintf("step %d: compiled 42 files in 1.3s", seq)}}
-		data, err := protocol.JSON.Event(o.Room, seq, o.Event)
-		if err != nil {
-			b.Fatal(err)
-		}
-		o.Data = data
-		return o
+		return progressWithLog(b, seq, &pb.LogEntry{Timestamp: timestamppb.Now(), Line: fmt.Sprintf("step %d: compiled 42 files in 1.3s", seq)})
 	}
 	s.Deliver(mk(1)) // queued
 	takeAsWriter(s, nil)

@@ -45,15 +45,7 @@ func TestSnapshotCounts(t *testing.T) {
 	s.Deliver(lowOutbound(3, ""))   // again
 	s.Deliver(lowOutbound(4, "t1")) // progress over the budget: held (throttled)
 	s.Deliver(lowOutbound(5, "t1")) // supersedes the held one (coalesced)
-	// Stop the held event's release timer at the end.
-	t.Cleanup(func() {
-		s.mu.Lock()
-		s.done = true
-		if s.flow.timer != nil {
-			s.flow.timer.Stop()
-		}
-		s.mu.Unlock()
-	})
+	stopReleases(t, s)              // the held event's release timer
 	snap := s.Snapshot()
 	if snap.Drops != (Drops{Throttled: 2}) || snap.Throttled != 1 || snap.Coalesced != 1 {
 		t.Errorf("drops %+v, throttled %d, coalesced %d; want 2 dropped (throttled), 1 held, 1 coalesced", snap.Drops, snap.Throttled, snap.Coalesced)
