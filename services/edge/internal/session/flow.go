@@ -265,8 +265,8 @@ const maxTrackedTasks = 4096
 
 // coalesce makes dst the newest of dst and newer: newer's event, seq and
 // timestamp, with dst's log lines before newer's, at most MaxCoalescedLogs.
-// The merged event is this client's alone. It is encoded when it is taken
-// to be sent (freshen), not here: a task reporting faster than its
+// The merged event is this client's alone. It is encoded when the writer
+// builds the frame that sends it (joinFrame → freshen), not here: a task reporting faster than its
 // ProgressRate is coalesced many times per send, into up to
 // MaxCoalescedLogs log lines, and encoding those each time cost every
 // client in the room up to a millisecond per event. Until then dst counts
@@ -318,8 +318,8 @@ func (s *Session) freshen(batch []item) {
 
 // hold keeps it (a throttled progress event, of a task none is held for)
 // until its limits allow it. It reports false, holding nothing, when the
-// queued and held events together are at the queue's bounds: the client
-// must be closed.
+// held events are at their bound (maxHeld), or the queued and held events
+// together at the queue's bounds; enqueue decides what happens then.
 func (s *Session) hold(it item) bool {
 	n, bytes := s.flow.held.size()
 	maxN, maxBytes := s.maxHeld()
