@@ -26,7 +26,9 @@ type Options struct {
 	// Default 256.
 	MaxSubscriptions int
 	// HighWater is the fill (of QueueMessages or QueueBytes) above which
-	// low-priority events are held or dropped. Default 0.75.
+	// low-priority events are held or dropped. The room between it and the
+	// bounds is also what held progress events may take (flow.go,
+	// maxHeld). Default 0.75.
 	HighWater float64
 	// ClientRate and ClientBurst are the client's event budget (events/s):
 	// every event spends it, and low-priority events beyond it are held
