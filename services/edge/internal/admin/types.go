@@ -40,8 +40,8 @@ type Connection struct {
 	Rooms        []Subscription `json:"rooms"`
 	Queue        Queue          `json:"queue"`
 	// Held are the progress events held back by a rate limit or the
-	// high-water mark, to be sent when the limits allow; with Queue they
-	// are bounded by the node's queue bounds.
+	// high-water mark, to be sent when the limits allow: at most the room
+	// between the high-water mark and the queue's bounds.
 	Held      Queue  `json:"held"`
 	Drops     Drops  `json:"drops"`
 	Coalesced uint64 `json:"coalesced"`

@@ -171,21 +171,20 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 			return true
 		}
 		if !replay && (s.aboveHighWater() || !s.takeProgress(taskKey(it.room, it.task))) {
-			if s.hold(it) {
-				m.Throttled.Inc()
-				s.act.throttled++
-				return true
+			held := s.hold(it)
+			if !held {
+				if s.aboveHighWater() {
+					return false // behind, with its held events at the bounds: a slow consumer
+				}
+				// The held events are at their bound because of their
+				// rates, not because the client is behind: they go now,
+				// over their limits (maxHeld keeps the queue within its
+				// bounds), and this one is held in their place, rather than
+				// held without bound or dropped.
+				s.releaseAllHeld()
+				held = s.hold(it)
 			}
-			if s.aboveHighWater() {
-				return false // behind, with its held events at the bounds: a slow consumer
-			}
-			// The held events are at their bound because of their rates,
-			// not because the client is behind: they go now, over their
-			// limits (maxHeld keeps the queue within its bounds), and this
-			// one is held in their place, rather than held without bound
-			// or dropped.
-			s.releaseAllHeld()
-			if s.hold(it) {
+			if held {
 				m.Throttled.Inc()
 				s.act.throttled++
 				return true
