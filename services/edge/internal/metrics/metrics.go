@@ -49,6 +49,8 @@ type Metrics struct {
 	PositionWrites    *prometheus.CounterVec // device positions written to the KV bucket, by result
 
 	Coalesced         prometheus.Counter     // progress events superseded by a newer one before they were sent
+	MergesEncoded     prometheus.Counter     // CoalescedEncodings{result="encoded"}
+	MergesShared      prometheus.Counter     // CoalescedEncodings{result="shared"}
 	Throttled         prometheus.Counter     // progress events held back by a rate limit or the high-water mark
 	ClientDrops       *prometheus.CounterVec // events not sent to a client, by priority and reason
 	QueueDepth        prometheus.Histogram   // messages queued when the writer takes a frame
@@ -165,6 +167,10 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.Coalesced = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "eventedge_coalesced_total", Help: "task_progress events replaced, before they were sent, by a newer one of the same task (not lost: superseded).",
 	})
+	merges := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventedge_coalesced_encodings_total", Help: "Coalesced task_progress events made ready to send, by result: encoded (by this client, kept for the others) or shared (another client of the room had encoded the same merged event).",
+	}, []string{"result"})
+	m.MergesEncoded, m.MergesShared = merges.WithLabelValues("encoded"), merges.WithLabelValues("shared")
 	m.Throttled = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "eventedge_throttled_total", Help: "task_progress events held back by a rate limit or the high-water mark (the newest per task is sent when allowed).",
 	})
@@ -193,7 +199,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		Name: "eventedge_history_reads_waiting",
 		Help: "Requests of resuming subscriptions waiting for a turn to read the EVENTS stream (--history-reads in flight at once).",
 	})
-	reg.MustRegister(m.Coalesced, m.Throttled, m.ClientDrops, m.QueueDepth, m.QueueBytes, m.FanoutRun, m.Revocations, m.RevocationsLoaded, m.HistoryWaiting)
+	reg.MustRegister(m.Coalesced, merges, m.Throttled, m.ClientDrops, m.QueueDepth, m.QueueBytes, m.FanoutRun, m.Revocations, m.RevocationsLoaded, m.HistoryWaiting)
 	reg.MustRegister(m.GapRepairs, m.GapRepairFailures, m.Replayed, m.Resumes, m.Resets, m.Acks, m.PositionWrites)
 	for _, p := range []string{"json", "protobuf"} {
 		m.ConnectionsByProtocol.WithLabelValues(p) // present at 0

@@ -296,6 +296,7 @@ func (n *Node) Start() (err error) {
 		Positions:   n.positions,
 		Revocations: n.revoked,
 		Policy:      n.opts.Policy,
+		Merges:      &session.Merges{},
 		Log:         n.log,
 		Options:     n.opts.Session.WithDefaults(),
 		LowBudget:   rate.NewLimiter(rate.Limit(n.opts.LowPriorityBudget), max(int(n.opts.LowPriorityBudget), 1)),

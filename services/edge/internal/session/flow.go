@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
-	"google.golang.org/protobuf/proto"
 
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 
@@ -148,7 +147,7 @@ func taskKey(room, task string) string { return room + "\x00" + task }
 // when o (high or normal) does not fit: the client must be closed. Replayed
 // events (replay) are coalesced but never throttled. Caller holds s.mu.
 func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
-	it := item{data: o.Bytes(s.info.Mode), ts: o.Timestamp, replay: replay || o.Repaired, room: o.Room, seq: o.Seq, prio: o.Priority, task: o.Task, ev: o.Event}
+	it := item{data: o.Bytes(s.info.Mode), ts: unixNano(o.Timestamp), replay: replay || o.Repaired, room: o.Room, seq: o.Seq, prio: o.Priority, task: o.Task, ev: o.Event}
 	m := s.env.Metrics
 	low := o.Priority == pb.Priority_PRIORITY_LOW
 	if it.task != "" && low { // progress of higher priority is never coalesced or held
@@ -170,7 +169,7 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 			s.act.coalesced++
 			return true
 		}
-		if !replay && (s.aboveHighWater() || !s.takeProgress(taskKey(it.room, it.task))) {
+		if !replay && (s.aboveHighWater() || !s.takeProgress(taskKey(it.room, it.task), handledAt(o))) {
 			held := s.hold(it)
 			if !held {
 				if s.aboveHighWater() {
@@ -202,11 +201,7 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 		}
 	} else if !replay {
 		// High and normal spend the budget, and are never refused.
-		now := o.Handled
-		if now.IsZero() {
-			now = time.Now()
-		}
-		s.flow.client.AllowN(now, 1)
+		s.flow.client.AllowN(handledAt(o), 1)
 	}
 	s.releaseHeld(it.room)
 	if s.q.msgs >= s.opts.QueueMessages || s.q.bytes+it.size() > s.opts.QueueBytes {
@@ -232,10 +227,30 @@ func (s *Session) allowLow() bool {
 	return s.env.LowBudget == nil || s.env.LowBudget.Allow()
 }
 
+// unixNano is t in Unix nanoseconds, 0 for the zero time (item.ts).
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// handledAt is when the hub fanned o out (now if it did not say): the time
+// at which o spends the client's limits. One time for every subscriber of
+// the fan-out, so that a room's clients throttle a task's progress alike
+// and coalesce the same events, whose encoding they then share (Merges).
+func handledAt(o *hub.Outbound) time.Time {
+	if o.Handled.IsZero() {
+		return time.Now()
+	}
+	return o.Handled
+}
+
 // takeProgress spends a token of every limit a progress event of key is
-// under — its task's, the client's, the node's low-priority budget — only
-// when all of them have one: a refused event wastes no token.
-func (s *Session) takeProgress(key string) bool {
+// under — its task's and the client's at at (handledAt), the node's
+// low-priority budget now (the node's shards hand out different times) —
+// only when all of them have one: a refused event wastes no token.
+func (s *Session) takeProgress(key string, at time.Time) bool {
 	lim := s.flow.progress[key]
 	if lim == nil {
 		if len(s.flow.progress) >= maxTrackedTasks {
@@ -248,11 +263,11 @@ func (s *Session) takeProgress(key string) bool {
 		s.flow.progress[key] = lim
 	}
 	now := time.Now()
-	if delayOf(lim, now) > 0 || delayOf(s.flow.client, now) > 0 || delayOf(s.env.LowBudget, now) > 0 {
+	if delayOf(lim, at) > 0 || delayOf(s.flow.client, at) > 0 || delayOf(s.env.LowBudget, now) > 0 {
 		return false
 	}
-	lim.AllowN(now, 1)
-	s.flow.client.AllowN(now, 1)
+	lim.AllowN(at, 1)
+	s.flow.client.AllowN(at, 1)
 	if s.env.LowBudget != nil {
 		s.env.LowBudget.AllowN(now, 1)
 	}
@@ -264,24 +279,26 @@ const maxTrackedTasks = 4096
 
 // coalesce makes dst the newest of dst and newer: newer's event, seq and
 // timestamp, with dst's log lines before newer's, at most MaxCoalescedLogs.
-// The merged event is this client's alone. It is encoded when the writer
-// builds the frame that sends it (joinFrame → freshen), not here: a task reporting faster than its
+// Nothing is built here: dst keeps the events it is made of (merged), and
+// the merged event is encoded when the writer builds the frame that sends
+// it (joinFrame → freshen), once for every client of the room that
+// coalesced the same events (Env.Merges). A task reporting faster than its
 // ProgressRate is coalesced many times per send, into up to
-// MaxCoalescedLogs log lines, and encoding those each time cost every
-// client in the room up to a millisecond per event. Until then dst counts
-// for its last encoding plus the newer events' sizes (pending); once
-// those add up to more than that encoding it is encoded again here, so
-// its count stays within about twice its size.
+// MaxCoalescedLogs log lines: building and encoding those per event and
+// client cost every client in the room up to a millisecond per event.
+// Until then dst counts for its last encoding plus the newer events' sizes
+// (pending); once those add up to more than that encoding it is encoded
+// again here, so its count stays within about twice its size.
 func (s *Session) coalesce(dst *item, newer item) {
-	logs := append(slices.Clone(dst.ev.GetTaskProgress().GetLogs()), newer.ev.GetTaskProgress().GetLogs()...)
-	if over := len(logs) - s.opts.MaxCoalescedLogs; over > 0 {
-		logs = logs[over:]
+	m := dst.merged
+	if m == nil {
+		m = &merged{}
+		m.add(dst.ev, s.opts.MaxCoalescedLogs)
 	}
-	merged := proto.Clone(newer.ev).(*pb.Event)
-	merged.GetTaskProgress().Logs = logs
+	m.add(newer.ev, s.opts.MaxCoalescedLogs)
 	data, pending := dst.data, dst.size()-len(dst.data)+newer.size()
 	*dst = newer
-	dst.ev = merged
+	dst.merged = m
 	if pending <= len(data) {
 		dst.data, dst.pending = data, int32(pending)
 		return
@@ -289,9 +306,20 @@ func (s *Session) coalesce(dst *item, newer item) {
 	s.encode(dst)
 }
 
-// encode encodes it.ev, a coalesced event, into it.data.
+// encode encodes it, a coalesced event, into it.data: the encoding another
+// client's identical merged event got, when Env.Merges still has it.
 func (s *Session) encode(it *item) {
-	data, err := s.info.Mode.Event(it.room, it.seq, it.ev)
+	mode := s.info.Mode
+	var k mergeKey
+	if c := s.env.Merges; c != nil {
+		k = keyOf(it.room, it.seq, it.merged, mode)
+		if data, ok := c.get(k, it.merged); ok {
+			s.env.Metrics.MergesShared.Inc()
+			it.data, it.pending = data, 0
+			return
+		}
+	}
+	data, err := mode.Event(it.room, it.seq, it.merged.event(s.opts.MaxCoalescedLogs))
 	if err != nil {
 		// Cannot happen: the merged event's parts each encoded once (the
 		// hub refuses an event that does not). Were it to, the client
@@ -300,13 +328,17 @@ func (s *Session) encode(it *item) {
 		it.pending = 0
 		return
 	}
+	s.env.Metrics.MergesEncoded.Inc()
+	if c := s.env.Merges; c != nil {
+		c.put(k, it.merged, data)
+	}
 	it.data, it.pending = data, 0
 }
 
 // freshen encodes the coalesced events of batch, taken from the queue to
 // be sent, whose encoding is older than their event. The batch is the
-// writer's; the merged events are this session's and never change once
-// built (a coalesce builds a new one), so it needs no lock.
+// writer's, and nothing adds to a merged item once it is taken from the
+// queue, so it needs no lock.
 func (s *Session) freshen(batch []item) {
 	for i := range batch {
 		if batch[i].pending > 0 {
@@ -433,11 +465,12 @@ func (s *Session) releaseDue() {
 	}
 	held := s.flow.held.all()
 	slices.SortFunc(held, bySeq)
+	now := time.Now()
 	blocked := map[string]bool{}
 	released := false
 	for _, h := range held {
 		key := taskKey(h.room, h.task)
-		if blocked[h.room] || s.aboveHighWater() || !s.takeProgress(key) {
+		if blocked[h.room] || s.aboveHighWater() || !s.takeProgress(key, now) {
 			blocked[h.room] = true
 			continue
 		}

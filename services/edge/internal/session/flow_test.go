@@ -315,3 +315,23 @@ func BenchmarkCoalesceIntoHeld(b *testing.B) {
 		s.Deliver(o)
 	}
 }
+
+// TestProgressOfHigherPriorityDeliveredAsIs: a task_progress published
+// with a priority above low is neither coalesced nor throttled: every one
+// is queued, in order, whatever the task's rate.
+func TestProgressOfHigherPriorityDeliveredAsIs(t *testing.T) {
+	s := snapshotSession(Options{ProgressRate: 0.001})
+	stopReleases(t, s)
+	for seq := uint64(1); seq <= 3; seq++ {
+		o := progressIn("p1", seq, "t1")
+		o.Priority = pb.Priority_PRIORITY_NORMAL
+		s.Deliver(o)
+	}
+	if snap := s.Snapshot(); snap.QueueMessages != 3 || snap.Coalesced != 0 || snap.Throttled != 0 || snap.HeldMessages != 0 {
+		t.Fatalf("queued %d, coalesced %d, throttled %d, held %d; want all 3 queued, none coalesced, throttled or held",
+			snap.QueueMessages, snap.Coalesced, snap.Throttled, snap.HeldMessages)
+	}
+	if got := fmt.Sprint(takeAsWriter(s, []uint64{})); got != "[1 2 3]" {
+		t.Fatalf("sent %s; want [1 2 3]", got)
+	}
+}

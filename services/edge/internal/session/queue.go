@@ -3,7 +3,6 @@ package session
 import (
 	"slices"
 	"sync"
-	"time"
 
 	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
 )
@@ -11,12 +10,13 @@ import (
 // item is one queued message.
 type item struct {
 	// data is the message as sent; while pending > 0, an encoding of an
-	// older state of a coalesced event (ev is the current one), encoded
-	// again when the item is taken to be sent (Session.freshen).
+	// older state of a coalesced event (merged holds the current one),
+	// encoded again when the item is taken to be sent (Session.freshen).
 	data []byte
-	// ts is the event timestamp for event messages (zero for others): the
-	// writer observes delivery latency from it.
-	ts   time.Time
+	// ts is the event timestamp for event messages, in Unix nanoseconds
+	// (0 for others, and for an event without one): the writer observes
+	// delivery latency from it.
+	ts   int64
 	room string // "" for control messages
 	seq  uint64
 	prio pb.Priority
@@ -26,8 +26,11 @@ type item struct {
 	pending int32
 	task    string    // task id of a task_progress event
 	ev      *pb.Event // decoded event (events only), for coalescing
-	order   uint64    // enqueue order: ties between rooms go to the oldest
-	dead    bool      // coalesced away: skipped, not sent
+	// merged is set on a coalesced task_progress: the events it is made of
+	// (merge.go); ev is the newest of them.
+	merged *merged
+	order  uint64 // enqueue order: ties between rooms go to the oldest
+	dead   bool   // coalesced away: skipped, not sent
 	// replay is set for an event read back from the stream (a resume
 	// replay or a gap repair) or held back while a resume caught up: its
 	// latency is observed apart from live deliveries (path="replay").
@@ -141,7 +144,7 @@ func (q *queue) kill(it *item) {
 	it.dead = true
 	q.msgs--
 	q.bytes -= it.size()
-	it.data, it.ev, it.pending = nil, nil, 0
+	it.data, it.ev, it.merged, it.pending = nil, nil, nil, 0
 }
 
 // take moves queued messages into dst in send order until they add up to

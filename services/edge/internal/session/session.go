@@ -40,6 +40,9 @@ type Env struct {
 	Revocations *revocation.List
 	// Policy adds per-room required permissions; nil: none.
 	Policy *policy.Policy
+	// Merges shares the encodings of coalesced task_progress between the
+	// sessions (merge.go); nil: each session encodes its own.
+	Merges *Merges
 	// Users bounds each user's connections (slots.go); nil: no limit.
 	Users UserSlots
 	// Flushers write the sessions' frames in rounds (flusher.go), one per

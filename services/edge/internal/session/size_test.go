@@ -14,3 +14,13 @@ func TestSessionSizeClass(t *testing.T) {
 		t.Fatalf("Session is %d bytes; the 480-byte size class holds it only up to 480", size)
 	}
 }
+
+// TestItemSize: every queued message is an item, copied as the queue
+// moves it (lanes, frames, held events); a field more would make every
+// queue larger. A change that needs the room raises this bound on
+// purpose, with its benchmark figures (BenchmarkDeliverBacklog1000).
+func TestItemSize(t *testing.T) {
+	if size := unsafe.Sizeof(item{}); size > 112 {
+		t.Fatalf("item is %d bytes; want at most 112", size)
+	}
+}

@@ -298,15 +298,15 @@ func (s *Session) tryFrame(items []item, w *rawWriter) (size int, sent bool, err
 // observe records the delivery of items, a frame just written: the
 // session's last activity and each event's latency.
 func (s *Session) observe(items []item) {
-	now := time.Now()
-	s.act.last.Store(now.UnixNano())
+	now := time.Now().UnixNano()
+	s.act.last.Store(now)
 	for _, it := range items {
 		switch {
-		case it.ts.IsZero(): // not an event
+		case it.ts == 0: // not an event
 		case it.replay:
-			s.env.Metrics.ReplayLatency.Observe(now.Sub(it.ts).Seconds())
+			s.env.Metrics.ReplayLatency.Observe(time.Duration(now - it.ts).Seconds())
 		default:
-			s.env.Metrics.LiveLatency.Observe(now.Sub(it.ts).Seconds())
+			s.env.Metrics.LiveLatency.Observe(time.Duration(now - it.ts).Seconds())
 		}
 	}
 }
