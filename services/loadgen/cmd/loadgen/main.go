@@ -111,7 +111,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (cf
 	fs.IntVar(&cfg.Dialers, "dialers", 50, "clients connecting at once")
 	fs.IntVar(&cfg.SourceAddrs, "source-addrs", 1, "spread clients over 127.0.0.1 … 127.0.0.K as source addresses (1-254)")
 	fs.IntVar(&cfg.PayloadBytes, "payload-bytes", 200, "approximate size of one event's JSON (mix padded)")
-	fs.StringVar(&cfg.Mix, "mix", load.MixPadded, "events published (broadcast, slow, churn): padded (task_updated padded to --payload-bytes) or dashboard (the dashboard's mix of task_updated, task_progress with log lines, task_created, task_deleted and system_status, from a fixed seed; the clients get logs:read)")
+	fs.StringVar(&cfg.Mix, "mix", load.MixPadded, "events published (broadcast, slow, churn): padded (task_updated padded to --payload-bytes) or dashboard (the dashboard's mix of task_updated, task_progress with log lines, task_created, task_deleted and system_status, from a fixed seed; the clients get logs:read) or job (broadcast only: one job's task_progress with 1-6 log lines each, which the edge coalesces above its --progress-rate; the check expects the last event)")
 	fs.BoolVar(&cfg.Compression, "compression", false, "clients offer permessage-deflate (the edge compresses only with --compression=on); churn's clients never do")
 	fs.StringVar(&cfg.Protocol, "protocol", load.ProtocolJSON, "clients' wire format: json, or protobuf (subprotocol eventedge.v1.protobuf: binary frames of length-delimited protobufs)")
 	fs.IntVar(&cfg.EdgePID, "edge-pid", 0, "edge process id: sample its CPU and RSS from /proc every second (0: off)")

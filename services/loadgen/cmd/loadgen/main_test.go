@@ -296,6 +296,38 @@ func TestBroadcastDashboardMix(t *testing.T) {
 	}
 }
 
+// TestBroadcastJobMix: one job's progress with log lines at 50 events/s,
+// five times the edge's --progress-rate: every client gets the last event,
+// and the others it gets in order, none twice; every other delivery was
+// coalesced by the edge, and its clients shared the merged events'
+// encodings.
+func TestBroadcastJobMix(t *testing.T) {
+	e := startEdge(t)
+	_, rec := runLoadgen(t, e, "--scenario", "broadcast", "--mix", "job", "--clients", "20", "--rate", "50", "--duration", "2s",
+		"--dialers", "5")
+	if rec.Parameters["mix"] != "job" {
+		t.Errorf("parameters: %v", rec.Parameters)
+	}
+	d, l, m := rec.Results.Delivery, rec.Results.Latency, rec.Results.Metrics
+	if !d.clean() || d.Published != 100 || d.Expected != 20 || d.Delivered != 20 {
+		t.Errorf("delivery: %+v; want clean, 100 published, the last one expected and delivered at each of the 20 clients", d)
+	}
+	if l == nil || m == nil {
+		t.Fatalf("latency %+v, metrics %+v", l, m)
+	}
+	// Each of the 2,000 deliveries was sent (and received: its latency
+	// recorded) or superseded by a newer event of the task.
+	coalesced := m.End["eventedge_coalesced_total"]
+	if coalesced <= 0 || float64(l.Count)+coalesced != 20*100 {
+		t.Errorf("%d events received, %v coalesced by the edge; want some coalesced, 2000 together", l.Count, coalesced)
+	}
+	encoded, shared := m.End[`eventedge_coalesced_encodings_total{result="encoded"}`], m.End[`eventedge_coalesced_encodings_total{result="shared"}`]
+	if encoded <= 0 || shared <= 0 {
+		t.Errorf("merged events encoded %v, shared %v; want both (20 clients of one room)", encoded, shared)
+
+	}
+}
+
 // TestBroadcastProtobuf: in the protobuf mode (with the dashboard mix, so
 // that every event type and the edge's appended type and priority pass
 // through ScanBinary) every client gets every event once, in order, and
@@ -548,14 +580,18 @@ func TestPresets(t *testing.T) {
 		{[]string{"--source-addrs", "2", "--preset", "L4"}, load.Config{Scenario: "idle", Clients: 10000, Rate: 10, Duration: 20 * time.Second, SourceAddrs: 2, Dialers: 200}},
 		{[]string{"--preset", "L5", "--dialers", "10"}, load.Config{Scenario: "connect", Clients: 5000, Rate: 10, Duration: 10 * time.Second, SourceAddrs: 8, Dialers: 10}},
 		{[]string{"--preset", "resume"}, load.Config{Scenario: "resume", Clients: 5000, Rate: 200, Duration: 100 * time.Millisecond, SourceAddrs: 8, Dialers: 200, Drain: 30 * time.Second}},
+		{[]string{"--preset", "job"}, load.Config{Scenario: "broadcast", Mix: load.MixJob, Clients: 5000, Rate: 50, Duration: 10 * time.Second, SourceAddrs: 8, Dialers: 200, Drain: 20 * time.Second}},
 	} {
 		cfg, _, _, err := parseFlags(tc.args, getenv, io.Discard)
 		if err != nil {
 			t.Fatalf("%v: %v", tc.args, err)
 		}
-		got := load.Config{Scenario: cfg.Scenario, Clients: cfg.Clients, Rate: cfg.Rate, Duration: cfg.Duration, SourceAddrs: cfg.SourceAddrs, Dialers: cfg.Dialers}
+		got := load.Config{Scenario: cfg.Scenario, Mix: cfg.Mix, Clients: cfg.Clients, Rate: cfg.Rate, Duration: cfg.Duration, SourceAddrs: cfg.SourceAddrs, Dialers: cfg.Dialers}
 		if tc.want.Drain != 0 {
 			got.Drain = cfg.Drain
+		}
+		if tc.want.Mix == "" {
+			tc.want.Mix = load.MixPadded
 		}
 		if got != tc.want {
 			t.Errorf("%v: got %+v, want %+v", tc.args, got, tc.want)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -39,12 +40,21 @@ func (r *runner) broadcast(ctx context.Context) (*Results, error) {
 		latency   hist.Histogram
 		published = deliverycheck.NewLog()
 		received  = make([]*deliverycheck.Received, r.cfg.Clients)
+		// With the job mix the edge coalesces the events: a client is
+		// done when it has the last one (drain), latest[i] being the
+		// highest seq client i received (written by its reader).
+		job    = r.cfg.Mix == MixJob
+		latest = make([]atomic.Uint64, r.cfg.Clients)
 	)
 	r.phase.Store("connect")
 	d := r.dialAll(ctx, r.cfg.Clients, rm.String(), true, func(i int, c conn) {
 		got := deliverycheck.NewReceived("c" + strconv.Itoa(i))
 		received[i] = got
-		c.(*leanConn).start(r.leanRead(got, &latency, nil))
+		var onEvent func(m *leanMsg)
+		if job {
+			onEvent = func(m *leanMsg) { latest[i].Store(max(latest[i].Load(), m.Seq)) }
+		}
+		c.(*leanConn).start(r.leanRead(got, &latency, onEvent))
 	})
 	res := r.connectResults(d)
 	// On an early return, close the clients (each Close waits for its reader).
@@ -62,13 +72,33 @@ func (r *runner) broadcast(ctx context.Context) (*Results, error) {
 
 	r.phase.Store("publish")
 	pubStart := time.Now()
-	pub := r.publish(ctx, js, rm, published, int64(connected))
+	var last uint64 // the last event's seq: written by publish's collector, read once it returned
+	pub := r.publishSchedule(ctx, js, r.mix(rm), func(_ int, ev *pb.Event, seq uint64) {
+		published.Add(ev.Room, seq)
+		r.expected.Add(int64(connected))
+		last = max(last, seq)
+	})
 	res.Publisher = pub
 
-	// Drain: wait until every expected delivery arrived, or Drain passed.
+	// Drain: wait until every expected delivery arrived (with the job mix:
+	// every client has the last event), or Drain passed.
 	r.phase.Store("drain")
 	want := int64(pub.Published) * int64(connected)
-	r.drain(ctx, func() bool { return r.received.Load() < want })
+	pending := func() bool { return r.received.Load() < want }
+	var coalesced func(seq uint64) bool
+	if job {
+		pending = func() bool {
+			for i := range latest {
+				if received[i] != nil && latest[i].Load() < last {
+					return true
+				}
+			}
+			return false
+		}
+		coalesced = func(seq uint64) bool { return seq != last }
+		res.Notes = append(res.Notes, fmt.Sprintf("job mix: the edge coalesces the %d task_progress events; the check expects the last (seq %d) at every client, the others may be superseded", pub.Published, last))
+	}
+	r.drain(ctx, pending)
 	window := time.Since(pubStart)
 
 	res.Clients.Disconnected = disconnected(d)
@@ -79,7 +109,7 @@ func (r *runner) broadcast(ctx context.Context) (*Results, error) {
 
 	r.phase.Store("check")
 	var sum deliverycheck.Summary
-	res.Delivery, sum = r.checkRoom(published, received, rm, d.pos, pub.Published, window)
+	res.Delivery, sum = r.checkRoom(published, received, rm, d.pos, pub.Published, window, coalesced)
 	res.Latency = latencyOf(&latency)
 	if !sum.OK() || pub.Failed > 0 || pub.Published < pub.Target || res.Clients.Disconnected != nil {
 		res.OK = false
@@ -176,10 +206,17 @@ func (r *runner) publish(ctx context.Context, js jetstream.JetStream, rm room.Ro
 	})
 }
 
+// total is how many events the publisher sends: Rate × Duration, at
+// least one.
+func (r *runner) total() int { return max(int(r.cfg.Rate*r.cfg.Duration.Seconds()), 1) }
+
 // mix returns the builder of the run's events for room rm (Config.Mix).
 func (r *runner) mix(rm room.Room) func(i int) *pb.Event {
-	if r.cfg.Mix == MixDashboard {
+	switch r.cfg.Mix {
+	case MixDashboard:
 		return newDashboardMix(rm).next
+	case MixJob:
+		return newJobMix(rm, r.total()).next
 	}
 	pad := padding(rm, r.cfg.PayloadBytes)
 	return func(int) *pb.Event {
@@ -201,13 +238,13 @@ func (r *runner) drain(ctx context.Context, pending func() bool) {
 // non-nil) of one room rm against published, each from its subscribe
 // position pos[i], and returns the results with the summary. window is
 // the time deliveries/s is counted over.
-func (r *runner) checkRoom(published *deliverycheck.Log, received []*deliverycheck.Received, rm room.Room, pos []uint64, publishedN int, window time.Duration) (*DeliveryResults, deliverycheck.Summary) {
+func (r *runner) checkRoom(published *deliverycheck.Log, received []*deliverycheck.Received, rm room.Room, pos []uint64, publishedN int, window time.Duration, coalesced func(seq uint64) bool) (*DeliveryResults, deliverycheck.Summary) {
 	reports := make([]deliverycheck.Report, 0, len(received))
 	for i, got := range received {
 		if got == nil {
 			continue
 		}
-		reports = append(reports, deliverycheck.Check(published, got, deliverycheck.Expectation{Room: rm.String(), From: pos[i]}))
+		reports = append(reports, deliverycheck.Check(published, got, deliverycheck.Expectation{Room: rm.String(), From: pos[i], Coalesced: coalesced}))
 	}
 	sum := deliverycheck.Summarize(reports)
 	return r.deliveryResults(sum, publishedN, int64(sum.Delivered), window), sum
@@ -263,8 +300,7 @@ type pending struct {
 // publish that starts late does not make the next ones earlier: the
 // schedule is the offered load.
 func (r *runner) publishSchedule(ctx context.Context, js jetstream.JetStream, build func(i int) *pb.Event, done func(i int, ev *pb.Event, seq uint64)) *PublisherResults {
-	total := int(r.cfg.Rate * r.cfg.Duration.Seconds())
-	total = max(total, 1)
+	total := r.total()
 	interval := time.Duration(float64(time.Second) / r.cfg.Rate)
 	late := max(interval, LateTolerance)
 	res := &PublisherResults{Target: total}

@@ -89,7 +89,7 @@ func (r *runner) churn(ctx context.Context) (*Results, error) {
 
 	r.phase.Store("check")
 	var sum deliverycheck.Summary
-	res.Delivery, sum = r.checkRoom(published, received, rm, d.pos, pub.Published, window)
+	res.Delivery, sum = r.checkRoom(published, received, rm, d.pos, pub.Published, window, nil)
 	res.Latency = latencyOf(&latency)
 
 	cr := ch.results(published)

@@ -54,8 +54,9 @@ type Config struct {
 	// padded (task_updated with its title padded to PayloadBytes) or
 	// dashboard (the dashboard's mix of event types and sizes as the
 	// services build them, from a fixed seed; PayloadBytes is not used;
-	// the clients' tokens carry logs:read for its log lines). Default
-	// padded.
+	// the clients' tokens carry logs:read for its log lines) or job (one
+	// job's task_progress with log lines at the whole rate, which the edge
+	// coalesces: broadcast only, the last event checked). Default padded.
 	Mix string `json:"mix"`
 	// Compression makes the lean clients offer permessage-deflate (no
 	// context takeover); the edge uses it only with --compression=on.
@@ -178,6 +179,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--protocol %q: want json or protobuf", c.Protocol)
 	case !slices.Contains(Mixes, c.Mix):
 		return fmt.Errorf("--mix %q: want one of %s", c.Mix, strings.Join(Mixes, ", "))
+	case c.Mix == MixJob && c.Scenario != "broadcast":
+		return fmt.Errorf("--mix job: for broadcast only (the edge coalesces the job's progress events, and only broadcast's check expects that)")
 	case c.Mix != MixPadded && (c.Scenario == "rooms" || c.Scenario == "resume"):
 		return fmt.Errorf("--mix %s: for broadcast, slow and churn (rooms publishes its own mix of the four task types; resume replays padded task_updated events, none of which the edge may coalesce)", c.Mix)
 	case c.Clients < 1:

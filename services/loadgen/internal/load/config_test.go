@@ -75,6 +75,8 @@ func TestValidateNewScenarios(t *testing.T) {
 		{Config{Scenario: "churn", ChurnRate: -1}, "--churn-rate"},
 		{Config{Scenario: "churn", ChurnLife: -time.Second}, "--churn-life"},
 		{Config{Scenario: "rooms", Project: strings.Repeat("x", 62)}, "too long"},
+		{Config{Scenario: "slow", SlowFraction: 0.1, Mix: MixJob}, "--mix job: for broadcast only"},
+		{Config{Scenario: "churn", Mix: MixJob}, "--mix job: for broadcast only"},
 	} {
 		c := tc.c
 		c.JWTSecret = base.JWTSecret

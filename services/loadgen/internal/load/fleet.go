@@ -167,13 +167,13 @@ func (r *runner) dialSpec(ctx context.Context, i int, sp clientSpec) (conn, []ui
 }
 
 // tokenFor is client i's token for sp: its perms and projects, or the
-// defaults (tasks:read, and logs:read with the dashboard mix; the run's
+// defaults (tasks:read, and logs:read with the dashboard and job mixes; the run's
 // project).
 func (r *runner) tokenFor(i int, sp clientSpec) (string, error) {
 	perms, projects := sp.perms, sp.projects
 	if perms == nil {
 		perms = []string{"tasks:read"}
-		if r.cfg.Mix == MixDashboard {
+		if r.cfg.Mix == MixDashboard || r.cfg.Mix == MixJob {
 			perms = append(perms, PermLogsRead) // the mix's log lines require it
 		}
 	}

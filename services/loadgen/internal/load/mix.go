@@ -22,10 +22,14 @@ const (
 	// MixDashboard is what the dashboard of a busy project receives, as
 	// the services build it (dashboardMix).
 	MixDashboard = "dashboard"
+	// MixJob is one job's execution reporting progress with live logs at
+	// the whole rate (jobMix): faster than the edge's --progress-rate, so
+	// every client's flow control coalesces its events.
+	MixJob = "job"
 )
 
 // Mixes are the event mix names.
-var Mixes = []string{MixPadded, MixDashboard}
+var Mixes = []string{MixPadded, MixDashboard, MixJob}
 
 // The dashboard mix, in events per 100. There is no production trace to
 // take it from; it follows what the services publish for one project:
@@ -293,5 +297,37 @@ func (m *dashboardMix) status() *pb.Event {
 	ev := events.SystemStatus(s)
 	ev.Room = m.room.String()
 	ev.Metadata = map[string]string{"source": "sysmon", "trigger": pick(r, []string{"interval", "change"})}
+	return ev
+}
+
+// jobMix is one execution of one task reporting progress as the worker
+// does, every event a task_progress with 1-6 log lines (requiredPermission
+// logs:read), its progress rising from 0 to 1 over n events. Above the
+// edge's --progress-rate (10/s per task by default) the edge coalesces a
+// client's events into the newest with their log lines: the delivery
+// check then expects the last event only (Config.Mix). Not safe for
+// concurrent use.
+type jobMix struct {
+	d    *dashboardMix // for its generator, ids and log lines
+	task string
+	exec string
+	n    int
+}
+
+func newJobMix(rm room.Room, n int) *jobMix {
+	d := newDashboardMix(rm)
+	return &jobMix{d: d, task: d.tasks[0], exec: d.id(), n: max(n, 1)}
+}
+
+// next returns event i of the job.
+func (m *jobMix) next(i int) *pb.Event {
+	r, now := m.d.rng, time.Now()
+	p := &pb.TaskProgress{TaskId: m.task, ExecutionId: m.exec, Progress: float64(i+1) / float64(m.n), Stage: stages[min(i*len(stages)/m.n, len(stages)-1)]}
+	for j := range 1 + r.IntN(6) {
+		stream, line := m.d.logLine(now)
+		p.Logs = append(p.Logs, &pb.LogEntry{Timestamp: timestamppb.New(now.Add(time.Duration(j-6) * 17 * time.Millisecond)), Stream: stream, Line: line})
+	}
+	ev := events.TaskProgress(m.d.room, p)
+	ev.RequiredPermission = PermLogsRead
 	return ev
 }

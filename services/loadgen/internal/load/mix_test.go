@@ -77,3 +77,33 @@ func mixKey(ev *pb.Event) string {
 	return fmt.Sprint(ev.Type, ev.UserId, ev.GetTaskUpdated().GetTaskId(), ev.GetTaskUpdated().GetChangedFields(),
 		ev.GetTaskCreated().GetTask().GetTitle(), tp.GetTaskId(), len(tp.GetLogs()), ev.GetSystemStatus().GetMetrics().GetConnections())
 }
+
+// TestJobMix: every event of the job mix is a valid task_progress of one
+// task's one execution, with 1-6 log lines behind logs:read, its progress
+// rising to 1 at the last event.
+func TestJobMix(t *testing.T) {
+	const n = 500
+	m := newJobMix(room.Project("lg-job"), n)
+	var prev float64
+	for i := range n {
+		ev := m.next(i)
+		p := ev.GetTaskProgress()
+		if p == nil || p.TaskId != m.task || p.ExecutionId != m.exec || ev.RequiredPermission != PermLogsRead {
+			t.Fatalf("event %d: %v; want task %s's execution %s, behind %s", i, ev, m.task, m.exec, PermLogsRead)
+		}
+		if n := len(p.Logs); n < 1 || n > 6 {
+			t.Fatalf("event %d: %d log lines; want 1-6", i, n)
+		}
+		if p.Progress <= prev {
+			t.Fatalf("event %d: progress %v after %v; want it rising", i, p.Progress, prev)
+		}
+		prev = p.Progress
+		events.Normalize(ev)
+		if err := events.Validate(ev); err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+	}
+	if prev != 1 {
+		t.Fatalf("last progress %v; want 1", prev)
+	}
+}

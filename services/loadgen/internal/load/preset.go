@@ -19,6 +19,7 @@ import (
 //	L4        idle, 10,000 clients held 20s: memory per connection
 //	L5        connect, 5,000 clients: the connect storm
 //	resume    resume, 5,000 clients each resuming after a 20-event gap: a mass resume, as when a node drains
+//	job       broadcast, 5,000 clients, one job's progress with log lines at 50 events/s for 10s: coalescing (--mix job)
 var presets = map[string]map[string]string{
 	"L1": {"scenario": "broadcast", "clients": "5000", "rate": "10", "duration": "20s"},
 	"L3": {"scenario": "broadcast", "clients": "5000", "rate": "100", "duration": "10s", "drain": "10s"},
@@ -27,13 +28,16 @@ var presets = map[string]map[string]string{
 	// 20 events published at 200/s before the clients come back; up to
 	// 30s for the last client to hold them all.
 	"resume": {"scenario": "resume", "clients": "5000", "rate": "200", "duration": "100ms", "drain": "30s"},
+	// Five times the edge's --progress-rate: every client coalesces the
+	// job's events; up to 20s for the last one to reach every client.
+	"job": {"scenario": "broadcast", "mix": "job", "clients": "5000", "rate": "50", "duration": "10s", "drain": "20s"},
 }
 
 // presetCommon is what every preset sets.
 var presetCommon = map[string]string{"source-addrs": "8", "dialers": "200", "payload-bytes": "200"}
 
 // PresetNames lists the presets, L2 as its pattern.
-func PresetNames() []string { return []string{"L1", "L2-<rate>", "L3", "L4", "L5", "resume"} }
+func PresetNames() []string { return []string{"L1", "L2-<rate>", "L3", "L4", "L5", "resume", "job"} }
 
 // Preset returns the flag values of the named preset (flag name without
 // dashes → value), or an error naming the presets.

@@ -114,7 +114,7 @@ func (r *runner) resume(ctx context.Context) (*Results, error) {
 	}
 	res.Resume = rr
 	var sum deliverycheck.Summary
-	res.Delivery, sum = r.checkRoom(published, received, rm, d.pos, gap, window)
+	res.Delivery, sum = r.checkRoom(published, received, rm, d.pos, gap, window, nil)
 	if !sum.OK() || pub.Failed > 0 || pub.Published < pub.Target || res.Clients.Disconnected != nil || rr.Complete < connected {
 		res.OK = false
 	}

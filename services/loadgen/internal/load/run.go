@@ -32,6 +32,12 @@ var metricSeries = []string{
 	"eventedge_client_drops_total",
 	"eventedge_resumes_total",
 	"eventedge_replayed_events_total",
+	// Coalesced task_progress (the job mix): superseded events, and the
+	// merged events' encodings, done by a client or shared with the
+	// others of its room.
+	"eventedge_coalesced_total",
+	`eventedge_coalesced_encodings_total{result="encoded"}`,
+	`eventedge_coalesced_encodings_total{result="shared"}`,
 	// The edge's own delivery latency (event timestamp → frame written),
 	// summed over its paths: with the clients' latency, it tells the
 	// edge's share from the load generator's (see EdgeLatencyMeanMs).

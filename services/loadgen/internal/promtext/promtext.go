@@ -15,8 +15,10 @@ import (
 )
 
 // Parse returns, for each metric name in want, the sum of its samples over
-// every label set. Names absent from the exposition are absent from the
-// map. Comment lines and other metrics are skipped.
+// every label set; an entry of want with its labels, as the exposition
+// writes them (`name{result="shared"}`), is that one series. Names absent
+// from the exposition are absent from the map. Comment lines and other
+// metrics are skipped.
 func Parse(r io.Reader, want []string) (map[string]float64, error) {
 	wanted := make(map[string]bool, len(want))
 	for _, w := range want {
@@ -34,18 +36,18 @@ func Parse(r io.Reader, want []string) (map[string]float64, error) {
 		if i := strings.IndexAny(line, "{ "); i >= 0 {
 			name = line[:i]
 		}
-		if !wanted[name] {
+		if !wanted[name] && !wantedSeries(wanted, line, name) {
 			continue
 		}
 		// The value follows the labels (which may contain spaces inside
 		// quotes); an optional timestamp may follow the value.
-		rest := line[len(name):]
+		rest, series := line[len(name):], ""
 		if strings.HasPrefix(rest, "{") {
 			end := strings.LastIndexByte(rest, '}')
 			if end < 0 {
 				return nil, fmt.Errorf("metric %s: unterminated labels", name)
 			}
-			rest = rest[end+1:]
+			series, rest = name+rest[:end+1], rest[end+1:]
 		}
 		f := strings.Fields(rest)
 		if len(f) == 0 {
@@ -55,9 +57,21 @@ func Parse(r io.Reader, want []string) (map[string]float64, error) {
 		if err != nil {
 			return nil, fmt.Errorf("metric %s: %w", name, err)
 		}
-		out[name] += v
+		if wanted[name] {
+			out[name] += v
+		}
+		if series != "" && wanted[series] {
+			out[series] += v
+		}
 	}
 	return out, sc.Err()
+}
+
+// wantedSeries reports whether line is a series of metric name that want
+// names with its labels.
+func wantedSeries(wanted map[string]bool, line, name string) bool {
+	end := strings.LastIndexByte(line, '}')
+	return end > len(name) && line[len(name)] == '{' && wanted[line[:end+1]]
 }
 
 // Fetch GETs url and parses it as Parse does.

@@ -20,11 +20,13 @@ go_goroutines 55
 `
 
 func TestParse(t *testing.T) {
-	got, err := Parse(strings.NewReader(fixture), []string{"eventedge_connections", "eventedge_deliveries_total", "eventedge_events_dropped_total", "eventedge_absent"})
+	got, err := Parse(strings.NewReader(fixture), []string{"eventedge_connections", "eventedge_deliveries_total", "eventedge_events_dropped_total", "eventedge_absent",
+		`eventedge_deliveries_total{priority="normal"}`, `eventedge_events_dropped_total{reason="a b}c"}`, `eventedge_deliveries_total{priority="low"}`})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]float64{"eventedge_connections": 20, "eventedge_deliveries_total": 1100, "eventedge_events_dropped_total": 3}
+	want := map[string]float64{"eventedge_connections": 20, "eventedge_deliveries_total": 1100, "eventedge_events_dropped_total": 3,
+		`eventedge_deliveries_total{priority="normal"}`: 1000, `eventedge_events_dropped_total{reason="a b}c"}`: 3}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
@@ -32,6 +34,18 @@ func TestParse(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
 		}
+	}
+}
+
+// TestParseOneSeries: a series wanted with its labels, without its
+// metric's name, is read alone.
+func TestParseOneSeries(t *testing.T) {
+	got, err := Parse(strings.NewReader(fixture), []string{`eventedge_deliveries_total{priority="high"}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[`eventedge_deliveries_total{priority="high"}`] != 100 {
+		t.Fatalf("got %v; want the high series alone, 100", got)
 	}
 }
 
