@@ -52,9 +52,16 @@ type Subscription struct {
 	events     []string    // empty: every type
 	pos        uint64      // every event of the room up to pos has been delivered or filtered
 	catchingUp bool        // a replay runs; live events go to pending
+	permOK     bool        // the sink's claims have permName
 	pending    []*Outbound // live events held during the replay, ascending
 	overflow   bool        // pending overflowed: the replay must read further
 	lowDropped uint64      // low-priority events dropped by the room's rate (low)
+	// permName is the last required permission allows asked the sink's
+	// claims about ("": none since the claims changed), permOK the answer:
+	// a room's events require one or two permissions, and asking the
+	// claims per event cost every delivery the client's cold cache lines
+	// (its session, token and claims). ClaimsChanged forgets it.
+	permName string
 }
 
 // NewSubscription returns a subscription of sink to r receiving only the
@@ -83,10 +90,24 @@ func (s *Subscription) SetEvents(eventTypes []string) {
 	s.mu.Unlock()
 }
 
+// ClaimsChanged makes the subscription ask the sink's claims again: call
+// it once the sink's claims have changed (a token refresh), so that the
+// next event is filtered by the new ones.
+func (s *Subscription) ClaimsChanged() {
+	s.mu.Lock()
+	s.permName = ""
+	s.mu.Unlock()
+}
+
 // allows reports whether the subscriber may receive o. Caller holds mu.
 func (s *Subscription) allows(o *Outbound) bool {
-	if o.perm != "" && !s.sink.Claims().Has(o.perm) {
-		return false
+	if o.perm != "" {
+		if o.perm != s.permName {
+			s.permName, s.permOK = o.perm, s.sink.Claims().Has(o.perm)
+		}
+		if !s.permOK {
+			return false
+		}
 	}
 	if len(s.events) == 0 {
 		return true

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,6 +17,10 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/eventedge/eventedge/proto/events"
+	pb "github.com/eventedge/eventedge/proto/gen/eventedgev1"
+	"github.com/eventedge/eventedge/proto/room"
 
 	"github.com/eventedge/eventedge/services/edge/client"
 	"github.com/eventedge/eventedge/services/edge/internal/auth"
@@ -203,6 +208,58 @@ func TestTokenRefresh(t *testing.T) {
 	if _, err := c.Ping(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestTokenRefreshChangesEventPermissions: events that require a
+// permission follow the session's current token: after a refresh without
+// logs:read the client's subscription no longer gets logs:read events
+// (the others still come), and after one with it again they come again.
+func TestTokenRefreshChangesEventPermissions(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	_, js := n.Connect(t)
+	e := edgetest.StartEdge(t, n, nil)
+	withLogs := func() string {
+		return edgetest.Token(t, "u1", []string{"tasks:read", "logs:read"}, []string{"p1"}, time.Hour)
+	}
+	c := edgetest.Dial(t, e, withLogs())
+	if err := c.Subscribe(ctxT(t), "project:p1"); err != nil {
+		t.Fatal(err)
+	}
+	// publish publishes a logs:read event (normal priority: never
+	// coalesced or throttled) and a task_updated after it, and returns
+	// their ids.
+	publish := func(i int) (logs, updated string) {
+		ev := events.TaskProgress(room.Project("p1"), &pb.TaskProgress{TaskId: "t1", Progress: 0.5, Logs: []*pb.LogEntry{{Line: fmt.Sprint("line ", i)}}})
+		ev.RequiredPermission = "logs:read"
+		ev.Priority = pb.Priority_PRIORITY_NORMAL
+		events.Normalize(ev)
+		edgetest.Publish(t, js, ev)
+		up := events.TaskUpdated(room.Project("p1"), "u7", "t1", &pb.Task{Title: fmt.Sprint("title ", i)}, "title")
+		events.Normalize(up)
+		edgetest.Publish(t, js, up)
+		return ev.Id, up.Id
+	}
+	// want reads the next events: ids, in order.
+	want := func(step string, ids ...string) {
+		t.Helper()
+		for _, id := range ids {
+			if m := edgetest.NextEvent(t, c, 10*time.Second); m.Event.ID != id {
+				t.Fatalf("%s: got event %s (%s); want %s", step, m.Event.ID, m.Event.Type, id)
+			}
+		}
+	}
+	logs, up := publish(1)
+	want("with logs:read", logs, up)
+	if _, err := c.Refresh(ctxT(t), edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"p1"}, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	_, up = publish(2)
+	want("after a refresh without logs:read", up) // the logs:read event is not sent
+	if _, err := c.Refresh(ctxT(t), withLogs()); err != nil {
+		t.Fatal(err)
+	}
+	logs, up = publish(3)
+	want("after a refresh with logs:read again", logs, up)
 }
 
 func TestTokenExpiryClosesConnection(t *testing.T) {

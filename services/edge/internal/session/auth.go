@@ -86,7 +86,9 @@ func (s *Session) recheckSubscriptions(c *auth.Claims) {
 			s.leave(st)
 			delete(s.subs, name)
 			s.send(s.info.Mode.Unsubscribed(name, "forbidden"))
+			continue
 		}
+		st.sub.ClaimsChanged() // its events' required permissions are checked against c from now on
 	}
 }
 
