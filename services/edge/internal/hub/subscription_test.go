@@ -36,7 +36,7 @@ func TestPermissionAnswerFollowsClaims(t *testing.T) {
 			sk.mu.Unlock()
 		}},
 		{perm: auth.PermLogsRead, want: true, then: sub.ClaimsChanged}, // the kept answer, until told
-		{perm: auth.PermLogsRead, want: false},                          // the new claims
+		{perm: auth.PermLogsRead, want: false},                         // the new claims
 		{perm: "system:read", want: false},
 		{perm: "", want: true}, // no permission required
 		{perm: auth.PermTasksRead, want: true},
