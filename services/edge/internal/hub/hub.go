@@ -106,7 +106,7 @@ type Outbound struct {
 	// Task is the task id of a task_progress event (for coalescing).
 	Task string
 	// Event is the decoded event, shared and read-only: a session that
-	// coalesces progress events builds its merged event from it.
+	// coalesces progress events keeps it as a part of the merged event.
 	Event *pb.Event
 	// Repaired is set when the event was read back from the stream to fill
 	// a gap instead of arriving live: its delivery latency is counted as a

@@ -49,8 +49,8 @@ type Metrics struct {
 	PositionWrites    *prometheus.CounterVec // device positions written to the KV bucket, by result
 
 	Coalesced         prometheus.Counter     // progress events superseded by a newer one before they were sent
-	MergesEncoded     prometheus.Counter     // CoalescedEncodings{result="encoded"}
-	MergesShared      prometheus.Counter     // CoalescedEncodings{result="shared"}
+	MergesEncoded     prometheus.Counter     // coalesced_encodings_total{result="encoded"}
+	MergesShared      prometheus.Counter     // coalesced_encodings_total{result="shared"}
 	Throttled         prometheus.Counter     // progress events held back by a rate limit or the high-water mark
 	ClientDrops       *prometheus.CounterVec // events not sent to a client, by priority and reason
 	QueueDepth        prometheus.Histogram   // messages queued when the writer takes a frame
@@ -168,7 +168,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		Name: "eventedge_coalesced_total", Help: "task_progress events replaced, before they were sent, by a newer one of the same task (not lost: superseded).",
 	})
 	merges := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "eventedge_coalesced_encodings_total", Help: "Coalesced task_progress events made ready to send, by result: encoded (by this client, kept for the others) or shared (another client of the room had encoded the same merged event).",
+		Name: "eventedge_coalesced_encodings_total", Help: "Encodings of coalesced task_progress (when sent, or when the events coalesced into one since its last encoding outweigh it), by result: encoded (by this client, kept for the others) or shared (another client of the node had encoded the same merged event).",
 	}, []string{"result"})
 	m.MergesEncoded, m.MergesShared = merges.WithLabelValues("encoded"), merges.WithLabelValues("shared")
 	m.Throttled = prometheus.NewCounter(prometheus.CounterOpts{

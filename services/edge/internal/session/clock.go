@@ -36,7 +36,7 @@ const farFuture = 100 * 365 * 24 * time.Hour
 // sinceStart is the time since the session started, on the monotonic
 // clock; it is at least 1 so that a due time made from it is never 0.
 func (s *Session) sinceStart() time.Duration {
-	return max(time.Since(s.start), 1)
+	return max(time.Since(epoch)-s.start, 1)
 }
 
 // rearmClockLocked sets the timer to the earliest due time, or stops it

@@ -52,6 +52,10 @@ type flow struct {
 	progress map[string]*rate.Limiter // per room+task; nil until the first
 	held     *heldEvents              // nil while no progress event is held
 	timer    *time.Timer              // releases held events; nil when none are held
+	// at is the latest time the client's and the tasks' limiters were
+	// read at, an offset from epoch: they are never read at an earlier one
+	// (rateTime).
+	at time.Duration
 }
 
 // heldEvents are the throttled progress events of a client: the newest per
@@ -169,7 +173,7 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 			s.act.coalesced++
 			return true
 		}
-		if !replay && (s.aboveHighWater() || !s.takeProgress(taskKey(it.room, it.task), handledAt(o))) {
+		if !replay && (s.aboveHighWater() || !s.takeProgress(taskKey(it.room, it.task), s.rateTime(handledAt(o)))) {
 			held := s.hold(it)
 			if !held {
 				if s.aboveHighWater() {
@@ -195,13 +199,13 @@ func (s *Session) enqueue(o *hub.Outbound, replay bool) bool {
 			s.dropped(it.prio, dropHighWater)
 			return true
 		}
-		if !s.allowLow() {
+		if !s.allowLow(s.rateTime(handledAt(o))) {
 			s.dropped(it.prio, dropThrottled)
 			return true
 		}
 	} else if !replay {
 		// High and normal spend the budget, and are never refused.
-		s.flow.client.AllowN(handledAt(o), 1)
+		s.flow.client.AllowN(s.rateTime(handledAt(o)), 1)
 	}
 	s.releaseHeld(it.room)
 	if s.q.msgs >= s.opts.QueueMessages || s.q.bytes+it.size() > s.opts.QueueBytes {
@@ -220,25 +224,30 @@ func (s *Session) aboveHighWater() bool {
 		float64(s.q.bytes) >= s.opts.HighWater*float64(s.opts.QueueBytes)
 }
 
-func (s *Session) allowLow() bool {
-	if !s.flow.client.Allow() {
+// allowLow spends the client's budget at at (rateTime) and the node's
+// low-priority budget now for a low-priority event, if both have a token.
+func (s *Session) allowLow(at time.Time) bool {
+	if !s.flow.client.AllowN(at, 1) {
 		return false
 	}
 	return s.env.LowBudget == nil || s.env.LowBudget.Allow()
 }
 
-// unixNano is t in Unix nanoseconds, 0 for the zero time (item.ts).
+// unixNano is t in Unix nanoseconds (item.ts), or 0 — no latency is
+// observed — for the zero time and for a time an int64 of nanoseconds
+// cannot hold (before 1678 or after 2261: a publisher's timestamp may be
+// anything from year 1 to 9999).
 func unixNano(t time.Time) int64 {
-	if t.IsZero() {
+	if y := t.Year(); y < 1678 || y > 2261 {
 		return 0
 	}
 	return t.UnixNano()
 }
 
-// handledAt is when the hub fanned o out (now if it did not say): the time
-// at which o spends the client's limits. One time for every subscriber of
-// the fan-out, so that a room's clients throttle a task's progress alike
-// and coalesce the same events, whose encoding they then share (Merges).
+// handledAt is when the hub fanned o out (now if it did not say): one
+// time for every subscriber of the fan-out, so that a room's clients
+// throttle a task's progress alike and coalesce the same events, whose
+// encoding they then share (Merges); and no clock read per subscriber.
 func handledAt(o *hub.Outbound) time.Time {
 	if o.Handled.IsZero() {
 		return time.Now()
@@ -246,10 +255,27 @@ func handledAt(o *hub.Outbound) time.Time {
 	return o.Handled
 }
 
+// rateTime is t, or the latest time the session's limiters (the client's
+// budget and its tasks' rates) were read at when t is earlier. A
+// rate.Limiter told an earlier time than its last moves its clock back
+// and credits the difference again at the next call: the fan-out times of
+// rooms on different shards, and the release timer's now, interleave, and
+// without this a client would overspend its budget by the difference at
+// every turn. Caller holds s.mu.
+func (s *Session) rateTime(t time.Time) time.Time {
+	d := t.Sub(epoch)
+	if d < s.flow.at {
+		return epoch.Add(s.flow.at)
+	}
+	s.flow.at = d
+	return t
+}
+
 // takeProgress spends a token of every limit a progress event of key is
-// under — its task's and the client's at at (handledAt), the node's
-// low-priority budget now (the node's shards hand out different times) —
-// only when all of them have one: a refused event wastes no token.
+// under — its task's and the client's at at (rateTime), the node's
+// low-priority budget now (a limiter shared by every session, read at
+// now by all) — only when all of them have one: a refused event wastes no
+// token.
 func (s *Session) takeProgress(key string, at time.Time) bool {
 	lim := s.flow.progress[key]
 	if lim == nil {
@@ -385,20 +411,22 @@ func (s *Session) maxHeld() (msgs, bytes int) {
 func (s *Session) nextDue() time.Duration {
 	due := time.Second
 	now := time.Now()
+	at := s.rateTime(now)
 	if s.flow.held != nil {
 		for _, tasks := range s.flow.held.byRoom {
 			for _, h := range tasks {
-				due = min(due, s.dueIn(h, now))
+				due = min(due, s.dueIn(h, at, now))
 			}
 		}
 	}
 	return max(due, time.Millisecond)
 }
 
-// dueIn is how long until the limits of the held progress event h allow it.
-func (s *Session) dueIn(h *item, now time.Time) time.Duration {
-	d := delayOf(s.flow.progress[taskKey(h.room, h.task)], now)
-	d = max(d, delayOf(s.flow.client, now))
+// dueIn is how long until the limits of the held progress event h allow
+// it: its task's and the client's read at at (rateTime), the node's now.
+func (s *Session) dueIn(h *item, at, now time.Time) time.Duration {
+	d := delayOf(s.flow.progress[taskKey(h.room, h.task)], at)
+	d = max(d, delayOf(s.flow.client, at))
 	if s.env.LowBudget != nil {
 		d = max(d, delayOf(s.env.LowBudget, now))
 	}
@@ -465,12 +493,12 @@ func (s *Session) releaseDue() {
 	}
 	held := s.flow.held.all()
 	slices.SortFunc(held, bySeq)
-	now := time.Now()
+	at := s.rateTime(time.Now())
 	blocked := map[string]bool{}
 	released := false
 	for _, h := range held {
 		key := taskKey(h.room, h.task)
-		if blocked[h.room] || s.aboveHighWater() || !s.takeProgress(key, now) {
+		if blocked[h.room] || s.aboveHighWater() || !s.takeProgress(key, at) {
 			blocked[h.room] = true
 			continue
 		}

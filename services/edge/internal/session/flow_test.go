@@ -335,3 +335,49 @@ func TestProgressOfHigherPriorityDeliveredAsIs(t *testing.T) {
 		t.Fatalf("sent %s; want [1 2 3]", got)
 	}
 }
+
+// TestClientBudgetAcrossEventKinds: the client's budget is one, whatever
+// spends it: normal events (never refused) and low ones (refused over it)
+// in turn let through no more low events than the budget's burst and rate
+// allow — also when the normal events come with an older fan-out time
+// than the low ones (rooms on different shards): a limiter told an
+// earlier time would move its clock back and credit the difference again
+// (rateTime).
+func TestClientBudgetAcrossEventKinds(t *testing.T) {
+	s := snapshotSession(Options{ClientRate: 100, ClientBurst: 100, QueueMessages: 4096})
+	stopReleases(t, s)
+	start := time.Now()
+	const rounds = 100
+	for i := range rounds {
+		normal := normalIn("p1", uint64(2*i+1))
+		normal.Handled = time.Now().Add(-50 * time.Millisecond) // fanned out 50 ms before the low event
+		s.Deliver(normal)
+		s.Deliver(lowOutbound(uint64(2*i+2), ""))
+	}
+	// The burst and what the rate added since, shared by the two kinds
+	// in turn: about half to the low events.
+	allowed := (100+int(100*time.Since(start).Seconds()))/2 + 2
+	if low := s.Snapshot().QueueMessages - rounds; low > allowed {
+		t.Fatalf("%d low-priority events queued beside %d normal ones in %s; the budget (burst 100, 100/s) allows at most %d",
+			low, rounds, time.Since(start).Round(time.Millisecond), allowed)
+	}
+}
+
+// TestUnixNanoOutOfRange: an event timestamp an int64 of nanoseconds
+// cannot hold is no latency sample (0), not a wrapped one.
+func TestUnixNanoOutOfRange(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		t    time.Time
+		want int64
+	}{
+		{time.Time{}, 0},
+		{time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), 0},
+		{time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), 0},
+		{now, now.UnixNano()},
+	} {
+		if got := unixNano(tc.t); got != tc.want {
+			t.Errorf("unixNano(%s) = %d; want %d", tc.t, got, tc.want)
+		}
+	}
+}

@@ -1,8 +1,10 @@
 package session
 
 import (
+	"cmp"
 	"slices"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -76,25 +78,35 @@ func (m *merged) event(maxLogs int) *pb.Event {
 // concurrent use; the zero value is ready, with DefaultMergesBytes.
 //
 // Entries are kept in two generations: when the current one holds
-// MaxBytes of encodings it becomes the previous one and the one before is
-// dropped, so at most about twice MaxBytes are held, and an encoding used
-// again survives a turn (found in the previous generation, it moves to
-// the current one). An entry lives as long as the clients of a room take
-// to send the same merged event: milliseconds.
+// MaxBytes (its encodings and the events they were made of, which an entry
+// keeps alive) or is older than mergesAge, it becomes the previous one and
+// the one before is dropped. So at most about twice MaxBytes are held, an
+// encoding used again survives a turn (found in the previous generation,
+// it moves to the current one), and on a busy node an entry lives a few
+// seconds at most; the clients of a room use it within milliseconds. A
+// node that stops coalescing keeps its last two generations until it
+// starts again.
 type Merges struct {
-	// MaxBytes bounds the encodings of one generation; 0:
-	// DefaultMergesBytes. Not to be changed once in use.
+	// MaxBytes bounds one generation; 0: DefaultMergesBytes. Not to be
+	// changed once in use.
 	MaxBytes int
 
 	mu        sync.Mutex
 	cur, prev map[mergeKey]*mergeEntry
-	bytes     int // encodings in cur
+	bytes     int           // entries in cur: their encodings and their events' sizes
+	turned    time.Time     // when cur was made
+	age       time.Duration // 0: mergesAge (tests shorten it)
 	hits      uint64
 	misses    uint64
 }
 
+// mergesAge is how old the current generation of Merges gets before it
+// turns.
+const mergesAge = time.Second
+
 // DefaultMergesBytes is Merges.MaxBytes's default: 4 MiB per generation,
-// about 200 merged events of 200 log lines.
+// about 100 merged events of 200 log lines with the events they were made
+// of.
 const DefaultMergesBytes = 4 << 20
 
 // mergeKey finds the candidates for a merged event. Events are compared
@@ -111,6 +123,7 @@ type mergeKey struct {
 type mergeEntry struct {
 	parts []*pb.Event // a copy: the item's own may grow after
 	data  []byte
+	size  int // what it counts for in Merges.bytes: data and the parts' encoded sizes
 }
 
 func keyOf(room string, seq uint64, m *merged, mode protocol.Mode) mergeKey {
@@ -139,12 +152,16 @@ func (c *Merges) get(k mergeKey, m *merged) ([]byte, bool) {
 
 // put keeps data, the encoding of the merged event with parts m.
 func (c *Merges) put(k mergeKey, m *merged, data []byte) {
+	size := len(data)
+	for _, p := range m.parts {
+		size += proto.Size(p)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old := c.cur[k]; old != nil {
-		c.bytes -= len(old.data)
+		c.bytes -= old.size
 	}
-	c.keep(k, &mergeEntry{parts: slices.Clone(m.parts), data: data})
+	c.keep(k, &mergeEntry{parts: slices.Clone(m.parts), data: data, size: size})
 }
 
 // keep adds e to the current generation, turning it first if it is full.
@@ -154,11 +171,11 @@ func (c *Merges) keep(k mergeKey, e *mergeEntry) {
 	if limit <= 0 {
 		limit = DefaultMergesBytes
 	}
-	if c.cur == nil || c.bytes+len(e.data) > limit && len(c.cur) > 0 {
-		c.prev, c.cur, c.bytes = c.cur, make(map[mergeKey]*mergeEntry), 0
+	if c.cur == nil || len(c.cur) > 0 && (c.bytes+e.size > limit || time.Since(c.turned) > cmp.Or(c.age, mergesAge)) {
+		c.prev, c.cur, c.bytes, c.turned = c.cur, make(map[mergeKey]*mergeEntry), 0, time.Now()
 	}
 	c.cur[k] = e
-	c.bytes += len(e.data)
+	c.bytes += e.size
 }
 
 // Stats returns how many lookups found another client's encoding (hits)

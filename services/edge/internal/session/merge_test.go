@@ -275,6 +275,36 @@ func TestMergesBounded(t *testing.T) {
 	}
 }
 
+// TestMergesTurnByAge: a generation older than the cache's age turns at
+// the next entry, so a node that coalesces little does not keep an entry
+// (and the events it holds) for long: two turns drop it.
+func TestMergesTurnByAge(t *testing.T) {
+	c := &Merges{age: 20 * time.Millisecond}
+	put := func(seq uint64) (mergeKey, *merged) {
+		m := &merged{parts: []*pb.Event{{Type: "task_progress"}}}
+		k := keyOf("project:p1", seq, m, protocol.JSON)
+		c.put(k, m, []byte("x"))
+		return k, m
+	}
+	k, m := put(1)
+	time.Sleep(30 * time.Millisecond)
+	put(2) // turns: entry 1 is in the previous generation
+	if _, ok := c.get(k, m); !ok {
+		t.Fatal("entry 1 dropped at the first turn; want it in the previous generation")
+	}
+	k, m = put(3)
+	time.Sleep(30 * time.Millisecond)
+	put(4) // entry 3 to the previous generation
+	time.Sleep(30 * time.Millisecond)
+	put(5) // and out
+	if _, ok := c.get(k, m); ok {
+		t.Fatal("entry 3 kept through two turns by age")
+	}
+	if _, _, n := c.Stats(); n > 2 {
+		t.Fatalf("%d entries kept; want at most 2 (entries 4 and 5)", n)
+	}
+}
+
 // TestMergedEncodingConcurrent: the writers of several sessions (one per
 // flusher) encode the same merged event at once (run with -race).
 func TestMergedEncodingConcurrent(t *testing.T) {

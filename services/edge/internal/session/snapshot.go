@@ -108,7 +108,7 @@ func (s *Session) Snapshot() Snapshot {
 		UserAgent:  s.info.UserAgent,
 		Mode:       s.info.Mode.String(),
 		Device:     s.device(),
-		Since:      s.start,
+		Since:      epoch.Add(s.start),
 	}
 	if c := s.Claims(); c != nil {
 		snap.User, snap.ExpiresAt = c.Subject, c.ExpiresAt
@@ -117,7 +117,7 @@ func (s *Session) Snapshot() Snapshot {
 	if v := s.act.clientVersion.Load(); v != nil {
 		snap.ClientVersion = *v
 	}
-	snap.LastActivity = s.start
+	snap.LastActivity = snap.Since
 	if ns := s.act.last.Load(); ns != 0 {
 		snap.LastActivity = time.Unix(0, ns)
 	}
