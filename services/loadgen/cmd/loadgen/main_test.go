@@ -129,7 +129,11 @@ type record struct {
 			MaxMs float64 `json:"maxMs"`
 		} `json:"latency"`
 		Delivery *delivery `json:"delivery"`
-		Edge     *struct {
+		Logs     *struct {
+			Clients, Events, Lines, Mismatched int
+			First                              string
+		} `json:"logs"`
+		Edge *struct {
 			Samples         int      `json:"samples"`
 			RSSEndBytes     int64    `json:"rssEndBytes"`
 			RSSPerConnBytes *float64 `json:"rssPerConnBytes"`
@@ -302,29 +306,37 @@ func TestBroadcastDashboardMix(t *testing.T) {
 // coalesced by the edge, and its clients shared the merged events'
 // encodings.
 func TestBroadcastJobMix(t *testing.T) {
-	e := startEdge(t)
-	_, rec := runLoadgen(t, e, "--scenario", "broadcast", "--mix", "job", "--clients", "20", "--rate", "50", "--duration", "2s",
-		"--dialers", "5")
-	if rec.Parameters["mix"] != "job" {
-		t.Errorf("parameters: %v", rec.Parameters)
-	}
-	d, l, m := rec.Results.Delivery, rec.Results.Latency, rec.Results.Metrics
-	if !d.clean() || d.Published != 100 || d.Expected != 20 || d.Delivered != 20 {
-		t.Errorf("delivery: %+v; want clean, 100 published, the last one expected and delivered at each of the 20 clients", d)
-	}
-	if l == nil || m == nil {
-		t.Fatalf("latency %+v, metrics %+v", l, m)
-	}
-	// Each of the 2,000 deliveries was sent (and received: its latency
-	// recorded) or superseded by a newer event of the task.
-	coalesced := m.End["eventedge_coalesced_total"]
-	if coalesced <= 0 || float64(l.Count)+coalesced != 20*100 {
-		t.Errorf("%d events received, %v coalesced by the edge; want some coalesced, 2000 together", l.Count, coalesced)
-	}
-	encoded, shared := m.End[`eventedge_coalesced_encodings_total{result="encoded"}`], m.End[`eventedge_coalesced_encodings_total{result="shared"}`]
-	if encoded <= 0 || shared <= 0 {
-		t.Errorf("merged events encoded %v, shared %v; want both (20 clients of one room)", encoded, shared)
-
+	for _, proto := range []string{"json", "protobuf"} {
+		t.Run(proto, func(t *testing.T) {
+			e := startEdge(t)
+			_, rec := runLoadgen(t, e, "--scenario", "broadcast", "--mix", "job", "--protocol", proto, "--clients", "20", "--rate", "50", "--duration", "2s",
+				"--dialers", "5")
+			if rec.Parameters["mix"] != "job" || !rec.Results.OK {
+				t.Errorf("parameters %v, ok %v", rec.Parameters, rec.Results.OK)
+			}
+			d, l, m := rec.Results.Delivery, rec.Results.Latency, rec.Results.Metrics
+			if !d.clean() || d.Published != 100 || d.Expected != 20 || d.Delivered != 20 {
+				t.Errorf("delivery: %+v; want clean, 100 published, the last one expected and delivered at each of the 20 clients", d)
+			}
+			if l == nil || m == nil {
+				t.Fatalf("latency %+v, metrics %+v", l, m)
+			}
+			// Each of the 2,000 deliveries was sent (and received: its
+			// latency recorded) or superseded by a newer event of the task.
+			coalesced := m.End["eventedge_coalesced_total"]
+			if coalesced <= 0 || float64(l.Count)+coalesced != 20*100 {
+				t.Errorf("%d events received, %v coalesced by the edge; want some coalesced, 2000 together", l.Count, coalesced)
+			}
+			encoded, shared := m.End[`eventedge_coalesced_encodings_total{result="encoded"}`], m.End[`eventedge_coalesced_encodings_total{result="shared"}`]
+			if encoded <= 0 || shared <= 0 {
+				t.Errorf("merged events encoded %v, shared %v; want both (20 clients of one room)", encoded, shared)
+			}
+			// The log lines at 16 clients: each event they got carried the
+			// lines of the events it superseded, in order.
+			if lg := rec.Results.Logs; lg == nil || lg.Clients != 16 || lg.Events < 16 || lg.Lines < 100 || lg.Mismatched != 0 {
+				t.Errorf("log check: %+v; want 16 clients, every published line (at least 100) in the events they got, none mismatched", lg)
+			}
+		})
 	}
 }
 

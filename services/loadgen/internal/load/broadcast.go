@@ -45,14 +45,24 @@ func (r *runner) broadcast(ctx context.Context) (*Results, error) {
 		// highest seq client i received (written by its reader).
 		job    = r.cfg.Mix == MixJob
 		latest = make([]atomic.Uint64, r.cfg.Clients)
+		logs   *jobLogs // the job mix's log-line check
 	)
+	if job {
+		logs = newJobLogs(r.cfg.Clients)
+	}
 	r.phase.Store("connect")
 	d := r.dialAll(ctx, r.cfg.Clients, rm.String(), true, func(i int, c conn) {
 		got := deliverycheck.NewReceived("c" + strconv.Itoa(i))
 		received[i] = got
 		var onEvent func(m *leanMsg)
 		if job {
-			onEvent = func(m *leanMsg) { latest[i].Store(max(latest[i].Load(), m.Seq)) }
+			checkLogs := logs.onEvent(i, r.cfg.Protocol == ProtocolProtobuf)
+			onEvent = func(m *leanMsg) {
+				latest[i].Store(max(latest[i].Load(), m.Seq))
+				if checkLogs != nil {
+					checkLogs(m)
+				}
+			}
 		}
 		c.(*leanConn).start(r.leanRead(got, &latency, onEvent))
 	})
@@ -77,6 +87,9 @@ func (r *runner) broadcast(ctx context.Context) (*Results, error) {
 		published.Add(ev.Room, seq)
 		r.expected.Add(int64(connected))
 		last = max(last, seq)
+		if job {
+			logs.publishedEvent(seq, ev)
+		}
 	})
 	res.Publisher = pub
 
@@ -111,6 +124,12 @@ func (r *runner) broadcast(ctx context.Context) (*Results, error) {
 	var sum deliverycheck.Summary
 	res.Delivery, sum = r.checkRoom(published, received, rm, d.pos, pub.Published, window, coalesced)
 	res.Latency = latencyOf(&latency)
+	if job {
+		res.Logs = logs.check(d.pos)
+		if res.Logs.Mismatched > 0 {
+			res.OK = false
+		}
+	}
 	if !sum.OK() || pub.Failed > 0 || pub.Published < pub.Target || res.Clients.Disconnected != nil {
 		res.OK = false
 	}

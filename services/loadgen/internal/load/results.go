@@ -52,12 +52,14 @@ type Results struct {
 	Rooms     *RoomsResults     `json:"rooms,omitempty"`
 	// Groups is the slow scenario's fast and slow clients, each checked
 	// on its own ("fast", "slow").
-	Groups  map[string]*GroupResults `json:"groups,omitempty"`
-	Churn   *ChurnResults            `json:"churn,omitempty"`
-	Resume  *ResumeResults           `json:"resume,omitempty"`
-	Edge    *EdgeResults             `json:"edge,omitempty"`
-	Loadgen *LoadgenResults          `json:"loadgen,omitempty"`
-	Metrics *MetricsResults          `json:"metrics,omitempty"`
+	Groups map[string]*GroupResults `json:"groups,omitempty"`
+	Churn  *ChurnResults            `json:"churn,omitempty"`
+	// Logs is the job mix's check of the log lines (broadcast --mix job).
+	Logs    *LogResults     `json:"logs,omitempty"`
+	Resume  *ResumeResults  `json:"resume,omitempty"`
+	Edge    *EdgeResults    `json:"edge,omitempty"`
+	Loadgen *LoadgenResults `json:"loadgen,omitempty"`
+	Metrics *MetricsResults `json:"metrics,omitempty"`
 	// MalformedLines counts the server messages the lean receive path
 	// could not scan (a note holds the first): any fails the run.
 	MalformedLines int      `json:"malformedLines,omitempty"`
@@ -103,6 +105,20 @@ type LatencyResults struct {
 	MaxMs  float64 `json:"maxMs"`
 	// Negative counts values below zero recorded as 0 (clock steps).
 	Negative uint64 `json:"negative,omitempty"`
+}
+
+// LogResults is the job mix's check of the log lines that reached a few
+// clients: each task_progress they received must carry the log lines of
+// the events published since the one they received before (the edge
+// coalesced those into it), in order, the last EdgeMaxCoalescedLogs of
+// them.
+type LogResults struct {
+	Clients    int `json:"clients"`    // clients whose log lines were checked
+	Events     int `json:"events"`     // events they received
+	Lines      int `json:"lines"`      // log lines in those events
+	Mismatched int `json:"mismatched"` // events whose lines were not the expected ones: fails the run
+	// First describes the first mismatched event.
+	First string `json:"first,omitempty"`
 }
 
 // DeliveryResults is the delivery check over every client.
@@ -393,6 +409,12 @@ func WriteTable(w io.Writer, rec *Record) error {
 		row("delivery check", "lost %d, duplicated %d, out of order %d, unexpected %d", d.Lost, d.Duplicated, d.OutOfOrder, d.Unexpected)
 		for _, s := range d.Worst {
 			row("  worst", "%s", s)
+		}
+	}
+	if l := r.Logs; l != nil {
+		row("log lines", "%d clients checked: %d events, %d lines, %d mismatched", l.Clients, l.Events, l.Lines, l.Mismatched)
+		if l.First != "" {
+			row("  first", "%s", l.First)
 		}
 	}
 	if rs := r.Rooms; rs != nil {
