@@ -96,8 +96,6 @@ type Merges struct {
 	bytes     int           // entries in cur: their encodings and their events' sizes
 	turned    time.Time     // when cur was made
 	age       time.Duration // 0: mergesAge (tests shorten it)
-	hits      uint64
-	misses    uint64
 }
 
 // mergesAge is how old the current generation of Merges gets before it
@@ -143,10 +141,8 @@ func (c *Merges) get(k mergeKey, m *merged) ([]byte, bool) {
 		}
 	}
 	if e == nil || !slices.Equal(e.parts, m.parts) {
-		c.misses++
 		return nil, false
 	}
-	c.hits++
 	return e.data, true
 }
 
@@ -178,10 +174,11 @@ func (c *Merges) keep(k mergeKey, e *mergeEntry) {
 	c.bytes += e.size
 }
 
-// Stats returns how many lookups found another client's encoding (hits)
-// and how many encoded their own (misses), and the entries kept.
-func (c *Merges) Stats() (hits, misses uint64, entries int) {
+// Len returns how many encodings c keeps. (How many lookups found one is
+// eventedge_coalesced_encodings_total{result="shared"}; Session.encode
+// counts it.)
+func (c *Merges) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.hits, c.misses, len(c.cur) + len(c.prev)
+	return len(c.cur) + len(c.prev)
 }

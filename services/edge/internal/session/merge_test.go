@@ -77,6 +77,12 @@ func lineEvent(tb testing.TB, seq uint64, lines ...string) *hub.Outbound {
 	return o
 }
 
+// merges returns how many merged events env's sessions found encoded by
+// another (shared) and encoded themselves (eventedge_coalesced_encodings_total).
+func merges(env *Env) (shared, encoded float64) {
+	return testutil.ToFloat64(env.Metrics.MergesShared), testutil.ToFloat64(env.Metrics.MergesEncoded)
+}
+
 // logLines returns the log lines of the task_progress in a JSON message.
 func logLines(tb testing.TB, msg string) []string {
 	tb.Helper()
@@ -125,11 +131,8 @@ func TestMergedEncodingShared(t *testing.T) {
 			t.Fatalf("JSON client %d sent %q (its own bytes: %v); want client 0's bytes, shared", i, frames[i], &firsts[i][0] != &firsts[0][0])
 		}
 	}
-	if hits, misses, _ := env.Merges.Stats(); hits != 2 || misses != 1 {
-		t.Fatalf("merges: %d shared, %d encoded; want 2 shared, 1 encoded", hits, misses)
-	}
-	if shared, encoded := testutil.ToFloat64(env.Metrics.MergesShared), testutil.ToFloat64(env.Metrics.MergesEncoded); shared != 2 || encoded != 1 {
-		t.Fatalf("eventedge_coalesced_encodings_total: shared %v, encoded %v; want 2, 1", shared, encoded)
+	if hits, misses := merges(env); hits != 2 || misses != 1 {
+		t.Fatalf("eventedge_coalesced_encodings_total: shared %v, encoded %v; want 2, 1", hits, misses)
 	}
 
 	// The same events to two protobuf clients of the node: an encoding of
@@ -145,8 +148,8 @@ func TestMergedEncodingShared(t *testing.T) {
 	if frames[1] != frames[0] || &firsts[1][0] != &firsts[0][0] {
 		t.Fatal("the second protobuf client encoded its own merged event; want the first one's bytes")
 	}
-	if hits, misses, _ := env.Merges.Stats(); hits-2 != misses-1 || misses < 2 {
-		t.Fatalf("merges after the protobuf clients: %d shared, %d encoded; want each protobuf encoding shared once", hits, misses)
+	if hits, misses := merges(env); hits-2 != misses-1 || misses < 2 {
+		t.Fatalf("merges after the protobuf clients: %v shared, %v encoded; want each protobuf encoding shared once", hits, misses)
 	}
 }
 
@@ -185,8 +188,8 @@ func TestMergedEncodingComparesEveryPart(t *testing.T) {
 	if got := logLines(t, f1); !slices.Equal(got, []string{"line-1", "line-3", "line-4"}) {
 		t.Fatalf("client 1 sent lines %v; want 1, 3, 4 (its own, not client 0's)", got)
 	}
-	if hits, misses, _ := env.Merges.Stats(); hits != 0 || misses == 0 {
-		t.Fatalf("merges: %d shared, %d encoded; want none shared", hits, misses)
+	if hits, misses := merges(env); hits != 0 || misses == 0 {
+		t.Fatalf("merges: %v shared, %v encoded; want none shared", hits, misses)
 	}
 }
 
@@ -245,7 +248,7 @@ func TestMergesBounded(t *testing.T) {
 		parts[i] = part()
 		c.put(keyOf("project:p1", uint64(i), parts[i], protocol.JSON), parts[i], make([]byte, 100))
 	}
-	if _, _, n := c.Stats(); n > 20 {
+	if n := c.Len(); n > 20 {
 		t.Fatalf("%d entries of 100 bytes kept with MaxBytes 1000; want at most 20", n)
 	}
 	if _, ok := c.get(keyOf("project:p1", 49, parts[49], protocol.JSON), parts[49]); !ok {
@@ -300,7 +303,7 @@ func TestMergesTurnByAge(t *testing.T) {
 	if _, ok := c.get(k, m); ok {
 		t.Fatal("entry 3 kept through two turns by age")
 	}
-	if _, _, n := c.Stats(); n > 2 {
+	if n := c.Len(); n > 2 {
 		t.Fatalf("%d entries kept; want at most 2 (entries 4 and 5)", n)
 	}
 }
@@ -330,8 +333,8 @@ func TestMergedEncodingConcurrent(t *testing.T) {
 			}
 		}
 	}
-	if hits, misses, _ := env.Merges.Stats(); hits+misses < 20*8 || misses < 20 {
-		t.Fatalf("merges: %d shared, %d encoded; want 160 or more in all (8 clients, 20 rounds), at least one encoding per round", hits, misses)
+	if hits, misses := merges(env); hits+misses < 20*8 || misses < 20 {
+		t.Fatalf("merges: %v shared, %v encoded; want 160 or more in all (8 clients, 20 rounds), at least one encoding per round", hits, misses)
 	}
 }
 
