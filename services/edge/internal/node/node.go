@@ -141,6 +141,7 @@ type Node struct {
 	revoked   *revocation.List
 	stats     *nodestats.Publisher
 	flushers  []*session.Flusher // one per processor
+	merges    *session.Merges    // coalesced progress encodings shared by the sessions; closed by Shutdown
 	follower  *revocation.Follower
 	ws        *server.Server
 	public    *http.Server
@@ -282,6 +283,7 @@ func (n *Node) Start() (err error) {
 	n.revoked = revocation.New(n.opts.RevocationTTL)
 	n.stats = nodestats.New(n.opts.Name, n.broker.NC, n.m, n.log, n.opts.StatsInterval)
 	n.stats.Start()
+	n.merges = &session.Merges{}
 	n.flushers = make([]*session.Flusher, runtime.GOMAXPROCS(0))
 	for i := range n.flushers {
 		n.flushers[i] = session.NewFlusher()
@@ -296,7 +298,7 @@ func (n *Node) Start() (err error) {
 		Positions:   n.positions,
 		Revocations: n.revoked,
 		Policy:      n.opts.Policy,
-		Merges:      &session.Merges{},
+		Merges:      n.merges,
 		Log:         n.log,
 		Options:     n.opts.Session.WithDefaults(),
 		LowBudget:   rate.NewLimiter(rate.Limit(n.opts.LowPriorityBudget), max(int(n.opts.LowPriorityBudget), 1)),
@@ -493,6 +495,7 @@ func (n *Node) doShutdown() error {
 	for _, f := range n.flushers {
 		f.Close() // sessions still open (drain timed out) start their writers directly
 	}
+	n.merges.Close() // its timer; sessions still open encode their own
 	n.hub.Close()
 	n.stats.Stop()
 	n.positions.Close() // writes the last acknowledged positions

@@ -195,6 +195,39 @@ func TestUnsubscribeStopsEventsAndReleasesNATS(t *testing.T) {
 	edgetest.Eventually(t, 5*time.Second, func() bool { return n.Server.NumSubscriptions() == before }, "room's NATS subscription removed after the last leave")
 }
 
+// TestTokenRefreshRechecksRoomPolicy: a refreshed token that no longer
+// holds a room policy's extra permission leaves that room (unsubscribed,
+// forbidden), and the session's other rooms go on.
+func TestTokenRefreshRechecksRoomPolicy(t *testing.T) {
+	n := edgetest.StartNATS(t)
+	_, js := n.Connect(t)
+	e := edgetest.StartEdge(t, n, func(o *node.Options) {
+		o.Policy = mustPolicy(t, `
+rooms:
+  - match: "project:secret-*"
+    permissions: ["secret:read"]
+`)
+	})
+	c := edgetest.Dial(t, e, edgetest.Token(t, "u1", []string{"tasks:read", "secret:read"}, []string{"*"}, time.Hour))
+	for _, r := range []string{"project:secret-x", "project:p1"} {
+		if err := c.Subscribe(ctxT(t), r); err != nil {
+			t.Fatalf("subscribe %s: %v", r, err)
+		}
+	}
+	if _, err := c.Refresh(ctxT(t), edgetest.Token(t, "u1", []string{"tasks:read"}, []string{"*"}, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if m := nextMessage(t, c, "unsubscribed"); m.Op != "unsubscribed" || m.Room != "project:secret-x" || m.Reason != "forbidden" {
+		t.Fatalf("got %+v; want unsubscribed project:secret-x forbidden", m)
+	}
+	ev := events.TaskUpdated(room.Project("p1"), "u7", "t1", &pb.Task{Title: "still here"}, "title")
+	events.Normalize(ev)
+	edgetest.Publish(t, js, ev)
+	if m := edgetest.NextEvent(t, c, 10*time.Second); m.Room != "project:p1" || m.Event.ID != ev.Id {
+		t.Fatalf("got %s %s; want project:p1's event %s", m.Room, m.Event.ID, ev.Id)
+	}
+}
+
 func mustPolicy(t *testing.T, doc string) *policy.Policy {
 	t.Helper()
 	p, err := policy.Parse([]byte(doc))

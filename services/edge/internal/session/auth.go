@@ -54,6 +54,14 @@ func (s *Session) authenticate(id *uint64, token, deviceID, clientVersion string
 		return
 	}
 	if prev != nil {
+		// Filtering follows the new claims from here on, before the reply
+		// says they are in force (each subscription keeps the answer of the
+		// claims it last asked: hub.Subscription.ClaimsChanged).
+		s.subsMu.Lock()
+		for _, st := range s.subs {
+			st.sub.ClaimsChanged()
+		}
+		s.subsMu.Unlock()
 		s.armExpiry(claims) // before the reply: the old token's notice cannot follow it (clock.go)
 		s.send(s.info.Mode.Refreshed(id, claims.ExpiresAt))
 		s.subsMu.Lock()
@@ -86,9 +94,7 @@ func (s *Session) recheckSubscriptions(c *auth.Claims) {
 			s.leave(st)
 			delete(s.subs, name)
 			s.send(s.info.Mode.Unsubscribed(name, "forbidden"))
-			continue
 		}
-		st.sub.ClaimsChanged() // its events' required permissions are checked against c from now on
 	}
 }
 

@@ -235,14 +235,20 @@ func (s *Session) allowLow(at time.Time) bool {
 
 // unixNano is t in Unix nanoseconds (item.ts), or 0 — no latency is
 // observed — for the zero time and for a time an int64 of nanoseconds
-// cannot hold (before 1678 or after 2261: a publisher's timestamp may be
-// anything from year 1 to 9999).
+// cannot hold (before 1678 or after 2262: a publisher's timestamp may be
+// anything from year 1 to 9999). Two comparisons, per delivery.
 func unixNano(t time.Time) int64 {
-	if y := t.Year(); y < 1678 || y > 2261 {
+	if t.Before(minUnixNano) || t.After(maxUnixNano) {
 		return 0
 	}
 	return t.UnixNano()
 }
+
+// The times an int64 of Unix nanoseconds holds, within a day.
+var (
+	minUnixNano = time.Unix(0, math.MinInt64).Add(24 * time.Hour)
+	maxUnixNano = time.Unix(0, math.MaxInt64).Add(-24 * time.Hour)
+)
 
 // handledAt is when the hub fanned o out (now if it did not say): one
 // time for every subscriber of the fan-out, so that a room's clients

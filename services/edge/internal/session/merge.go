@@ -83,9 +83,10 @@ func (m *merged) event(maxLogs int) *pb.Event {
 // the one before is dropped. So at most about twice MaxBytes are held, an
 // encoding used again survives a turn (found in the previous generation,
 // it moves to the current one), and on a busy node an entry lives a few
-// seconds at most; the clients of a room use it within milliseconds. A
-// node that stops coalescing keeps its last two generations until it
-// starts again.
+// seconds at most; the clients of a room use it within milliseconds.
+// While it keeps entries, a timer turns a generation that got old without
+// a new entry, so a node that stops coalescing lets them go within two
+// ages. Close stops the timer.
 type Merges struct {
 	// MaxBytes bounds one generation; 0: DefaultMergesBytes. Not to be
 	// changed once in use.
@@ -96,6 +97,8 @@ type Merges struct {
 	bytes     int           // entries in cur: their encodings and their events' sizes
 	turned    time.Time     // when cur was made
 	age       time.Duration // 0: mergesAge (tests shorten it)
+	timer     *time.Timer   // runs expire while entries are kept; nil when none are
+	closed    bool          // Close was called: nothing more is kept
 }
 
 // mergesAge is how old the current generation of Merges gets before it
@@ -167,11 +170,58 @@ func (c *Merges) keep(k mergeKey, e *mergeEntry) {
 	if limit <= 0 {
 		limit = DefaultMergesBytes
 	}
-	if c.cur == nil || len(c.cur) > 0 && (c.bytes+e.size > limit || time.Since(c.turned) > cmp.Or(c.age, mergesAge)) {
-		c.prev, c.cur, c.bytes, c.turned = c.cur, make(map[mergeKey]*mergeEntry), 0, time.Now()
+	if c.closed {
+		return
+	}
+	if c.cur == nil || len(c.cur) > 0 && (c.bytes+e.size > limit || time.Since(c.turned) > c.maxAge()) {
+		c.turn()
 	}
 	c.cur[k] = e
 	c.bytes += e.size
+	if c.timer == nil {
+		c.timer = time.AfterFunc(c.maxAge(), c.expire)
+	}
+}
+
+func (c *Merges) maxAge() time.Duration { return cmp.Or(c.age, mergesAge) }
+
+// turn makes the current generation the previous one. Caller holds c.mu.
+func (c *Merges) turn() {
+	c.prev, c.cur, c.bytes, c.turned = c.cur, make(map[mergeKey]*mergeEntry), 0, time.Now()
+}
+
+// expire runs on c.timer: it turns the current generation if it is old,
+// and stops once nothing is kept.
+func (c *Merges) expire() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if time.Since(c.turned) >= c.maxAge() {
+		c.turn()
+	}
+	if len(c.cur)+len(c.prev) == 0 {
+		c.timer = nil
+		return
+	}
+	c.timer.Reset(c.maxAge())
+}
+
+// Close stops c's timer and drops what it keeps; c keeps nothing after
+// (lookups find nothing, sessions encode their own).
+func (c *Merges) Close() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	c.cur, c.prev, c.bytes = nil, nil, 0
 }
 
 // Len returns how many encodings c keeps. (How many lookups found one is

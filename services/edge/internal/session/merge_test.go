@@ -26,8 +26,10 @@ import (
 
 // newRoomEnv is a node's Env for sessions made by roomSessions, sharing
 // coalesced encodings (Merges).
-func newRoomEnv(opts Options) *Env {
-	return &Env{Metrics: metrics.New(prometheus.NewRegistry()), Log: zerolog.Nop(), Options: opts.WithDefaults(), Merges: &Merges{}}
+func newRoomEnv(tb testing.TB, opts Options) *Env {
+	env := &Env{Metrics: metrics.New(prometheus.NewRegistry()), Log: zerolog.Nop(), Options: opts.WithDefaults(), Merges: &Merges{}}
+	tb.Cleanup(env.Merges.Close) // its timer
+	return env
 }
 
 // roomSessions returns n sessions of env in mode, each a client of project
@@ -97,7 +99,7 @@ func logLines(tb testing.TB, msg string) []string {
 // progress events send the same bytes, encoded once per mode; the merged
 // event is the newest with every log line, in order.
 func TestMergedEncodingShared(t *testing.T) {
-	env := newRoomEnv(Options{ProgressRate: 1e9, ClientRate: 1e9, ClientBurst: 1 << 20})
+	env := newRoomEnv(t, Options{ProgressRate: 1e9, ClientRate: 1e9, ClientBurst: 1 << 20})
 	long := strings.Repeat("x", 2000) // the first event outweighs the others: no JSON encoding before the send
 	var events []*hub.Outbound
 	for seq := uint64(1); seq <= 5; seq++ {
@@ -168,7 +170,7 @@ func protobufBody(tb testing.TB, msg []byte) []byte {
 // same ones (which a room's clients never have: the cache must not trust
 // its key) each get their own.
 func TestMergedEncodingComparesEveryPart(t *testing.T) {
-	env := newRoomEnv(Options{ProgressRate: 1e9, ClientRate: 1e9, ClientBurst: 1 << 20})
+	env := newRoomEnv(t, Options{ProgressRate: 1e9, ClientRate: 1e9, ClientBurst: 1 << 20})
 	c := roomSessions(env, 2, protocol.JSON)
 	e := make([]*hub.Outbound, 5)
 	for i := range e {
@@ -240,6 +242,7 @@ func TestMergedPartsPruned(t *testing.T) {
 // a generation, and an old one is dropped.
 func TestMergesBounded(t *testing.T) {
 	c := &Merges{MaxBytes: 1000}
+	t.Cleanup(c.Close)
 	part := func() *merged {
 		return &merged{parts: []*pb.Event{{Type: "task_progress"}}}
 	}
@@ -280,9 +283,11 @@ func TestMergesBounded(t *testing.T) {
 
 // TestMergesTurnByAge: a generation older than the cache's age turns at
 // the next entry, so a node that coalesces little does not keep an entry
-// (and the events it holds) for long: two turns drop it.
+// (and the events it holds) for long: two turns drop it. A node that stops
+// coalescing lets its entries go on the timer.
 func TestMergesTurnByAge(t *testing.T) {
 	c := &Merges{age: 20 * time.Millisecond}
+	t.Cleanup(c.Close)
 	put := func(seq uint64) (mergeKey, *merged) {
 		m := &merged{parts: []*pb.Event{{Type: "task_progress"}}}
 		k := keyOf("project:p1", seq, m, protocol.JSON)
@@ -306,12 +311,32 @@ func TestMergesTurnByAge(t *testing.T) {
 	if n := c.Len(); n > 2 {
 		t.Fatalf("%d entries kept; want at most 2 (entries 4 and 5)", n)
 	}
+	// No more entries: the timer turns the generations out, and stops.
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Len() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.mu.Lock()
+	n, timer := len(c.cur)+len(c.prev), c.timer
+	c.mu.Unlock()
+	if n != 0 || timer != nil {
+		t.Fatalf("a quiet cache keeps %d entries (timer %v); want none, and no timer", n, timer != nil)
+	}
+	// Close: nothing kept after, no timer.
+	put(6)
+	c.Close()
+	put(7)
+	if n := c.Len(); n != 0 || c.timer != nil {
+		t.Fatalf("after Close: %d entries, timer %v; want none", n, c.timer != nil)
+	}
+	var nilMerges *Merges
+	nilMerges.Close() // a node that did not get as far as making one
 }
 
 // TestMergedEncodingConcurrent: the writers of several sessions (one per
 // flusher) encode the same merged event at once (run with -race).
 func TestMergedEncodingConcurrent(t *testing.T) {
-	env := newRoomEnv(Options{ProgressRate: 1e9, ClientRate: 1e9, ClientBurst: 1 << 20})
+	env := newRoomEnv(t, Options{ProgressRate: 1e9, ClientRate: 1e9, ClientBurst: 1 << 20})
 	clients := roomSessions(env, 8, protocol.JSON)
 	for round := range 20 {
 		for i := range 3 {
@@ -343,7 +368,7 @@ func TestMergedEncodingConcurrent(t *testing.T) {
 // frame every 10 events: what a room pays per event and client, the
 // coalescing and the merged event's encoding together (ns/delivery).
 func BenchmarkCoalescedRoom(b *testing.B) {
-	env := newRoomEnv(Options{ProgressRate: 1e9, ClientRate: 1e9, ClientBurst: 1 << 30})
+	env := newRoomEnv(b, Options{ProgressRate: 1e9, ClientRate: 1e9, ClientBurst: 1 << 30})
 	clients := roomSessions(env, 256, protocol.JSON)
 	events := make([]*hub.Outbound, 64)
 	for i := range events {

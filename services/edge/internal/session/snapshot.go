@@ -108,7 +108,7 @@ func (s *Session) Snapshot() Snapshot {
 		UserAgent:  s.info.UserAgent,
 		Mode:       s.info.Mode.String(),
 		Device:     s.device(),
-		Since:      epoch.Add(s.start),
+		Since:      time.Now().Add(-(time.Since(epoch) - s.start)), // the wall clock's, even if it moved since epoch
 	}
 	if c := s.Claims(); c != nil {
 		snap.User, snap.ExpiresAt = c.Subject, c.ExpiresAt
