@@ -64,7 +64,19 @@ func (r *runner) broadcast(ctx context.Context) (*Results, error) {
 				}
 			}
 		}
-		c.(*leanConn).start(r.leanRead(got, &latency, onEvent))
+		h := r.leanRead(got, &latency, onEvent)
+		if job {
+			if reset := logs.onReset(i); reset != nil {
+				read := h.msg
+				h.msg = func(m *leanMsg) {
+					if m.Op == OpReset {
+						reset(m.Seq)
+					}
+					read(m)
+				}
+			}
+		}
+		c.(*leanConn).start(h)
 	})
 	res := r.connectResults(d)
 	// On an early return, close the clients (each Close waits for its reader).
@@ -125,7 +137,7 @@ func (r *runner) broadcast(ctx context.Context) (*Results, error) {
 	res.Delivery, sum = r.checkRoom(published, received, rm, d.pos, pub.Published, window, coalesced)
 	res.Latency = latencyOf(&latency)
 	if job {
-		res.Logs = logs.check(d.pos)
+		res.Logs = logs.check(d.pos, func(i int) bool { return received[i] != nil })
 		if res.Logs.Mismatched > 0 {
 			res.OK = false
 		}

@@ -38,6 +38,7 @@ type jobLogs struct {
 type receivedLogs struct {
 	seq   uint64
 	lines []string
+	reset bool // a reset: the room goes on after seq, nothing before it is owed
 }
 
 func newJobLogs(clients int) *jobLogs {
@@ -68,6 +69,14 @@ func (j *jobLogs) onEvent(i int, binary bool) func(m *leanMsg) {
 		}
 		j.received[i] = append(j.received[i], receivedLogs{seq: m.Seq, lines: lines})
 	}
+}
+
+// onReset returns client i's reset handler: nil for a client not checked.
+func (j *jobLogs) onReset(i int) func(seq uint64) {
+	if i >= len(j.received) {
+		return nil
+	}
+	return func(seq uint64) { j.received[i] = append(j.received[i], receivedLogs{seq: seq, reset: true}) }
 }
 
 // decodeLines returns the log lines of one server event message (a
@@ -109,9 +118,9 @@ func lineTexts(ev *pb.Event) []string {
 	return out
 }
 
-// check compares what each checked client received with what was
-// published after its subscribe position pos[i].
-func (j *jobLogs) check(pos []uint64) *LogResults {
+// check compares what each checked client that connected received with
+// what was published after its subscribe position pos[i] (or a reset's).
+func (j *jobLogs) check(pos []uint64, connected func(i int) bool) *LogResults {
 	seqs := make([]uint64, 0, len(j.published))
 	for seq := range j.published {
 		seqs = append(seqs, seq)
@@ -119,6 +128,9 @@ func (j *jobLogs) check(pos []uint64) *LogResults {
 	slices.Sort(seqs)
 	res := &LogResults{}
 	for i, got := range j.received {
+		if !connected(i) {
+			continue
+		}
 		res.Clients++
 		if j.failed[i] != nil {
 			res.Mismatched++
@@ -128,6 +140,10 @@ func (j *jobLogs) check(pos []uint64) *LogResults {
 		}
 		prev := pos[i]
 		for _, r := range got {
+			if r.reset {
+				prev = r.seq
+				continue
+			}
 			res.Events++
 			res.Lines += len(r.lines)
 			// The lines of the events after prev up to r.seq, the last

@@ -43,21 +43,35 @@ func TestJobLogsCheck(t *testing.T) {
 		got        []receivedLogs
 		mismatched int
 	}{
-		{"every event", []receivedLogs{{11, []string{"a", "b"}}, {12, nil}, {13, []string{"c"}}, {14, last200()}}, 0},
-		{"coalesced", []receivedLogs{{13, []string{"a", "b", "c"}}, {14, last200()}}, 0},
-		{"a line lost", []receivedLogs{{13, []string{"a", "c"}}, {14, last200()}}, 1},
-		{"lines twice", []receivedLogs{{11, []string{"a", "b"}}, {13, []string{"a", "b", "c"}}}, 1},
-		{"not truncated as the edge does", []receivedLogs{{13, []string{"a", "b", "c"}}, {14, append([]string{"c"}, last200()...)}}, 1},
+		{"every event", []receivedLogs{{seq: 11, lines: []string{"a", "b"}}, {seq: 12, lines: nil}, {seq: 13, lines: []string{"c"}}, {seq: 14, lines: last200()}}, 0},
+		{"coalesced", []receivedLogs{{seq: 13, lines: []string{"a", "b", "c"}}, {seq: 14, lines: last200()}}, 0},
+		{"a line lost", []receivedLogs{{seq: 13, lines: []string{"a", "c"}}, {seq: 14, lines: last200()}}, 1},
+		{"lines twice", []receivedLogs{{seq: 11, lines: []string{"a", "b"}}, {seq: 13, lines: []string{"a", "b", "c"}}}, 1},
+		{"after a reset", []receivedLogs{{seq: 11, lines: []string{"a", "b"}}, {seq: 13, reset: true}, {seq: 14, lines: last200()}}, 0},
+		{"lines from before a reset, after it", []receivedLogs{{seq: 12, reset: true}, {seq: 13, lines: []string{"a", "b", "c"}}}, 1},
+		{"not truncated as the edge does", []receivedLogs{{seq: 13, lines: []string{"a", "b", "c"}}, {seq: 14, lines: append([]string{"c"}, last200()...)}}, 1},
 	} {
 		j := newJobLogs(1)
 		publish(j)
 		j.received[0] = tc.got
-		res := j.check([]uint64{10})
-		if res.Mismatched != tc.mismatched || res.Clients != 1 || res.Events != len(tc.got) {
-			t.Errorf("%s: %+v; want %d mismatched of %d events", tc.name, res, tc.mismatched, len(tc.got))
+		res := j.check([]uint64{10}, func(int) bool { return true })
+		events := 0
+		for _, r := range tc.got {
+			if !r.reset {
+				events++
+			}
+		}
+		if res.Mismatched != tc.mismatched || res.Clients != 1 || res.Events != events {
+			t.Errorf("%s: %+v; want %d mismatched of %d events", tc.name, res, tc.mismatched, events)
 		}
 		if tc.mismatched > 0 && !strings.Contains(res.First, "client c0") {
 			t.Errorf("%s: first mismatch %q", tc.name, res.First)
 		}
+	}
+	// A checked slot whose client never connected is not counted.
+	j := newJobLogs(2)
+	publish(j)
+	if res := j.check([]uint64{10, 10}, func(i int) bool { return i == 0 }); res.Clients != 1 {
+		t.Errorf("two slots, one connected: %d clients checked; want 1", res.Clients)
 	}
 }
