@@ -345,11 +345,8 @@ func TestCommandFloodClosed(t *testing.T) {
 	n := edgetest.StartNATS(t)
 	e := edgetest.StartEdge(t, n, func(o *node.Options) { o.Session.CommandRate = 5; o.Session.CommandBurst = 10 })
 	ws := rawConn(t, e)
-	var acks strings.Builder
-	for range 50 {
-		acks.WriteString(`{"op":"ack","room":"project:p1","seq":1}` + "\n")
-	}
-	if err := ws.Write(ctxT(t), websocket.MessageText, []byte(acks.String()+`{"op":"ping","id":1}`)); err != nil {
+	acks := strings.Repeat(`{"op":"ack","room":"project:p1","seq":1}`+"\n", 50)
+	if err := ws.Write(ctxT(t), websocket.MessageText, []byte(acks+`{"op":"ping","id":1}`)); err != nil {
 		t.Fatal(err)
 	}
 	if got := readMsg(t, ws); got != `{"op":"pong","id":1}` {
@@ -373,17 +370,14 @@ func TestAckFloodClosed(t *testing.T) {
 	n := edgetest.StartNATS(t)
 	e := edgetest.StartEdge(t, n, func(o *node.Options) { o.Session.AckRate = 5; o.Session.AckBurst = 10 })
 	ws := rawConn(t, e)
-	var acks strings.Builder
-	for range 10 {
-		acks.WriteString(`{"op":"ack","room":"project:p1","seq":1}` + "\n")
-	}
-	if err := ws.Write(ctxT(t), websocket.MessageText, []byte(acks.String()+`{"op":"ping","id":1}`)); err != nil {
+	acks := strings.Repeat(`{"op":"ack","room":"project:p1","seq":1}`+"\n", 10)
+	if err := ws.Write(ctxT(t), websocket.MessageText, []byte(acks+`{"op":"ping","id":1}`)); err != nil {
 		t.Fatal(err)
 	}
 	if got := readMsg(t, ws); got != `{"op":"pong","id":1}` {
 		t.Fatalf("after 10 acks: %s", got)
 	}
-	if err := ws.Write(ctxT(t), websocket.MessageText, []byte(acks.String())); err != nil {
+	if err := ws.Write(ctxT(t), websocket.MessageText, []byte(acks)); err != nil {
 		t.Fatal(err)
 	}
 	if ce := readClose(t, ws); ce.Code != 4029 || ce.Reason != "more than 5 acks per second" {

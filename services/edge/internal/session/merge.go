@@ -224,10 +224,10 @@ func (c *Merges) Close() {
 	c.cur, c.prev, c.bytes = nil, nil, 0
 }
 
-// Len returns how many encodings c keeps. (How many lookups found one is
-// eventedge_coalesced_encodings_total{result="shared"}; Session.encode
-// counts it.)
-func (c *Merges) Len() int {
+// entries returns how many encodings c keeps (for tests; how many lookups
+// found one is eventedge_coalesced_encodings_total{result="shared"}, which
+// Session.encode counts).
+func (c *Merges) entries() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.cur) + len(c.prev)

@@ -251,7 +251,7 @@ func TestMergesBounded(t *testing.T) {
 		parts[i] = part()
 		c.put(keyOf("project:p1", uint64(i), parts[i], protocol.JSON), parts[i], make([]byte, 100))
 	}
-	if n := c.Len(); n > 20 {
+	if n := c.entries(); n > 20 {
 		t.Fatalf("%d entries of 100 bytes kept with MaxBytes 1000; want at most 20", n)
 	}
 	if _, ok := c.get(keyOf("project:p1", 49, parts[49], protocol.JSON), parts[49]); !ok {
@@ -308,12 +308,12 @@ func TestMergesTurnByAge(t *testing.T) {
 	if _, ok := c.get(k, m); ok {
 		t.Fatal("entry 3 kept through two turns by age")
 	}
-	if n := c.Len(); n > 2 {
+	if n := c.entries(); n > 2 {
 		t.Fatalf("%d entries kept; want at most 2 (entries 4 and 5)", n)
 	}
 	// No more entries: the timer turns the generations out, and stops.
 	deadline := time.Now().Add(10 * time.Second)
-	for c.Len() > 0 && time.Now().Before(deadline) {
+	for c.entries() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	c.mu.Lock()
@@ -326,7 +326,7 @@ func TestMergesTurnByAge(t *testing.T) {
 	put(6)
 	c.Close()
 	put(7)
-	if n := c.Len(); n != 0 || c.timer != nil {
+	if n := c.entries(); n != 0 || c.timer != nil {
 		t.Fatalf("after Close: %d entries, timer %v; want none", n, c.timer != nil)
 	}
 	var nilMerges *Merges

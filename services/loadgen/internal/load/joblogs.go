@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	"google.golang.org/protobuf/proto"
 
@@ -26,10 +25,10 @@ const logCheckClients = 16
 
 // jobLogs checks the job mix's log lines at a few clients (LogResults).
 // published is written by the publisher's collector and read by check
-// after the publisher returned; each checked client's received list is
-// written by its reader and read by check after the clients closed.
+// after the publisher returned (which waits for its collector); each
+// checked client's received list is written by its reader and read by
+// check after the clients closed (Close waits for the reader).
 type jobLogs struct {
-	mu        sync.Mutex          // guards published
 	published map[uint64][]string // seq → the event's log lines
 	received  [][]receivedLogs    // per checked client, in arrival order
 	failed    []error             // per checked client: the first message it could not decode
@@ -48,9 +47,7 @@ func newJobLogs(clients int) *jobLogs {
 
 // publishedEvent records the lines of the event stored at seq.
 func (j *jobLogs) publishedEvent(seq uint64, ev *pb.Event) {
-	j.mu.Lock()
 	j.published[seq] = lineTexts(ev)
-	j.mu.Unlock()
 }
 
 // onEvent returns client i's event handler: nil for a client not checked.
