@@ -72,7 +72,7 @@ func Decode(data []byte) (*ClientMessage, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, &DecodeError{ID: salvageID(data), Reason: "malformed message: " + jsonReason(err)}
 	}
-	if rest := bytes.TrimSpace(data[dec.InputOffset():]); len(rest) > 0 {
+	if rest := trimJSONSpace(data[dec.InputOffset():]); len(rest) > 0 {
 		return nil, &DecodeError{ID: m.ID, Reason: "malformed message: trailing data after the JSON object"}
 	}
 	if err := m.validate(); err != nil {
@@ -165,6 +165,11 @@ func clip(s string) string {
 	return s
 }
 
+// trimJSONSpace trims JSON's whitespace (space, tab, CR, LF) around b:
+// not bytes.TrimSpace's Unicode spaces (\v, \f, U+0085, U+00A0…), which
+// JSON does not allow between values.
+func trimJSONSpace(b []byte) []byte { return bytes.Trim(b, " \t\r\n") }
+
 // Split calls fn for each non-empty '\n'-separated message in a frame.
 func Split(frame []byte, fn func(msg []byte) bool) {
 	for len(frame) > 0 {
@@ -174,7 +179,7 @@ func Split(frame []byte, fn func(msg []byte) bool) {
 		} else {
 			frame = nil
 		}
-		line = bytes.TrimSpace(line)
+		line = trimJSONSpace(line)
 		if len(line) == 0 {
 			continue
 		}
